@@ -1,0 +1,33 @@
+# Everything runs from a virtualenv the Makefile creates itself (Python 3.11+).
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && echo $$p && break; done)
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint crd bench clean
+
+$(BIN)/.installed: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or newer is needed (set PYTHON=/path/to/python3.11)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/python -m controller demo
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest -q
+	$(BIN)/python -m controller demo --quiet
+
+lint: $(BIN)/.installed
+	$(BIN)/python -m compileall -q controller tests bench
+	$(BIN)/python -m controller crd | diff -u crds/ecsalbservices.yaml -
+
+crd: $(BIN)/.installed
+	$(BIN)/python -m controller crd > crds/ecsalbservices.yaml
+
+bench: $(BIN)/.installed
+	$(BIN)/python bench/reconcile.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache
