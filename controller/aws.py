@@ -1,0 +1,123 @@
+"""The one way to call AWS: retries, endpoint_url, and call accounting by operation."""
+from __future__ import annotations
+
+import collections
+import threading
+from typing import Any
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from controller.settings import Settings
+
+SERVICES = ("ec2", "elbv2", "ecs", "acm", "resourcegroupstaggingapi")
+_READ_PREFIXES = ("Describe", "List", "Get")
+
+
+class CallCounter:
+    """Counts API calls (once per operation, not per retry) and attempts, keyed 'service.Operation'."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.calls: collections.Counter[str] = collections.Counter()
+
+    def record(self, key: str) -> None:
+        with self._lock:
+            self.calls[key] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.calls)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls.clear()
+
+    def total(self) -> int:
+        return sum(self.snapshot().values())
+
+    def mutating(self) -> dict[str, int]:
+        return {k: v for k, v in self.snapshot().items() if not is_read(k.split(".", 1)[1])}
+
+
+def is_read(operation: str) -> bool:
+    return operation.startswith(_READ_PREFIXES)
+
+
+class AwsClients:
+    """boto3 clients for one region. Thread-safe to share (botocore clients are)."""
+
+    def __init__(self, settings: Settings, region: str | None = None,
+                 counter: CallCounter | None = None, session: boto3.Session | None = None) -> None:
+        self.region = region or settings.region
+        self.endpoint_url = settings.endpoint_url
+        self.counter = counter or CallCounter()
+        self._session = session or boto3.Session()
+        self._config = botocore.config.Config(
+            region_name=self.region,
+            retries={"mode": settings.retry_mode, "total_max_attempts": settings.max_attempts},
+            connect_timeout=10, read_timeout=30,
+            user_agent_extra="ecs-alb-operator",
+        )
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def __getattr__(self, service: str) -> Any:
+        if service not in SERVICES:
+            raise AttributeError(service)
+        return self.client(service)
+
+    def client(self, service: str) -> Any:
+        with self._lock:
+            if service not in self._clients:
+                client = self._session.client(service, config=self._config, endpoint_url=self.endpoint_url)
+                # botocore's event system (public API): 'before-call' fires once per operation, before retries.
+                client.meta.events.register("before-call.*.*", self._count)
+                self._clients[service] = client
+            return self._clients[service]
+
+    def _count(self, model: Any, **_: Any) -> None:
+        self.counter.record(f"{model.service_model.service_name}.{model.name}")
+
+
+class Registry:
+    """AwsClients per region, sharing one call counter: the composition root owns one of these."""
+
+    def __init__(self, settings: Settings, counter: CallCounter | None = None) -> None:
+        self.settings = settings
+        self.counter = counter or CallCounter()
+        self._by_region: dict[str, AwsClients] = {}
+        self._lock = threading.Lock()
+
+    def for_region(self, region: str | None) -> AwsClients:
+        region = region or self.settings.region
+        with self._lock:
+            if region not in self._by_region:
+                self._by_region[region] = AwsClients(self.settings, region, self.counter)
+            return self._by_region[region]
+
+
+def error_code(exc: BaseException) -> str | None:
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return exc.response.get("Error", {}).get("Code")
+    return None
+
+
+# Errors that mean "AWS is busy or briefly broken": botocore already retried them; the operator
+# retries the whole reconcile later instead of failing the resource.
+TRANSIENT_CODES = {
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded", "TooManyRequestsException",
+    "ServiceUnavailable", "ServiceUnavailableException", "InternalFailure", "InternalError", "RequestTimeout",
+    "DependencyViolation", "ResourceInUse", "ResourceInUseException", "PriorityInUse",
+}
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, (botocore.exceptions.ConnectionError, botocore.exceptions.ReadTimeoutError,
+                        botocore.exceptions.ResponseParserError)):
+        return True
+    if isinstance(exc, botocore.exceptions.ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return error_code(exc) in TRANSIENT_CODES or status >= 500
+    return False

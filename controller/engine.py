@@ -1,0 +1,213 @@
+"""The straight line: observe -> diff -> ordered plan -> apply -> Result.
+
+Dependency order lives in KINDS alone: creates and updates run in that order (the listener before the
+service, as the tutorial's DependsOn had it); deletions run in the reverse order after everything else,
+so traffic always has a path while a replacement is switched over.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Callable
+from typing import Any
+
+from controller import desired as d
+from controller.aws import AwsClients
+from controller.ownership import Owner
+from controller.resources.base import Conflict, Context, FieldDiff, Kind, Observed
+from controller.resources.ecs_service import Services
+from controller.resources.listener import Listeners
+from controller.resources.load_balancer import ATTRIBUTE_FIELDS as LB_ATTRIBUTE_FIELDS
+from controller.resources.load_balancer import LoadBalancers
+from controller.resources.security_group import SecurityGroups
+from controller.resources.target_group import TargetGroups
+
+KINDS: list[Kind] = [SecurityGroups(), TargetGroups(), LoadBalancers(), Listeners(), Services()]
+BY_KIND = {k.kind: k for k in KINDS}
+# The Resource Groups Tagging API finds everything a stack owns in one call (listeners are found through
+# their load balancer, security groups by an EC2 tag filter).
+TAGGED_TYPES = ["elasticloadbalancing:loadbalancer", "elasticloadbalancing:targetgroup", "ecs:service"]
+
+
+@dataclasses.dataclass
+class Change:
+    verb: str  # create | update | replace | delete
+    kind: str
+    key: str
+    id: str | None = None
+    diffs: list[FieldDiff] = dataclasses.field(default_factory=list)
+
+    def describe(self) -> str:
+        what = f"{self.verb} {self.key}" + (f" ({self.id})" if self.id else "")
+        return what + "".join(f"\n    {x.field}: {_short(x.actual)} -> {_short(x.desired)}" for x in self.diffs)
+
+
+@dataclasses.dataclass
+class Result:
+    changes: list[Change]
+    drift: list[FieldDiff]
+    resources: dict[str, Observed]  # the stack as it stands after this run, by key
+    unsupported: list[str]
+    applied: bool
+    target_health: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
+
+
+def desired_by_kind(stack: d.Stack | None) -> dict[str, list[Any]]:
+    if stack is None:
+        return {k.kind: [] for k in KINDS}
+    return {"securityGroup": stack.security_groups, "targetGroup": stack.target_groups,
+            "loadBalancer": [stack.load_balancer], "listener": stack.listeners, "service": [stack.service]}
+
+
+def owned_arns(ctx: Context) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    pages = ctx.aws.resourcegroupstaggingapi.get_paginator("get_resources").paginate(
+        TagFilters=ctx.owner.tag_filters(), ResourceTypeFilters=TAGGED_TYPES)
+    for page in pages:
+        for item in page["ResourceTagMappingList"]:
+            out[item["ResourceARN"]] = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
+    return out
+
+
+def observe(ctx: Context, stack: d.Stack | None) -> None:
+    """Read everything the owner owns, kind by kind (later kinds may use earlier observations)."""
+    wanted = desired_by_kind(stack)
+    owned = owned_arns(ctx)
+    for kind in KINDS:
+        ctx.observed[kind.kind] = kind.observe(ctx, wanted[kind.kind], owned)
+
+
+def _conflicts(ctx: Context, stack: d.Stack) -> None:
+    for kind in KINDS:
+        for want in desired_by_kind(stack)[kind.kind]:
+            names = {getattr(want, "name", None), getattr(want, "alt_name", None)} - {None}
+            for o in ctx.observed[kind.kind]:
+                if o.key is None and o.name in names and not any(
+                        x.key == want.key for x in ctx.observed[kind.kind]):
+                    raise Conflict(want.key, o.id, "not created by this operator for this resource"
+                                   if not o.tags else f"owned by someone else (tags {_owner_tags(o)})")
+
+
+def reconcile(aws: AwsClients, owner: Owner, stack: d.Stack, *, apply: bool, known: set[str] = frozenset(),
+              on_change: Callable[[str, str, str], None] | None = None) -> Result:
+    """Converge AWS toward `stack` (apply=True) or only say what would change (apply=False).
+    `known` are keys the previous run saw: one of them missing now is drift (deleted out of band)."""
+    ctx = Context(aws, owner, on_change=on_change)
+    observe(ctx, stack)
+    _conflicts(ctx, stack)
+    changes: list[Change] = []
+    drift: list[FieldDiff] = []
+    keep: set[str] = set()  # ids of observed resources that stay
+
+    for kind in KINDS:
+        for want in desired_by_kind(stack)[kind.kind]:
+            candidates = [o for o in ctx.observed[kind.kind] if o.key == want.key]
+            current, diffs = _best(ctx, kind, want, candidates)
+            if current is None:
+                if want.key in known:
+                    drift.append(FieldDiff(want.key, "exists", "present", "missing"))
+                changes.append(Change("create", kind.kind, want.key))
+                if apply:
+                    ctx.resolved[want.key] = created = kind.create(ctx, want)
+                    ctx.observed[kind.kind].append(created)
+                    keep.add(created.id)
+                continue
+            keep.add(current.id)
+            ctx.resolved[want.key] = current
+            if not diffs:
+                continue
+            drift.extend(diffs)
+            if any(x.field in kind.immutable for x in diffs):
+                changes.append(Change("replace", kind.kind, want.key, current.id, diffs))
+                keep.discard(current.id)  # the old one goes in the delete phase, after dependents moved
+                if apply:
+                    ctx.resolved[want.key] = created = kind.create(ctx, want)
+                    ctx.observed[kind.kind].append(created)
+                    keep.add(created.id)
+                else:
+                    del ctx.resolved[want.key]  # dependents show "(known after apply)"
+            else:
+                changes.append(Change("update", kind.kind, want.key, current.id, diffs))
+                if apply:
+                    # Re-diff with what is resolved now: an earlier step may have replaced a dependency.
+                    kind.update(ctx, want, current, kind.diff(ctx, want, current) or diffs)
+
+    wanted_keys = {w.key for ws in desired_by_kind(stack).values() for w in ws}
+    for kind in reversed(KINDS):
+        for o in kind.deletion_order(ctx.observed[kind.kind]):
+            if o.key is None or o.id in keep:
+                continue
+            replaced = any(c.id == o.id and c.verb == "replace" for c in changes)
+            if not replaced:
+                # An owned resource the spec no longer has, or an extra one added by hand on an owned parent.
+                drift.append(FieldDiff(o.key if o.key not in wanted_keys else f"{o.key}#{o.id}",
+                                       "exists", "absent", "present"))
+                changes.append(Change("delete", kind.kind, o.key, o.id))
+            if apply:
+                _delete(ctx, kind, o, stack)
+    target_health = {}
+    if apply:
+        tgs = BY_KIND["targetGroup"]
+        target_health = {k: tgs.health(ctx, o) for k, o in ctx.resolved.items() if o.kind == "targetGroup"}
+    return Result(changes=changes, drift=drift, resources=dict(ctx.resolved), unsupported=stack.unsupported,
+                  applied=apply, target_health=target_health)
+
+
+def delete_all(aws: AwsClients, owner: Owner, stack: d.Stack | None, *, apply: bool = True,
+               on_change: Callable[[str, str, str], None] | None = None) -> Result:
+    """Remove every owned resource, in reverse dependency order. `stack` (when the spec still parses) lets
+    a by-name lookup find what the tagging index has not caught up with yet; it is never required."""
+    ctx = Context(aws, owner, on_change=on_change)
+    ctx.cache["deleting"] = True
+    observe(ctx, stack)
+    changes = []
+    for kind in reversed(KINDS):
+        for o in kind.deletion_order(ctx.observed[kind.kind]):
+            if o.key is None:
+                continue  # not ours: never touched
+            changes.append(Change("delete", kind.kind, o.key, o.id))
+            if apply:
+                _delete(ctx, kind, o, stack)
+    return Result(changes=changes, drift=[], resources={}, unsupported=[], applied=apply)
+
+
+def _delete(ctx: Context, kind: Kind, o: Observed, stack: d.Stack | None) -> None:
+    if kind.kind == "loadBalancer" and stack is not None:
+        # Protection the spec no longer asks for is switched off first; protection the spec asks for stays
+        # and stops the deletion with a clear message (DeletionProtected).
+        path = LB_ATTRIBUTE_FIELDS["deletion_protection.enabled"]
+        if o.fields.get(path) == "true" and stack.load_balancer.attributes["deletion_protection.enabled"] == "false":
+            ctx.aws.elbv2.modify_load_balancer_attributes(
+                LoadBalancerArn=o.id, Attributes=[{"Key": "deletion_protection.enabled", "Value": "false"}])
+            o.fields[path] = "false"
+    kind.delete(ctx, o)
+
+
+def _best(ctx: Context, kind: Kind, want: Any, candidates: list[Observed]) -> tuple[Observed | None, list[FieldDiff]]:
+    """Of several owned resources with one key (a crash mid-replacement, or a fake that allowed a
+    duplicate), keep the one that needs no replacement, then the one with the fewest differences."""
+    if not candidates:
+        return None, []
+    scored = []
+    for o in candidates:
+        diffs = kind.diff(ctx, want, o)
+        scored.append((any(x.field in kind.immutable for x in diffs), len(diffs), o, diffs))
+    scored.sort(key=lambda s: (s[0], s[1]))
+    return scored[0][2], scored[0][3]
+
+
+def _owner_tags(o: Observed) -> str:
+    return ", ".join(f"{k}={v}" for k, v in o.tags.items() if k.startswith("ecsalb.io/")) or "none of ours"
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

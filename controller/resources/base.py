@@ -1,0 +1,154 @@
+"""The one shape every AWS resource kind has, so the engine loops over kinds instead of special-casing them.
+
+observe() never changes anything; create/update/delete are idempotent and safe to re-run after a crash,
+because every created resource carries its ownership tags from the very call that creates it.
+"""
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import botocore.exceptions
+
+from controller.aws import AwsClients, error_code
+from controller.desired import Ref
+from controller.ownership import Owner
+
+# What a desired field shows when it refers to a resource that does not exist yet.
+UNKNOWN = "(known after apply)"
+
+
+class Conflict(Exception):
+    """A resource with the wanted name exists and is not ours: never touched, reported with its id."""
+
+    def __init__(self, key: str, resource_id: str, why: str) -> None:
+        super().__init__(f"{key}: {resource_id} already exists and is {why}; the operator will not modify it. "
+                         "Delete or rename it, or choose another name in the spec")
+        self.key, self.resource_id = key, resource_id
+
+
+class MissingDependency(Exception):
+    """Something the spec names and the operator does not own (cluster, task definition) is not there."""
+
+
+@dataclasses.dataclass
+class Observed:
+    kind: str
+    key: str | None  # the resource key from the ownership tag (None when not ours)
+    id: str          # ARN, or the security group id
+    name: str
+    fields: dict[str, Any]  # normalised, comparable with Kind.fields(desired)
+    tags: dict[str, str] = dataclasses.field(default_factory=dict)
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)  # for the status only (dnsName, state, ...)
+    raw: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
+
+
+@dataclasses.dataclass
+class FieldDiff:
+    resource: str
+    field: str
+    desired: Any
+    actual: Any
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class Context:
+    """What a kind needs to act: AWS clients, the owner, and the ids of resources resolved so far."""
+
+    def __init__(self, aws: AwsClients, owner: Owner, *, on_change: Callable[[str, str, str], None] | None = None):
+        self.aws = aws
+        self.owner = owner
+        self.resolved: dict[str, Observed] = {}
+        self.observed: dict[str, list[Observed]] = {}  # by kind: everything owned that observe() found
+        self.cache: dict[str, Any] = {}  # lookups valid for one reconcile (e.g. task definition -> ARN)
+        self._on_change = on_change or (lambda verb, key, detail: None)
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, Ref):
+            found = self.resolved.get(value.key)
+            return found.id if found else UNKNOWN
+        return value
+
+    def changed(self, verb: str, key: str, detail: str) -> None:
+        self._on_change(verb, key, detail)
+
+
+class Kind(abc.ABC):
+    """One AWS resource kind. `fields` and `observe` must produce the same normalised field paths,
+    named in the user's words (`healthCheck.path`), so one diff serves both the update and the drift report."""
+
+    kind: str
+    # Fields AWS cannot change in place: a difference there means "create new, switch, delete old".
+    immutable: frozenset[str] = frozenset()
+
+    @abc.abstractmethod
+    def observe(self, ctx: Context, desired: list[Any], owned: dict[str, dict[str, str]]) -> list[Observed]:
+        """Every resource of this kind that the owner owns, plus any same-named resource it does not own
+        (returned with key=None, so the engine can report a Conflict). `owned` maps the ARNs the tagging
+        API lists for the owner to their tags."""
+
+    @abc.abstractmethod
+    def fields(self, ctx: Context, desired: Any, actual: Observed | None) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    def create(self, ctx: Context, desired: Any) -> Observed: ...
+
+    @abc.abstractmethod
+    def update(self, ctx: Context, desired: Any, actual: Observed, diffs: list[FieldDiff]) -> None: ...
+
+    @abc.abstractmethod
+    def delete(self, ctx: Context, actual: Observed) -> None: ...
+
+    def deletion_order(self, found: list[Observed]) -> list[Observed]:
+        """The order to delete several resources of this kind in (dependents first)."""
+        return found
+
+    def diff(self, ctx: Context, desired: Any, actual: Observed) -> list[FieldDiff]:
+        want = self.fields(ctx, desired, actual)
+        return [FieldDiff(desired.key, path, value, actual.fields.get(path))
+                for path, value in want.items() if not _same(value, actual.fields.get(path))]
+
+
+def _same(desired: Any, actual: Any) -> bool:
+    if _contains_unknown(desired):
+        return False
+    return desired == actual
+
+
+def _contains_unknown(value: Any) -> bool:
+    if value == UNKNOWN:
+        return True
+    if isinstance(value, dict):
+        return any(_contains_unknown(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_contains_unknown(v) for v in value)
+    return False
+
+
+def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def describe_many(call: Callable[..., dict], param: str, ids: Iterable[str], result_key: str,
+                  not_found: set[str], batch: int = 20) -> list[dict]:
+    """Describe by lists of ids, `batch` at a time; if one id is gone (deleted out of band, while the tagging
+    index still lists it), fall back to one call per id for that batch and skip the missing ones."""
+    out: list[dict] = []
+    for group in chunks(sorted(set(ids)), batch):
+        try:
+            out.extend(call(**{param: group})[result_key])
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) not in not_found:
+                raise
+            for one in group:
+                try:
+                    out.extend(call(**{param: [one]})[result_key])
+                except botocore.exceptions.ClientError as inner:
+                    if error_code(inner) not in not_found:
+                        raise
+    return out

@@ -1,0 +1,126 @@
+"""The Application Load Balancer: subnets, security groups, IP type and attributes change in place;
+a new name or scheme means a replacement (create the new one, move listeners, delete the old one)."""
+from __future__ import annotations
+
+from typing import Any
+
+import botocore.exceptions
+
+from controller import desired as d
+from controller.aws import error_code
+from controller.ownership import RESOURCE_TAG, owner_description, to_aws
+from controller.resources.base import Conflict, Context, FieldDiff, Kind, Observed, describe_many
+from controller.resources.elbv2 import tags_by_arn
+
+ATTRIBUTE_FIELDS = {
+    "idle_timeout.timeout_seconds": "attributes.idleTimeoutSeconds",
+    "routing.http2.enabled": "attributes.http2",
+    "deletion_protection.enabled": "attributes.deletionProtection",
+    "routing.http.drop_invalid_header_fields.enabled": "attributes.dropInvalidHeaderFields",
+    "access_logs.s3.enabled": "attributes.accessLogs.enabled",
+    "access_logs.s3.bucket": "attributes.accessLogs.bucket",
+    "access_logs.s3.prefix": "attributes.accessLogs.prefix",
+}
+ATTRIBUTE_DEFAULTS = {
+    "idle_timeout.timeout_seconds": "60", "routing.http2.enabled": "true", "deletion_protection.enabled": "false",
+    "routing.http.drop_invalid_header_fields.enabled": "false", "access_logs.s3.enabled": "false",
+    "access_logs.s3.bucket": "", "access_logs.s3.prefix": "",
+}
+
+
+class DeletionProtected(Exception):
+    """The load balancer has deletion protection on: the operator will not turn it off by itself."""
+
+
+class LoadBalancers(Kind):
+    kind = "loadBalancer"
+    immutable = frozenset({"name", "scheme", "type"})
+
+    def fields(self, ctx: Context, desired: d.LoadBalancer, actual: Observed | None) -> dict[str, Any]:
+        name = actual.name if actual and actual.name in (desired.name, desired.alt_name) else desired.name
+        out: dict[str, Any] = {
+            "name": name, "scheme": desired.scheme, "type": "application", "ipAddressType": desired.ip_address_type,
+            "subnets": sorted(desired.subnets),
+            "securityGroups": sorted(str(ctx.resolve(sg)) for sg in desired.security_groups),
+        }
+        # Compare the access-log bucket/prefix only when logging is on; AWS keeps stale values otherwise.
+        for key, value in desired.attributes.items():
+            out[ATTRIBUTE_FIELDS[key]] = value
+        return out
+
+    def observe(self, ctx: Context, desired: list[d.LoadBalancer], owned: dict[str, dict[str, str]]) -> list[Observed]:
+        elbv2 = ctx.aws.elbv2
+        arns = [arn for arn in owned if ":loadbalancer/app/" in arn]
+        lbs = describe_many(elbv2.describe_load_balancers, "LoadBalancerArns", arns, "LoadBalancers",
+                            {"LoadBalancerNotFound"})
+        tags = {lb["LoadBalancerArn"]: owned[lb["LoadBalancerArn"]] for lb in lbs}
+        for lb in desired:
+            if lb.name in {x["LoadBalancerName"] for x in lbs}:
+                continue
+            try:
+                found = elbv2.describe_load_balancers(Names=[lb.name])["LoadBalancers"]
+            except botocore.exceptions.ClientError as exc:
+                if error_code(exc) != "LoadBalancerNotFound":
+                    raise
+                continue
+            lbs += found
+            tags.update(tags_by_arn(elbv2, [x["LoadBalancerArn"] for x in found]))
+        return [self._observed(ctx, lb, tags.get(lb["LoadBalancerArn"], {})) for lb in lbs]
+
+    def _observed(self, ctx: Context, lb: dict, tags: dict[str, str]) -> Observed:
+        arn = lb["LoadBalancerArn"]
+        attrs = {a["Key"]: a["Value"] for a in
+                 ctx.aws.elbv2.describe_load_balancer_attributes(LoadBalancerArn=arn)["Attributes"]}
+        fields: dict[str, Any] = {
+            "name": lb["LoadBalancerName"], "scheme": lb.get("Scheme"), "type": lb.get("Type"),
+            "ipAddressType": lb.get("IpAddressType"),
+            "subnets": sorted(az["SubnetId"] for az in lb.get("AvailabilityZones", [])),
+            "securityGroups": sorted(lb.get("SecurityGroups", [])),
+        }
+        for key, path in ATTRIBUTE_FIELDS.items():
+            fields[path] = attrs.get(key, ATTRIBUTE_DEFAULTS[key])
+        return Observed(kind=self.kind, key=tags.get(RESOURCE_TAG) if ctx.owner.owns(tags) else None, id=arn,
+                        name=lb["LoadBalancerName"], fields=fields, tags=tags, raw=lb,
+                        info={"dnsName": lb.get("DNSName"), "state": lb.get("State", {}).get("Code")})
+
+    def create(self, ctx: Context, desired: d.LoadBalancer) -> Observed:
+        elbv2 = ctx.aws.elbv2
+        taken = {o.name for o in ctx.observed.get(self.kind, [])}
+        name = desired.alt_name if desired.name in taken else desired.name
+        # On AWS, a create with an existing name and the same settings returns that load balancer.
+        lb = elbv2.create_load_balancer(
+            Name=name, Subnets=desired.subnets, SecurityGroups=[ctx.resolve(sg) for sg in desired.security_groups],
+            Scheme=desired.scheme, Type="application", IpAddressType=desired.ip_address_type,
+            Tags=to_aws(ctx.owner.tags(desired.key)))["LoadBalancers"][0]
+        arn = lb["LoadBalancerArn"]
+        tags = tags_by_arn(elbv2, [arn]).get(arn, {})
+        if tags.get(RESOURCE_TAG) != desired.key or not ctx.owner.owns(tags):
+            raise Conflict(desired.key, arn, owner_description(tags))
+        ctx.changed("Created", desired.key, arn)
+        elbv2.modify_load_balancer_attributes(
+            LoadBalancerArn=arn, Attributes=[{"Key": k, "Value": v} for k, v in desired.attributes.items()])
+        return self._observed(ctx, lb, tags)
+
+    def update(self, ctx: Context, desired: d.LoadBalancer, actual: Observed, diffs: list[FieldDiff]) -> None:
+        elbv2 = ctx.aws.elbv2
+        changed = {x.field for x in diffs}
+        if "securityGroups" in changed:
+            elbv2.set_security_groups(LoadBalancerArn=actual.id,
+                                      SecurityGroups=[ctx.resolve(sg) for sg in desired.security_groups])
+        if "subnets" in changed:
+            elbv2.set_subnets(LoadBalancerArn=actual.id, Subnets=desired.subnets)
+        if "ipAddressType" in changed:
+            elbv2.set_ip_address_type(LoadBalancerArn=actual.id, IpAddressType=desired.ip_address_type)
+        attrs = [{"Key": k, "Value": v} for k, v in desired.attributes.items() if ATTRIBUTE_FIELDS[k] in changed]
+        if attrs:
+            elbv2.modify_load_balancer_attributes(LoadBalancerArn=actual.id, Attributes=attrs)
+        ctx.changed("Updated", desired.key, ", ".join(sorted(changed)))
+
+    def delete(self, ctx: Context, actual: Observed) -> None:
+        if actual.fields.get("attributes.deletionProtection") == "true":
+            raise DeletionProtected(
+                f"load balancer {actual.name} ({actual.id}) has deletion protection on; set "
+                "spec.loadBalancer.attributes.deletionProtection: false (or turn it off in AWS) to let it go")
+        # Succeeds for a load balancer that is already gone (AWS and moto agree).
+        ctx.aws.elbv2.delete_load_balancer(LoadBalancerArn=actual.id)
+        ctx.changed("Deleted", actual.key or actual.id, actual.id)

@@ -1,0 +1,150 @@
+"""ELBv2 target groups: health check and attributes change in place; port/protocol/type/VPC mean replacement."""
+from __future__ import annotations
+
+from typing import Any
+
+import botocore.exceptions
+
+from controller import desired as d
+from controller.aws import error_code
+from controller.ownership import RESOURCE_TAG, owner_description, to_aws
+from controller.resources.base import Conflict, Context, FieldDiff, Kind, Observed, describe_many
+from controller.resources.elbv2 import tags_by_arn
+
+# AWS attribute key -> the field path a user reads in the drift report.
+ATTRIBUTE_FIELDS = {
+    "deregistration_delay.timeout_seconds": "attributes.deregistrationDelaySeconds",
+    "stickiness.enabled": "attributes.stickiness.enabled",
+    "stickiness.type": "attributes.stickiness.type",
+    "stickiness.lb_cookie.duration_seconds": "attributes.stickiness.durationSeconds",
+    "stickiness.app_cookie.duration_seconds": "attributes.stickiness.appCookieDurationSeconds",
+    "stickiness.app_cookie.cookie_name": "attributes.stickiness.cookieName",
+    "slow_start.duration_seconds": "attributes.slowStartSeconds",
+    "load_balancing.algorithm.type": "attributes.algorithm",
+}
+# What AWS reports for a key it leaves out (moto returns only a subset).
+ATTRIBUTE_DEFAULTS = {
+    "deregistration_delay.timeout_seconds": "300", "stickiness.enabled": "false", "stickiness.type": "lb_cookie",
+    "stickiness.lb_cookie.duration_seconds": "86400", "stickiness.app_cookie.duration_seconds": "86400",
+    "stickiness.app_cookie.cookie_name": "", "slow_start.duration_seconds": "0",
+    "load_balancing.algorithm.type": "round_robin",
+}
+HEALTH_CHECK_PARAMS = {  # field under healthCheck. -> modify_target_group parameter
+    "enabled": "HealthCheckEnabled", "protocol": "HealthCheckProtocol", "port": "HealthCheckPort",
+    "path": "HealthCheckPath", "intervalSeconds": "HealthCheckIntervalSeconds",
+    "timeoutSeconds": "HealthCheckTimeoutSeconds", "healthyThreshold": "HealthyThresholdCount",
+    "unhealthyThreshold": "UnhealthyThresholdCount",
+}
+
+
+def normalise_matcher(codes: str) -> str:
+    return ",".join(part.strip() for part in str(codes).split(","))
+
+
+class TargetGroups(Kind):
+    kind = "targetGroup"
+    immutable = frozenset({"name", "port", "protocol", "protocolVersion", "targetType", "vpcId"})
+
+    def fields(self, ctx: Context, desired: d.TargetGroup, actual: Observed | None) -> dict[str, Any]:
+        # A replacement lives under the alternate name; both names are "the" name of this target group.
+        name = actual.name if actual and actual.name in (desired.name, desired.alt_name) else desired.name
+        out: dict[str, Any] = {"name": name, "port": desired.port, "protocol": desired.protocol,
+                               "protocolVersion": desired.protocol_version, "targetType": desired.target_type,
+                               "vpcId": desired.vpc_id}
+        for key, value in desired.health_check.items():
+            out[f"healthCheck.{key}"] = normalise_matcher(value) if key == "matcher" else value
+        for key, value in desired.attributes.items():
+            out[ATTRIBUTE_FIELDS.get(key, f"attributes.{key}")] = value
+        return out
+
+    def observe(self, ctx: Context, desired: list[d.TargetGroup], owned: dict[str, dict[str, str]]) -> list[Observed]:
+        elbv2 = ctx.aws.elbv2
+        arns = [arn for arn in owned if ":targetgroup/" in arn]
+        groups = describe_many(elbv2.describe_target_groups, "TargetGroupArns", arns, "TargetGroups",
+                               {"TargetGroupNotFound"})
+        tags = {g["TargetGroupArn"]: owned[g["TargetGroupArn"]] for g in groups}
+        seen = {g["TargetGroupName"] for g in groups}
+        for tg in desired:  # a same-named group we do not own (or whose tags the index has not seen yet)
+            if tg.name in seen:
+                continue
+            try:
+                found = elbv2.describe_target_groups(Names=[tg.name])["TargetGroups"]
+            except botocore.exceptions.ClientError as exc:
+                if error_code(exc) != "TargetGroupNotFound":
+                    raise
+                continue
+            groups += found
+            tags.update(tags_by_arn(elbv2, [g["TargetGroupArn"] for g in found]))
+        return [self._observed(ctx, g, tags.get(g["TargetGroupArn"], {})) for g in groups]
+
+    def _observed(self, ctx: Context, group: dict, tags: dict[str, str]) -> Observed:
+        elbv2 = ctx.aws.elbv2
+        arn = group["TargetGroupArn"]
+        attrs = {a["Key"]: a["Value"] for a in elbv2.describe_target_group_attributes(TargetGroupArn=arn)["Attributes"]}
+        fields: dict[str, Any] = {
+            "name": group["TargetGroupName"], "port": group.get("Port"), "protocol": group.get("Protocol"),
+            "protocolVersion": group.get("ProtocolVersion", "HTTP1"), "targetType": group.get("TargetType"),
+            "vpcId": group.get("VpcId"),
+            "healthCheck.matcher": normalise_matcher(group.get("Matcher", {}).get("HttpCode", "")),
+        }
+        for key, param in HEALTH_CHECK_PARAMS.items():
+            fields[f"healthCheck.{key}"] = group.get(param)
+        for key, path in ATTRIBUTE_FIELDS.items():
+            fields[path] = attrs.get(key, ATTRIBUTE_DEFAULTS[key])
+        return Observed(kind=self.kind, key=tags.get(RESOURCE_TAG) if ctx.owner.owns(tags) else None, id=arn,
+                        name=group["TargetGroupName"], fields=fields, tags=tags, raw=group)
+
+    def health(self, ctx: Context, actual: Observed) -> dict[str, int]:
+        """Target counts by state, for the status."""
+        states = [t["TargetHealth"]["State"] for t in
+                  ctx.aws.elbv2.describe_target_health(TargetGroupArn=actual.id)["TargetHealthDescriptions"]]
+        return {"healthy": states.count("healthy"),
+                "unhealthy": sum(s not in ("healthy", "draining", "unused") for s in states), "total": len(states)}
+
+    def create(self, ctx: Context, desired: d.TargetGroup) -> Observed:
+        elbv2 = ctx.aws.elbv2
+        taken = {o.name for o in ctx.observed.get(self.kind, [])}
+        name = desired.alt_name if desired.name in taken else desired.name
+        hc = desired.health_check
+        try:
+            group = elbv2.create_target_group(
+                Name=name, Protocol=desired.protocol, ProtocolVersion=desired.protocol_version, Port=desired.port,
+                VpcId=desired.vpc_id, TargetType=desired.target_type,
+                **{param: hc[key] for key, param in HEALTH_CHECK_PARAMS.items()},
+                Matcher={"HttpCode": normalise_matcher(hc["matcher"])},
+                Tags=to_aws(ctx.owner.tags(desired.key)))["TargetGroups"][0]
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) != "DuplicateTargetGroupName":
+                raise
+            group = elbv2.describe_target_groups(Names=[name])["TargetGroups"][0]
+            tags = tags_by_arn(elbv2, [group["TargetGroupArn"]]).get(group["TargetGroupArn"], {})
+            if not (ctx.owner.owns(tags) and tags.get(RESOURCE_TAG) == desired.key):
+                raise Conflict(desired.key, group["TargetGroupArn"], owner_description(tags)) from exc
+        arn = group["TargetGroupArn"]
+        ctx.changed("Created", desired.key, arn)
+        elbv2.modify_target_group_attributes(
+            TargetGroupArn=arn, Attributes=[{"Key": k, "Value": v} for k, v in desired.attributes.items()])
+        return self._observed(ctx, group, ctx.owner.tags(desired.key))
+
+    def update(self, ctx: Context, desired: d.TargetGroup, actual: Observed, diffs: list[FieldDiff]) -> None:
+        elbv2 = ctx.aws.elbv2
+        changed = {x.field for x in diffs}
+        if any(f.startswith("healthCheck.") for f in changed):
+            hc = desired.health_check
+            elbv2.modify_target_group(TargetGroupArn=actual.id,
+                                      **{param: hc[key] for key, param in HEALTH_CHECK_PARAMS.items()},
+                                      Matcher={"HttpCode": normalise_matcher(hc["matcher"])})
+        attrs = [{"Key": k, "Value": v} for k, v in desired.attributes.items()
+                 if ATTRIBUTE_FIELDS.get(k, f"attributes.{k}") in changed]
+        if attrs:
+            elbv2.modify_target_group_attributes(TargetGroupArn=actual.id, Attributes=attrs)
+        ctx.changed("Updated", desired.key, ", ".join(sorted(changed)))
+
+    def delete(self, ctx: Context, actual: Observed) -> None:
+        try:
+            ctx.aws.elbv2.delete_target_group(TargetGroupArn=actual.id)
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) != "TargetGroupNotFound":
+                raise  # ResourceInUse while a listener still forwards to it: transient, retried
+        ctx.changed("Deleted", actual.key or actual.id, actual.id)
+

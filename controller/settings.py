@@ -1,0 +1,30 @@
+"""The operator's flags and environment, in one object (the composition root reads it, nothing else does)."""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw else default
+
+
+@dataclasses.dataclass
+class Settings:
+    # AWS
+    region: str = dataclasses.field(
+        default_factory=lambda: os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+    endpoint_url: str | None = dataclasses.field(default_factory=lambda: os.environ.get("ECSALB_AWS_ENDPOINT_URL") or None)
+    retry_mode: str = dataclasses.field(default_factory=lambda: os.environ.get("ECSALB_AWS_RETRY_MODE", "adaptive"))
+    max_attempts: int = dataclasses.field(default_factory=lambda: _env_int("ECSALB_AWS_MAX_ATTEMPTS", 8))
+    # Ownership: a name for this operator's Kubernetes cluster, so two clusters sharing an AWS account
+    # never touch each other's resources.
+    cluster_name: str = dataclasses.field(default_factory=lambda: os.environ.get("ECSALB_CLUSTER_NAME", "default"))
+    # Kubernetes: None means in-cluster or kubeconfig (kopf's own login); a URL means an API server
+    # reachable without credentials (the embedded emulator of the demo and tests).
+    kube_url: str | None = dataclasses.field(default_factory=lambda: os.environ.get("ECSALB_KUBE_URL") or None)
+    drift_interval_seconds: int = dataclasses.field(default_factory=lambda: _env_int("ECSALB_DRIFT_INTERVAL", 60))
+    log_format: str = dataclasses.field(default_factory=lambda: os.environ.get("ECSALB_LOG_FORMAT", "json"))
+    # How long a delete waits between retries of DependencyViolation while ENIs are released.
+    dependency_retry_seconds: float = 10.0
