@@ -1,0 +1,220 @@
+"""The generated CRD: in sync with the models, structural, and it accepts the example and rejects bad input."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from pydantic import BaseModel
+
+from controller import GROUP, KIND, PLURAL, SHORT_NAME, VERSION
+from controller import spec as spec_module
+from controller.crd import build_crd, render_crd, structural
+from controller.spec import EcsAlbServiceSpec, parse_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = Path(__file__).parent / "data" / "example.yaml"
+
+# Keywords pydantic emits that a structural schema must not contain.
+FORBIDDEN = {"$ref", "$defs", "anyOf", "oneOf", "allOf", "not", "const", "title", "uniqueItems"}
+
+
+@pytest.fixture(scope="module")
+def crd() -> dict[str, Any]:
+    return yaml.safe_load(render_crd())
+
+
+@pytest.fixture(scope="module")
+def schema(crd: dict[str, Any]) -> dict[str, Any]:
+    return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+
+
+def nodes(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    yield path, node
+    for name, child in node.get("properties", {}).items():
+        yield from nodes(child, f"{path}.{name}")
+    if "items" in node:
+        yield from nodes(node["items"], f"{path}[]")
+
+
+def draft7(node: dict[str, Any]) -> dict[str, Any]:
+    """A CRD schema as Draft 7 JSON schema, with the API server's behaviour spelled out.
+
+    nullable allows null; int-or-string allows both; and objects refuse unknown fields, as kubectl's strict
+    field validation does (the API server would otherwise prune them silently).
+    """
+    node = copy.deepcopy(node)
+    for _, each in nodes(node):
+        if each.pop("x-kubernetes-int-or-string", False):
+            each["type"] = ["integer", "string"]
+        if each.pop("nullable", False):
+            each["type"] = [each["type"], "null"]
+            if "enum" in each:
+                each["enum"] = [*each["enum"], None]
+        open_object = each.get("x-kubernetes-preserve-unknown-fields", False)
+        if each.get("type") == "object" and "properties" in each and not open_object:
+            each["additionalProperties"] = False
+    return node
+
+
+def example() -> dict[str, Any]:
+    return yaml.safe_load(EXAMPLE.read_text())
+
+
+def test_file_matches_the_models() -> None:
+    on_disk = (ROOT / "crds" / "ecsalbservices.yaml").read_text()
+    assert on_disk == render_crd(), "crds/ecsalbservices.yaml is stale: regenerate with make crd"
+
+
+def test_render_ends_with_one_newline() -> None:
+    text = render_crd()
+    assert text.endswith("\n") and not text.endswith("\n\n")
+
+
+def test_names_and_version(crd: dict[str, Any]) -> None:
+    assert (crd["apiVersion"], crd["kind"]) == ("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+    assert crd["metadata"]["name"] == "ecsalbservices.ecsalb.io" == f"{PLURAL}.{GROUP}"
+    spec = crd["spec"]
+    assert (spec["group"], spec["scope"]) == ("ecsalb.io", "Namespaced")
+    assert spec["names"] == {"kind": KIND, "listKind": "EcsAlbServiceList", "plural": "ecsalbservices",
+                             "singular": "ecsalbservice", "shortNames": [SHORT_NAME]}
+    [version] = spec["versions"]
+    assert (version["name"], version["served"], version["storage"]) == (VERSION, True, True)
+    assert version["subresources"] == {"status": {}}
+
+
+def test_printer_columns(crd: dict[str, Any]) -> None:
+    columns = {c["name"]: (c["type"], c["jsonPath"]) for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]}
+    assert columns == {
+        "READY": ("string", '.status.conditions[?(@.type=="Ready")].status'),
+        "SYNCED": ("string", '.status.conditions[?(@.type=="Synced")].status'),
+        "DRIFT": ("integer", ".status.driftCount"),
+        "DNS": ("string", ".status.loadBalancer.dnsName"),
+        "AGE": ("date", ".metadata.creationTimestamp"),
+    }
+
+
+def test_status_is_open(schema: dict[str, Any]) -> None:
+    assert schema["properties"]["status"]["type"] == "object"
+    assert schema["properties"]["status"]["x-kubernetes-preserve-unknown-fields"] is True
+
+
+def test_schema_is_structural(schema: dict[str, Any]) -> None:
+    visited = 0
+    for path, node in nodes(schema):
+        visited += 1
+        assert not FORBIDDEN & node.keys(), f"{path}: {sorted(FORBIDDEN & node.keys())}"
+        markers = ("type", "x-kubernetes-preserve-unknown-fields", "x-kubernetes-int-or-string")
+        assert any(node.get(marker) for marker in markers), f"{path} has no type"
+        if node.get("x-kubernetes-int-or-string"):
+            assert "type" not in node, f"{path}: int-or-string must not also set type"
+        # The API server refuses additionalProperties next to properties.
+        assert not ("properties" in node and "additionalProperties" in node), path
+        if node.get("x-kubernetes-list-type") == "map":
+            item = node["items"]
+            keys = set(node["x-kubernetes-list-map-keys"])
+            assert keys <= set(item.get("required", [])), f"{path}: map keys must be required"
+    assert visited > 150, "the walk must reach the whole spec"
+
+
+def test_defaults_are_valid_for_their_node(schema: dict[str, Any]) -> None:
+    # The API server rejects a CRD whose defaults do not validate against their own schema.
+    defaults = [(path, node) for path, node in nodes(schema) if "default" in node]
+    assert len(defaults) > 30
+    for path, node in defaults:
+        jsonschema.Draft7Validator(draft7(node)).validate(node["default"])
+
+
+def test_every_model_field_is_in_the_schema(schema: dict[str, Any]) -> None:
+    spec = schema["properties"]["spec"]
+    assert list(spec["properties"]) == [f.alias for f in EcsAlbServiceSpec.model_fields.values()]
+    listener = spec["properties"]["listeners"]["items"]
+    rule_conditions = listener["properties"]["rules"]["items"]["properties"]["conditions"]
+    assert list(rule_conditions["properties"]) == [
+        "pathPatterns", "hostHeaders", "httpHeaders", "queryStrings", "httpRequestMethods", "sourceIps"]
+    assert set(spec["required"]) == {"vpcId", "loadBalancer", "targetGroups", "listeners", "service"}
+
+
+def test_generated_shapes(schema: dict[str, Any]) -> None:
+    spec = schema["properties"]["spec"]["properties"]
+    target = spec["targetGroups"]["items"]["properties"]
+    assert target["targetType"] == {"default": "ip", "enum": ["ip"], "type": "string"}  # from const
+    assert target["healthCheck"]["properties"]["protocol"]["nullable"] is True  # from anyOf [X, null]
+    assert target["healthCheck"]["properties"]["port"]["x-kubernetes-int-or-string"] is True
+    assert spec["loadBalancer"]["properties"]["subnets"]["minItems"] == 2
+    assert spec["listeners"]["x-kubernetes-list-map-keys"] == ["port"]
+    assert "default" not in spec["region"]  # null defaults are left to pydantic
+
+
+def test_unions_the_api_server_cannot_express_are_refused() -> None:
+    with pytest.raises(ValueError, match="union"):
+        structural({"type": "object", "properties": {"x": {"anyOf": [{"type": "integer"}, {"type": "string"}]}}})
+
+
+def test_unknown_keywords_are_refused() -> None:
+    with pytest.raises(ValueError, match="exclusiveMinimum"):
+        structural({"type": "integer", "exclusiveMinimum": 0})
+
+
+def test_every_model_is_reachable_from_the_spec(schema: dict[str, Any]) -> None:
+    descriptions = {node.get("description") for _, node in nodes(schema)}
+    models = [
+        m for m in vars(spec_module).values()
+        if isinstance(m, type) and issubclass(m, BaseModel) and m.__module__ == spec_module.__name__
+        and m.__name__ not in ("_Model", "EcsAlbService", "Metadata")
+    ]
+    assert len(models) > 25
+    missing = [m.__name__ for m in models if m.__doc__ not in descriptions]
+    assert not missing, f"models without a described node in the CRD: {missing}"
+
+
+def test_example_is_valid_against_the_crd(schema: dict[str, Any]) -> None:
+    jsonschema.Draft7Validator(draft7(schema)).validate(example())
+
+
+def test_a_fully_defaulted_object_is_valid_against_the_crd(schema: dict[str, Any]) -> None:
+    # Every field pydantic fills in must also be a field the API server accepts.
+    dumped = parse_spec(example()).model_dump(mode="json", by_alias=True, exclude_none=True)
+    jsonschema.Draft7Validator(draft7(schema)).validate(dumped)
+
+
+def test_integers_are_accepted_where_yaml_gives_them(schema: dict[str, Any]) -> None:
+    doc = example()
+    doc["spec"]["targetGroups"][0]["healthCheck"]["port"] = 8080
+    doc["spec"]["listeners"][0]["defaultAction"] = {"fixedResponse": {"statusCode": 404}}
+    jsonschema.Draft7Validator(draft7(schema)).validate(doc)
+
+
+BAD = [
+    # (id, edit, path of the error in the document, validator keyword)
+    ("wrong type", lambda d: d["spec"]["listeners"][0].update(port="eighty"), ["spec", "listeners", 0, "port"], "type"),
+    ("unknown field", lambda d: d["spec"]["loadBalancer"].update(subnet=["x"]), ["spec", "loadBalancer"],
+     "additionalProperties"),
+    ("enum", lambda d: d["spec"]["loadBalancer"].update(scheme="public"), ["spec", "loadBalancer", "scheme"], "enum"),
+    ("one subnet", lambda d: d["spec"]["loadBalancer"].update(subnets=["subnet-0aaa"]), ["spec", "loadBalancer", "subnets"],
+     "minItems"),
+    ("missing required", lambda d: d["spec"].pop("vpcId"), ["spec"], "required"),
+    ("out of range", lambda d: d["spec"]["targetGroups"][0].update(port=70000), ["spec", "targetGroups", 0, "port"],
+     "maximum"),
+    ("target type", lambda d: d["spec"]["targetGroups"][0].update(targetType="instance"),
+     ["spec", "targetGroups", 0, "targetType"], "enum"),
+]
+
+
+@pytest.mark.parametrize(("edit", "path", "keyword"), [case[1:] for case in BAD], ids=[case[0] for case in BAD])
+def test_bad_manifest_is_rejected(schema: dict[str, Any], edit: Any, path: list[Any], keyword: str) -> None:
+    doc = example()
+    edit(doc)
+    errors = list(jsonschema.Draft7Validator(draft7(schema)).iter_errors(doc))
+    assert [(list(e.absolute_path), e.validator) for e in errors] == [(path, keyword)]
+
+
+def test_build_crd_is_plain_data() -> None:
+    # No shared sub-objects: yaml.safe_dump would otherwise write &id001 anchors into the file.
+    assert "&id" not in render_crd() and "*id" not in render_crd()
+    assert yaml.safe_load(render_crd()) == build_crd()
