@@ -1,0 +1,212 @@
+"""`ecsalb`: the same engine without Kubernetes (plan / apply / delete / drift), the CRD, the operator, the demo."""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+from typing import Any
+
+import yaml
+
+from controller import KIND, desired, engine
+from controller.aws import AwsClients
+from controller.ownership import Owner
+from controller.settings import Settings
+from controller.spec import EcsAlbService, SpecError, parse_spec
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+
+
+def load_documents(path: str) -> list[dict[str, Any]]:
+    """What `kubectl apply -f` takes: a file with one or several documents, a directory of them, or '-'."""
+    if path == "-":
+        texts = [("<stdin>", sys.stdin.read())]
+    else:
+        p = pathlib.Path(path)
+        if not p.exists():
+            raise FileNotFoundError(f"{path}: no such file or directory")
+        files = sorted(x for x in p.iterdir() if x.suffix in (".yaml", ".yml", ".json")) if p.is_dir() else [p]
+        texts = [(str(f), f.read_text()) for f in files]
+    docs = []
+    for name, text in texts:
+        try:
+            docs += [doc for doc in yaml.safe_load_all(text) if doc]
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{name}: not valid YAML: {exc}") from exc
+    return docs
+
+
+def resources(path: str) -> list[EcsAlbService]:
+    out = []
+    for doc in load_documents(path):
+        if not isinstance(doc, dict) or doc.get("kind") != KIND:
+            print(f"skipped a document of kind {doc.get('kind') if isinstance(doc, dict) else type(doc).__name__}",
+                  file=sys.stderr)
+            continue
+        out.append(parse_spec(doc))
+    if not out:
+        raise ValueError(f"{path}: no {KIND} document found")
+    return out
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings()
+    if args.endpoint_url:
+        settings.endpoint_url = args.endpoint_url
+    if args.region:
+        settings.region = args.region
+    if args.cluster_name:
+        settings.cluster_name = args.cluster_name
+    return settings
+
+
+def _context(res: EcsAlbService, settings: Settings) -> tuple[AwsClients, Owner, desired.Stack]:
+    owner = Owner(settings.cluster_name, res.metadata.namespace, res.metadata.name, res.metadata.uid)
+    aws = AwsClients(settings, res.spec.region or settings.region)
+    return aws, owner, desired.build(res, owner)
+
+
+def _emit(args: argparse.Namespace, report: list[dict[str, Any]], text: list[str]) -> None:
+    if args.output == "json":
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print("\n".join(text))
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    settings, changed, report, text = _settings(args), False, [], []
+    for res in resources(args.file):
+        aws, owner, stack = _context(res, settings)
+        result = engine.reconcile(aws, owner, stack, apply=False)
+        changed |= result.changed
+        report.append({"resource": owner.ref, "changes": [_change(c) for c in result.changes],
+                       "unsupported": result.unsupported})
+        text.append(f"{owner.ref}: " + (f"{len(result.changes)} change(s)" if result.changes else "no changes"))
+        text += [f"  {c.describe()}" for c in result.changes] + [f"  note: {u}" for u in result.unsupported]
+    _emit(args, report, text)
+    return EXIT_CHANGES if changed else EXIT_OK
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    settings, report, text = _settings(args), [], []
+    for res in resources(args.file):
+        aws, owner, stack = _context(res, settings)
+        result = engine.reconcile(aws, owner, stack, apply=True,
+                                  on_change=lambda verb, key, detail: print(f"  {verb} {key}: {detail}", file=sys.stderr))
+        lb = result.resources.get(desired.LOAD_BALANCER)
+        report.append({"resource": owner.ref, "changes": [_change(c) for c in result.changes],
+                       "loadBalancer": {"arn": lb.id, "dnsName": lb.info.get("dnsName")} if lb else None})
+        text.append(f"{owner.ref}: {len(result.changes)} change(s) applied"
+                    + (f"; load balancer {lb.info.get('dnsName')}" if lb else ""))
+        text += [f"  note: {u}" for u in result.unsupported]
+    _emit(args, report, text)
+    return EXIT_OK
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    settings, report, text = _settings(args), [], []
+    for res in resources(args.file):
+        aws, owner, stack = _context(res, settings)
+        if res.spec.policies.deletion == "Retain" and not args.ignore_retain:
+            text.append(f"{owner.ref}: policies.deletion is Retain, nothing deleted (--ignore-retain deletes anyway)")
+            continue
+        result = engine.delete_all(aws, owner, stack,
+                                   on_change=lambda verb, key, detail: print(f"  {verb} {key}: {detail}", file=sys.stderr))
+        report.append({"resource": owner.ref, "deleted": [_change(c) for c in result.changes]})
+        text.append(f"{owner.ref}: {len(result.changes)} owned resource(s) deleted")
+    _emit(args, report, text)
+    return EXIT_OK
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    settings, drifted, report, text = _settings(args), False, [], []
+    for res in resources(args.file):
+        aws, owner, stack = _context(res, settings)
+        # Without a status to remember what existed, a missing resource counts as drift once any of the
+        # stack exists (a stack never applied is "not created yet", not drift).
+        probe = engine.reconcile(aws, owner, stack, apply=False)
+        known = {w.key for w in stack.items()} if probe.resources else set()
+        result = engine.reconcile(aws, owner, stack, apply=False, known=known) if known else probe
+        entries = [x.as_dict() for x in result.drift] if known else []
+        drifted |= bool(entries)
+        report.append({"resource": owner.ref, "drift": entries, "driftCount": len(entries),
+                       "applied": bool(known)})
+        if not known:
+            text.append(f"{owner.ref}: not applied yet (nothing owned found on AWS)")
+        else:
+            text.append(f"{owner.ref}: " + (f"{len(entries)} drifted field(s)" if entries else "no drift"))
+            text += [f"  {e['resource']} {e['field']}: desired {e['desired']!r}, actual {e['actual']!r}" for e in entries]
+    _emit(args, report, text)
+    return EXIT_CHANGES if drifted else EXIT_OK
+
+
+def cmd_crd(args: argparse.Namespace) -> int:
+    from controller.crd import render_crd
+    print(render_crd(), end="")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import kopf
+
+    from controller import operator
+    settings = _settings(args)
+    if args.drift_interval:
+        settings.drift_interval_seconds = args.drift_interval
+    if args.kube_url:
+        settings.kube_url = args.kube_url
+    operator.configure(settings)
+    kopf.run(clusterwide=True, standalone=True, liveness_endpoint=args.liveness)
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from controller import demo
+    return demo.main(quiet=args.quiet)
+
+
+def _change(c: engine.Change) -> dict[str, Any]:
+    return {"action": c.verb, "kind": c.kind, "resource": c.key, "id": c.id, "diff": [x.as_dict() for x in c.diffs]}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ecsalb", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    aws_flags = argparse.ArgumentParser(add_help=False)
+    aws_flags.add_argument("--endpoint-url", help="send every AWS call here (e.g. a moto server)")
+    aws_flags.add_argument("--region", help="default region when the spec has none (else AWS_REGION)")
+    aws_flags.add_argument("--cluster-name", help="ownership tag ecsalb.io/cluster (default: ECSALB_CLUSTER_NAME or 'default')")
+    for name, fn, doc in [("plan", cmd_plan, "show what would be created/changed/deleted (exit 2 if anything would)"),
+                          ("apply", cmd_apply, "converge AWS toward the spec"),
+                          ("delete", cmd_delete, "remove the AWS resources the spec's stack owns"),
+                          ("drift", cmd_drift, "report drift (exit 2 if any, 0 if none, 1 on error)")]:
+        sp = sub.add_parser(name, parents=[aws_flags], help=doc, description=doc)
+        sp.add_argument("-f", "--file", required=True, help="YAML file, directory, or - for stdin")
+        sp.add_argument("--output", "-o", choices=["text", "json"], default="text")
+        if name == "delete":
+            sp.add_argument("--ignore-retain", action="store_true", help="delete even with policies.deletion: Retain")
+        sp.set_defaults(fn=fn)
+    sub.add_parser("crd", help="print the CustomResourceDefinition").set_defaults(fn=cmd_crd)
+    run = sub.add_parser("run", parents=[aws_flags], help="run the operator (kopf)")
+    run.add_argument("--drift-interval", type=int, help="seconds between drift checks (default 60)")
+    run.add_argument("--kube-url", help="Kubernetes API URL without auth (default: in-cluster or kubeconfig)")
+    run.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", help="liveness endpoint")
+    run.set_defaults(fn=cmd_run)
+    demo = sub.add_parser("demo", help="the whole story on moto + an emulated Kubernetes API")
+    demo.add_argument("--quiet", action="store_true", help="less output (for CI)")
+    demo.set_defaults(fn=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except SpecError as exc:
+        print(f"error: invalid spec:\n{exc}", file=sys.stderr)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    except Exception as exc:  # an AWS error, a conflict: one clear line, no traceback
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+    return EXIT_ERROR

@@ -1,0 +1,264 @@
+"""kopf handlers: parse, call the engine, write the status. Nothing else lives here.
+
+Spec changes converge at once; a timer checks for drift every interval (and, under `policies.drift:
+Enforce`, puts AWS back). Deletion runs behind a finalizer. One lock per object keeps the timer and the
+spec handlers from converging the same stack at the same time.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import kopf
+
+from controller import GROUP, PLURAL, VERSION, desired, engine, logs, status
+from controller.aws import Registry, error_code, is_transient
+from controller.ownership import Owner
+from controller.resources.base import Conflict, MissingDependency
+from controller.resources.load_balancer import DeletionProtected
+from controller.settings import Settings
+from controller.spec import EcsAlbService, SpecError, parse_spec
+
+FINALIZER = "ecsalb.io/finalizer"
+RESOURCE = (GROUP, VERSION, PLURAL)
+
+_state: dict[str, Any] = {"settings": Settings(), "aws": None, "registered": set()}
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def configure(settings: Settings, registry: kopf.OperatorRegistry | None = None) -> None:
+    """The composition root for the operator: settings, AWS clients, logging, handlers (registered once)."""
+    _state["settings"] = settings
+    _state["aws"] = Registry(settings)
+    logs.configure(settings.log_format)
+    registry = registry or kopf.get_default_registry()
+    if id(registry) not in _state["registered"]:
+        _register(registry, tick=max(1, min(settings.drift_interval_seconds, 10)))
+        _state["registered"].add(id(registry))
+
+
+def aws_registry() -> Registry:
+    if _state["aws"] is None:
+        _state["aws"] = Registry(_state["settings"])
+    return _state["aws"]
+
+
+def _lock(uid: str) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(uid, threading.Lock())
+
+
+def _register(registry: kopf.OperatorRegistry, tick: int) -> None:
+    @kopf.on.startup(registry=registry)
+    def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.persistence.finalizer = FINALIZER
+        settings.posting.level = logging.WARNING
+        settings.execution.max_workers = 16
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        url = _state["settings"].kube_url
+        if url:
+            return kopf.ConnectionInfo(server=url, default_namespace="default")
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+    @kopf.on.resume(*RESOURCE, registry=registry)
+    @kopf.on.create(*RESOURCE, registry=registry)
+    @kopf.on.update(*RESOURCE, registry=registry, field="spec")
+    def converge(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        _run(body, patch, drift_check=False)
+
+    @kopf.timer(*RESOURCE, registry=registry, interval=tick, initial_delay=tick)
+    def drift_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+        if body.meta.get("deletionTimestamp"):
+            return
+        interval = _drift_interval(body)
+        if time.monotonic() - memo.get("last_drift_check", 0.0) < interval:
+            return
+        memo["last_drift_check"] = time.monotonic()
+        _run(body, patch, drift_check=True)
+
+    @kopf.on.delete(*RESOURCE, registry=registry)
+    def remove(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        _remove(body, patch)
+
+
+def _drift_interval(body: kopf.Body) -> float:
+    per_resource = (body.get("spec", {}).get("policies") or {}).get("driftCheckIntervalSeconds")
+    return float(per_resource or _state["settings"].drift_interval_seconds)
+
+
+def _owner(body: kopf.Body) -> Owner:
+    return Owner(_state["settings"].cluster_name, body.meta.namespace or "default", body.meta.name, body.meta.uid)
+
+
+def _parse(body: kopf.Body, patch: kopf.Patch, log: Any) -> EcsAlbService:
+    try:
+        return parse_spec(dict(body))
+    except SpecError as exc:
+        message = str(exc)
+        log.warning("invalid spec", error=message)
+        old = body.get("status", {}).get("conditions")
+        patch.status["conditions"] = status.set_conditions(
+            old, status.condition(old, "Ready", False, "InvalidSpec", message),
+            status.condition(old, "Synced", False, "InvalidSpec", message))
+        patch.status["observedGeneration"] = body.meta.get("generation")
+        if not _same_message(old, "Synced", message):
+            kopf.warn(dict(body), reason="InvalidSpec", message=message)
+        # Terminal: nothing on AWS is touched, nothing is retried until the spec changes.
+        raise kopf.PermanentError(message) from exc
+
+
+def _same_message(conditions: list[dict] | None, type_: str, message: str) -> bool:
+    return any(c.get("type") == type_ and c.get("message") == message for c in conditions or [])
+
+
+def _run(body: kopf.Body, patch: kopf.Patch, *, drift_check: bool) -> None:
+    log = logs.get(namespace=body.meta.namespace, name=body.meta.name)
+    previous = dict(body.get("status") or {})
+    generation = body.meta.get("generation")
+    if drift_check and _terminal(previous, generation):
+        return  # a spec error or conflict waits for the user, not for a timer
+    resource = _parse(body, patch, log)
+    owner = _owner(body)
+    stack = desired.build(resource, owner)
+    aws = aws_registry().for_region(resource.spec.region)
+    # A drift check is only drift when the last spec change was applied; otherwise it is a retry.
+    in_sync = (previous.get("observedGeneration") == generation and
+               any(c.get("type") == "Synced" and c.get("status") == "True" for c in previous.get("conditions", [])))
+    report_only = drift_check and in_sync and resource.spec.policies.drift == "Report"
+
+    def on_change(verb: str, key: str, detail: str) -> None:
+        log.info("aws change", verb=verb, resource=key, detail=detail)
+        kopf.info(dict(body), reason=verb, message=f"{key}: {detail}")
+
+    with _lock(owner.ref):
+        try:
+            result = engine.reconcile(aws, owner, stack, apply=not report_only,
+                                      known=set((previous.get("resources") or {}).keys()), on_change=on_change)
+        except Exception as exc:  # classified below: every outcome lands in the status
+            _failed(body, patch, previous, exc, log, raise_for_retry=not drift_check)
+            return
+    _succeeded(body, patch, previous, result, resource, drift_check=drift_check and in_sync, log=log)
+
+
+def _terminal(previous: dict, generation: Any) -> bool:
+    return previous.get("observedGeneration") == generation and any(
+        c.get("type") == "Synced" and c.get("reason") == "InvalidSpec" for c in previous.get("conditions", []))
+
+
+def _succeeded(body: kopf.Body, patch: kopf.Patch, previous: dict, result: engine.Result,
+               resource: EcsAlbService, *, drift_check: bool, log: Any) -> None:
+    old = previous.get("conditions")
+    stamp = engine.now()
+    names = status.arn_names(result.resources)
+    out = status.resources_status(result)
+    enforce = resource.spec.policies.drift == "Enforce"
+    conditions = []
+    if drift_check and result.drift:
+        entries = status.drift_entries(result.drift, names, stamp, previous.get("drift"))
+        text = status.summary(result.drift)
+        if enforce:
+            out.update(status.bounded([]))
+            out["lastDriftCorrection"] = {"correctedAt": stamp, **status.bounded(entries)}
+            conditions.append(status.condition(old, "Drifted", False, "DriftCorrected",
+                                               f"corrected {len(entries)} drifted field(s): {text}"))
+            kopf.warn(dict(body), reason="DriftDetected", message=f"{len(entries)} field(s) drifted: {text}")
+            kopf.info(dict(body), reason="DriftCorrected", message=f"put back: {text}")
+        else:
+            out.update(status.bounded(entries))
+            conditions.append(status.condition(old, "Drifted", True, "DriftDetected",
+                                               f"{len(entries)} field(s) differ from the spec: {text}"))
+            if {(e["resource"], e["field"]) for e in entries} != {
+                    (e.get("resource"), e.get("field")) for e in previous.get("drift") or []}:
+                kopf.warn(dict(body), reason="DriftDetected", message=f"{len(entries)} field(s) drifted: {text}")
+        log.warning("drift", count=len(entries), fields=text, corrected=enforce)
+    elif drift_check or not previous.get("drift") or enforce or result.applied:
+        if previous.get("driftCount") and drift_check:
+            kopf.info(dict(body), reason="DriftResolved", message="AWS matches the spec again")
+        out.update(status.bounded([]))
+        conditions.append(status.condition(old, "Drifted", False, "NoDrift", "AWS matches the spec"))
+    lb_state = (out.get("loadBalancer") or {}).get("state")
+    ready = result.applied and lb_state == "active"
+    conditions.append(status.condition(old, "Synced", True, "Synced",
+                                       f"{len(result.changes)} change(s) applied" if result.applied
+                                       else "observed (policies.drift: Report)"))
+    conditions.append(status.condition(
+        old, "Ready", ready, "Ready" if ready else "Provisioning",
+        f"load balancer {out.get('loadBalancer', {}).get('dnsName')} is {lb_state}" if lb_state
+        else "waiting for the load balancer"))
+    conditions.append(status.condition(old, "Degraded", bool(result.unsupported),
+                                       "UnsupportedFields" if result.unsupported else "AsExpected",
+                                       "; ".join(result.unsupported) or "all of the spec is applied"))
+    out["conditions"] = status.set_conditions(old, *conditions)
+    out["observedGeneration"] = body.meta.get("generation")
+    out["lastSyncTime"] = stamp
+    out["unsupported"] = result.unsupported
+    for key, value in out.items():
+        patch.status[key] = value
+
+
+def _failed(body: kopf.Body, patch: kopf.Patch, previous: dict, exc: Exception, log: Any,
+            *, raise_for_retry: bool) -> None:
+    old = previous.get("conditions")
+    if isinstance(exc, Conflict):
+        reason, message, delay = "Conflict", str(exc), 60
+    elif isinstance(exc, MissingDependency):
+        reason, message, delay = "MissingDependency", str(exc), 60
+    elif is_transient(exc):
+        reason, message, delay = "AwsUnavailable", f"AWS is throttling or unavailable, retrying: {exc}", 15
+    elif error_code(exc):
+        reason, message, delay = "AwsError", f"AWS refused a call: {exc}", 60
+    else:
+        log.exception("reconcile failed")
+        reason, message, delay = "InternalError", f"{type(exc).__name__}: {exc}", 60
+    log.warning("reconcile failed", reason=reason, error=message)
+    patch.status["conditions"] = status.set_conditions(
+        old, status.condition(old, "Synced", False, reason, message),
+        *([status.condition(old, "Ready", False, reason, message)] if reason in ("Conflict", "MissingDependency")
+          else []))
+    patch.status["lastSyncTime"] = engine.now()
+    if not _same_message(old, "Synced", message):
+        kopf.warn(dict(body), reason=reason, message=message)
+    if raise_for_retry:
+        raise kopf.TemporaryError(message, delay=delay) from exc
+
+
+def _remove(body: kopf.Body, patch: kopf.Patch) -> None:
+    log = logs.get(namespace=body.meta.namespace, name=body.meta.name)
+    spec = body.get("spec") or {}
+    if (spec.get("policies") or {}).get("deletion") == "Retain":
+        log.info("deletion policy Retain: AWS resources are left as they are")
+        kopf.info(dict(body), reason="Retained", message="policies.deletion is Retain: AWS resources were kept")
+        return
+    owner = _owner(body)
+    try:
+        resource: EcsAlbService | None = parse_spec(dict(body))
+    except SpecError:
+        resource = None  # an invalid spec must still be deletable: find everything by its tags alone
+    region = resource.spec.region if resource else spec.get("region")
+    stack = desired.build(resource, owner) if resource else None
+    aws = aws_registry().for_region(region)
+
+    def on_change(verb: str, key: str, detail: str) -> None:
+        log.info("aws change", verb=verb, resource=key, detail=detail)
+        kopf.info(dict(body), reason=verb, message=f"{key}: {detail}")
+
+    with _lock(owner.ref):
+        try:
+            engine.delete_all(aws, owner, stack, on_change=on_change)
+        except DeletionProtected as exc:
+            old = (body.get("status") or {}).get("conditions")
+            patch.status["conditions"] = status.set_conditions(
+                old, status.condition(old, "Ready", False, "DeletionProtected", str(exc)))
+            if not _same_message(old, "Ready", str(exc)):
+                kopf.warn(dict(body), reason="DeletionProtected", message=str(exc))
+            raise kopf.TemporaryError(str(exc), delay=30) from exc
+        except Exception as exc:
+            message = f"deleting AWS resources: {exc}"
+            log.warning("delete failed, will retry", error=str(exc))
+            delay = _state["settings"].dependency_retry_seconds if is_transient(exc) else 60
+            raise kopf.TemporaryError(message, delay=delay) from exc
