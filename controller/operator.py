@@ -55,7 +55,6 @@ def _register(registry: kopf.OperatorRegistry, tick: int) -> None:
     @kopf.on.startup(registry=registry)
     def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.persistence.finalizer = FINALIZER
-        settings.posting.level = logging.WARNING
         settings.execution.max_workers = 16
 
     @kopf.on.login(registry=registry)
@@ -182,7 +181,8 @@ def _succeeded(body: kopf.Body, patch: kopf.Patch, previous: dict, result: engin
         out.update(status.bounded([]))
         conditions.append(status.condition(old, "Drifted", False, "NoDrift", "AWS matches the spec"))
     lb_state = (out.get("loadBalancer") or {}).get("state")
-    ready = result.applied and lb_state == "active"
+    # Ready: the whole stack exists and the load balancer serves (drift in Report mode does not change that).
+    ready = lb_state == "active" and (result.applied or not any(c.verb == "create" for c in result.changes))
     conditions.append(status.condition(old, "Synced", True, "Synced",
                                        f"{len(result.changes)} change(s) applied" if result.applied
                                        else "observed (policies.drift: Report)"))

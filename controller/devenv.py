@@ -1,0 +1,681 @@
+"""The embedded environment of the tests and of `make demo`: Kubernetes from kmock, AWS from moto.
+
+Both run in this process on 127.0.0.1. kmock and moto come with the `demo` extra; the operator itself
+never imports this module. See ../shared/reference/kopf-on-kmock.md for why `Emulator` exists.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import copy
+import dataclasses
+import datetime
+import importlib.resources
+import inspect
+import json
+import logging
+import os
+import random
+import re
+import signal
+import sys
+import threading
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import aiohttp.web
+import attrs
+import jsonpatch
+import jsonpointer
+import kmock
+import kopf
+import yaml
+
+from controller import GROUP, KIND, PLURAL, SHORT_NAME, VERSION
+from controller.aws import AwsClients
+from controller.settings import Settings
+
+RESOURCE = f"{GROUP}/{VERSION}/{PLURAL}"
+ALL_VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
+FAKE_AWS_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+# What kube-apiserver uses for generateName suffixes (no vowels, no look-alike characters).
+_NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+# Set by the server on create; a client cannot change them afterwards.
+_SERVER_OWNED_METADATA = ("name", "namespace", "uid", "creationTimestamp", "generation",
+                          "deletionTimestamp", "deletionGracePeriodSeconds")
+_NAMESPACE_PATH = re.compile(r"/api/v1/namespaces(?:/(?P<name>[^/]+)(?:/(?P<subresource>status|finalize))?)?/?")
+_STATUS_REASONS = {400: "BadRequest", 404: "NotFound", 409: "AlreadyExists", 422: "Invalid"}
+
+T = TypeVar("T")
+
+
+# --- Kubernetes ---------------------------------------------------------------------------------
+
+@attrs.define(kw_only=True)
+class Emulator(kmock.KubernetesEmulator):
+    """kmock's in-memory Kubernetes API, plus what kopf and kubectl expect of a real API server.
+
+    Every write is stamped with resourceVersion (a counter); creates get uid, generation,
+    creationTimestamp, the namespace of the URL and an expanded generateName; writes outside
+    `status` that change the object's content bump generation. Patches are checked the way the API
+    server checks them: a failed JSON-patch `test` is 422, a stale resourceVersion in a merge patch is
+    409, a patch that changes nothing changes nothing (no new resourceVersion, no watch event). With a
+    `status` subresource, `/status` writes only status and the object's endpoint never does. Deleting
+    an object with finalizers sets deletionTimestamp (kmock already does; here it also gets a new
+    resourceVersion and generation), and the object goes once its finalizers are removed (kmock).
+    Watches subscribe before they list, so no write falls in between. Lists carry kind and apiVersion.
+
+    Kubernetes error answers (404, 409, 422) are answers, not server failures: they are returned as
+    Status bodies and kept out of `errors`, which then lists only real failures of the emulator.
+    """
+
+    _resource_version: int = attrs.field(default=0, init=False)
+    # One write at a time: each write is read-check-stamp here, then kmock's own write.
+    _writes: asyncio.Lock = attrs.field(factory=asyncio.Lock, init=False)
+
+    @property
+    def resource_version(self) -> str:
+        """The latest resourceVersion given to any object."""
+        return str(self._resource_version)
+
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        # kmock's path parser reads /api/v1/namespaces/NAME as "in namespace NAME" (and fails on
+        # /api/v1/namespaces): requests for Namespace objects themselves are parsed here.
+        match = _NAMESPACE_PATH.fullmatch(raw_request.path)
+        if match is None:
+            return await super().__call__(raw_request)
+        request = await _namespace_request(raw_request, match, id=len(self._requests))
+        self._requests.append(request)
+        try:
+            return await self._handle(request)
+        except Exception as exc:
+            if not self._errors:  # outside `async with`, as kmock does
+                raise
+            self._errors[-1].append(exc)
+            return await self._render_error(exc)
+
+    async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        try:
+            if request.resource is not None and _is_write(request):
+                async with self._writes:
+                    return await self._write(request)
+            return await super()._handle(request)
+        except kmock.KubernetesError as exc:
+            return _status_response(exc.status, exc.message or repr(exc), reason=exc.reason)
+
+    async def _write(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        if "protobuf" in request.headers.get("Content-Type", ""):  # e.g. `kubectl create ns`; `apply -f` sends JSON
+            return _status_response(415, "the emulator reads JSON only, not protobuf", reason="UnsupportedMediaType")
+        prepared: kmock.Request | aiohttp.web.StreamResponse
+        if request.action == kmock.action.CREATE:
+            prepared = self._prepare_create(request)
+        elif request.action == kmock.action.UPDATE:
+            prepared = self._prepare_update(request)
+        else:
+            await self._mark_for_deletion(request)
+            prepared = request
+        if isinstance(prepared, aiohttp.web.StreamResponse):
+            return prepared
+        return await super()._handle(prepared)
+
+    def _prepare_create(self, request: kmock.Request) -> kmock.Request | aiohttp.web.StreamResponse:
+        assert request.resource is not None
+        if not isinstance(request.data, dict) or not isinstance(request.data.get("metadata", {}), dict):
+            return _status_response(400, "the body must be a JSON object with an object in metadata")
+        body = copy.deepcopy(request.data)
+        meta = body.setdefault("metadata", {})
+        if request.namespace is not None:
+            if meta.get("namespace") not in (None, request.namespace):
+                return _status_response(400, "the namespace of the provided object does not match "
+                                             "the namespace sent on the request")
+            meta["namespace"] = request.namespace
+        if not meta.get("name"):
+            if not meta.get("generateName"):
+                return _status_response(422, "metadata.name: Required value: name or generateName is required")
+            meta["name"] = meta["generateName"] + "".join(random.choices(_NAME_SUFFIX_ALPHABET, k=5))
+        for field in ("deletionTimestamp", "deletionGracePeriodSeconds"):
+            meta.pop(field, None)
+        meta.update(uid=str(uuid.uuid4()), resourceVersion=self._next_version(), generation=1,
+                    creationTimestamp=_now())
+        if self._has_status_subresource(request.resource):
+            body.pop("status", None)  # set only through /status
+        head = {"apiVersion": _api_version(request.resource), "kind": self._kind(request.resource)}
+        _rewrite(request, _fold_string_data(request.resource, {**head, **body}))
+        return request
+
+    def _prepare_update(self, request: kmock.Request) -> kmock.Request | aiohttp.web.StreamResponse:
+        assert request.resource is not None
+        key = (request.resource, request.namespace, request.name)
+        if key not in self.objects or self.objects[key].deleted:
+            return request  # kmock answers 404
+        old = copy.deepcopy(self.objects[key].raw)
+        current_version = old.get("metadata", {}).get("resourceVersion")
+        if isinstance(request.data, list):  # JSON patch
+            # kopf's optimistic lock: a `test` of resourceVersion (compared here, so that a missing
+            # version compares as None the way kopf sends it for objects put in storage directly).
+            ops = []
+            for op in request.data:
+                if isinstance(op, dict) and op.get("op") == "test" and op.get("path") == "/metadata/resourceVersion":
+                    if op.get("value") != current_version:
+                        return _status_response(422, f"the server rejected our request due to an error in our "
+                                                     f"request: resourceVersion is {current_version!r}, "
+                                                     f"not {op.get('value')!r}")
+                else:
+                    ops.append(op)
+            try:
+                new = jsonpatch.apply_patch(old, ops)
+            except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
+                return _status_response(422, f"the server rejected our request due to an error in our request: {exc}")
+        elif isinstance(request.data, dict):  # merge patch (strategic merge patches are taken as merge patches)
+            expected_version = (request.data.get("metadata") or {}).get("resourceVersion")
+            if expected_version is not None and expected_version != current_version:
+                return _status_response(409, "the object has been modified; please apply your changes "
+                                             "to the latest version and try again", reason="Conflict")
+            new = _merge_patch(old, request.data)
+        else:
+            return _status_response(400, "the patch must be a JSON object or a JSON-patch list")
+        if not isinstance(new, dict) or not isinstance(new.get("metadata", {}), dict):
+            return _status_response(422, "the patched object must be an object with an object in metadata")
+
+        if request.subresource == "status":
+            new = {**{k: v for k, v in old.items() if k != "status"},
+                   **({"status": new["status"]} if "status" in new else {})}
+        elif self._has_status_subresource(request.resource):
+            new = {**{k: v for k, v in new.items() if k != "status"},
+                   **({"status": old["status"]} if "status" in old else {})}
+        new = _fold_string_data(request.resource, copy.deepcopy(new))  # deep: it may share parts with `old`
+        new_meta = new.setdefault("metadata", {})
+        for field in _SERVER_OWNED_METADATA:
+            new_meta.pop(field, None)
+            if field in old["metadata"]:
+                new_meta[field] = old["metadata"][field]
+        new_meta["resourceVersion"] = current_version
+        if new == old:  # the API server writes nothing for a no-op patch: same version, no event
+            return aiohttp.web.json_response(old)
+
+        new_meta["resourceVersion"] = self._next_version()
+        if _content(new) != _content(old):  # what CRDs count: everything but metadata and status
+            new_meta["generation"] = old["metadata"].get("generation", 0) + 1
+        _rewrite(request, jsonpatch.make_patch(old, new).patch if isinstance(request.data, list)
+                 else _merge_diff(old, new))
+        return request
+
+    async def _mark_for_deletion(self, request: kmock.Request) -> None:
+        assert request.resource is not None
+        key = (request.resource, request.namespace, request.name)
+        if key not in self.objects or self.objects[key].deleted:
+            return  # kmock answers 404
+        obj = self.objects[key]
+        meta = obj.raw.get("metadata", {})
+        if meta.get("finalizers") and not meta.get("deletionTimestamp"):
+            # kmock would set deletionTimestamp too, but without a new resourceVersion, which kopf needs.
+            # Like the API server, graceful deletion also bumps generation.
+            async with self._lock:
+                obj.patch({"metadata": {"deletionTimestamp": _now(), "deletionGracePeriodSeconds": 0,
+                                        "resourceVersion": self._next_version(),
+                                        "generation": meta.get("generation", 0) + 1}})
+                await self._buses[request.resource].put({"type": "MODIFIED", "object": obj.raw})
+
+    async def _serve_version(self, request: kmock.Request) -> Any:
+        result = await super()._serve_version(request)
+        result["groupVersion"] = result["groupVersion"].lstrip("/")  # the core group is "v1", not "/v1"
+        for entry in result["resources"]:
+            if "/" in entry["name"]:  # a subresource: no short names (kubectl would call them ambiguous)
+                entry.update(shortNames=[], categories=[], verbs=["get", "patch", "update"])
+        return result
+
+    async def _serve_list(self, request: kmock.Request) -> Any:
+        assert request.resource is not None
+        result = await super()._serve_list(request)
+        return {"apiVersion": _api_version(request.resource), "kind": f"{self._kind(request.resource)}List",
+                "metadata": {"resourceVersion": self.resource_version}, "items": result["items"]}
+
+    async def _serve_watch(self, request: kmock.Request) -> AsyncIterator[Any]:
+        # kmock lists first and subscribes afterwards, so a write in between is never streamed
+        # (seen as an object ignored until the watch reconnects). Subscribe, then list, in one step.
+        assert request.resource is not None
+        yield b""  # send the headers now: the stream is open even if nothing happens
+        bus = self._buses[request.resource]
+        async with self._lock:
+            marker = await bus.mark()
+            existing = [{"type": "ADDED", "object": obj.raw}
+                        for (resource, namespace, name), obj in self.objects.items()
+                        if resource == request.resource and not obj.deleted
+                        and _selected(request, namespace, name)]
+        try:
+            for event in existing:
+                yield event
+            async for event in bus.stream(since=marker):
+                meta = event.get("object", {}).get("metadata", {})
+                if _selected(request, meta.get("namespace"), meta.get("name")):
+                    yield event
+        finally:
+            await bus.unmark(marker)
+
+    def _next_version(self) -> str:
+        self._resource_version += 1
+        return str(self._resource_version)
+
+    def _kind(self, resource: kmock.resource) -> str:
+        info = self.resources[resource] if resource in self.resources else None
+        return info.kind if info is not None and info.kind else str(resource.plural).capitalize()
+
+    def _has_status_subresource(self, resource: kmock.resource) -> bool:
+        return resource in self.resources and "status" in self.resources[resource].subresources
+
+    def _store(self, resource: str, body: dict[str, Any]) -> None:
+        """Put an object into storage directly (before serving), stamped as if it were created."""
+        res = kmock.resource(resource)
+        meta = body["metadata"]
+        meta.update(uid=str(uuid.uuid4()), resourceVersion=self._next_version(), generation=1,
+                    creationTimestamp=_now())
+        self.objects[res, meta.get("namespace"), meta["name"]] = {
+            "apiVersion": _api_version(res), "kind": self._kind(res), **body}
+
+
+def new_emulator() -> Emulator:
+    """An emulator serving what the operator uses: EcsAlbServices, namespaces, events, secrets."""
+    emulator = Emulator()
+    # Without verbs kopf serves nothing; without namespaces no watch of the custom resource opens;
+    # without events kopf posts none (and says nothing about it).
+    emulator.resources[RESOURCE] = dict(kind=KIND, singular=KIND.lower(), namespaced=True,
+                                        subresources=["status"], shortnames=[SHORT_NAME], verbs=ALL_VERBS)
+    emulator.resources["v1/namespaces"] = dict(kind="Namespace", singular="namespace", namespaced=False,
+                                               shortnames=["ns"], verbs=ALL_VERBS)
+    emulator.resources["v1/events"] = dict(kind="Event", singular="event", namespaced=True,
+                                           shortnames=["ev"], verbs=ALL_VERBS)
+    emulator.resources["v1/secrets"] = dict(kind="Secret", singular="secret", namespaced=True, verbs=ALL_VERBS)
+    emulator._store("v1/namespaces", {"metadata": {"name": "default"}, "status": {"phase": "Active"}})
+    return emulator
+
+
+def _is_write(request: kmock.Request) -> bool:
+    if request.action == kmock.action.CREATE:
+        return True
+    return request.action in (kmock.action.UPDATE, kmock.action.DELETE) and request.name is not None
+
+
+async def _namespace_request(raw_request: aiohttp.web.BaseRequest, match: re.Match[str], *, id: int) -> kmock.Request:
+    text = await raw_request.text()
+    try:
+        data = json.loads(text) if text else None
+    except ValueError:
+        data = None
+    name, method, params = match["name"], raw_request.method.upper(), dict(raw_request.query)
+    if method == "GET" and params.get("watch") == "true":
+        action = kmock.action.WATCH
+    elif name is None:
+        action = {"GET": kmock.action.LIST, "POST": kmock.action.CREATE}.get(method)
+    else:
+        action = {"GET": kmock.action.FETCH, "PATCH": kmock.action.UPDATE, "DELETE": kmock.action.DELETE}.get(method)
+    return kmock.Request(
+        id=id, raw_request=raw_request, url=raw_request.url, method=raw_request.method, params=params,
+        headers=dict(raw_request.headers), cookies=dict(raw_request.cookies),
+        body=await raw_request.read(), text=text, data=data, action=action,
+        resource=kmock.resource("", "v1", "namespaces"), namespace=None, name=name, subresource=match["subresource"])
+
+
+def _rewrite(request: kmock.Request, data: dict[str, Any] | list[Any]) -> None:
+    """Make the request carry the write as the server does it (kmock stores what a request carries).
+
+    In place: kmock matches requests to its reactions by identity, so a copy would go unanswered.
+    The request log then shows the server's write; `request.body` keeps what the client sent.
+    """
+    if isinstance(request.data, list):
+        request.data[:] = data
+    else:
+        request.data.clear()
+        request.data.update(data)
+
+
+def _fold_string_data(resource: kmock.resource, body: dict[str, Any]) -> dict[str, Any]:
+    """A Secret's stringData is write-only: the API server stores it base64-encoded in data."""
+    if resource == kmock.resource("v1/secrets") and isinstance(body.get("stringData"), dict):
+        data = body.setdefault("data", {})
+        for key, value in body.pop("stringData").items():
+            data[key] = base64.b64encode(str(value).encode()).decode()
+    return body
+
+
+def _selected(request: kmock.Request, namespace: str | None, name: str | None) -> bool:
+    return ((request.namespace is None or namespace == request.namespace)
+            and (request.name is None or name == request.name))
+
+
+def _api_version(resource: kmock.resource) -> str:
+    return f"{resource.group}/{resource.version}" if resource.group else str(resource.version)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _content(obj: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+
+
+def _merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = _merge_patch(result.get(key), value)
+    return result
+
+
+def _merge_diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The merge patch that turns `old` into `new` (the form kmock stores writes in)."""
+    diff: dict[str, Any] = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        if isinstance(old.get(key), dict) and isinstance(value, dict):
+            if sub := _merge_diff(old[key], value):
+                diff[key] = sub
+        elif key not in old or old[key] != value:
+            diff[key] = value
+    return diff
+
+
+def _status_response(code: int, message: str, *, reason: str | None = None) -> aiohttp.web.StreamResponse:
+    if reason is None or " " in reason:  # kmock's reasons are prose ("Object Not Found"); the API's are codes
+        reason = _STATUS_REASONS.get(code, "Failure")
+    return aiohttp.web.json_response({
+        "apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
+        "code": code, "reason": reason, "message": message,
+    }, status=code)
+
+
+# --- AWS ----------------------------------------------------------------------------------------
+
+def use_fake_aws_credentials() -> None:
+    """Fake credentials for moto, unless some are set already. Only tests and the demo call this."""
+    for key, value in FAKE_AWS_CREDENTIALS.items():
+        os.environ.setdefault(key, value)
+
+
+class MotoServer:
+    """moto's server on 127.0.0.1 and a free port, in a thread of this process."""
+
+    def __init__(self) -> None:
+        self._server: Any = None
+        self.endpoint_url = ""
+
+    def __enter__(self) -> MotoServer:
+        # moto reads it at import time, in this process (the server is a thread here).
+        os.environ.setdefault("MOTO_ACM_VALIDATION_WAIT", "1")
+        if "moto.settings" in sys.modules:  # imported earlier (e.g. by a mock_aws test): update the value
+            sys.modules["moto.settings"].ACM_VALIDATION_WAIT = int(os.environ["MOTO_ACM_VALIDATION_WAIT"])
+        from moto.server import ThreadedMotoServer
+
+        werkzeug_log = logging.getLogger("werkzeug")
+        if werkzeug_log.level == logging.NOTSET:  # else werkzeug prints a line per AWS call on stderr
+            werkzeug_log.setLevel(logging.WARNING)
+
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)  # 0: the OS picks a free port
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def reset(self) -> None:
+        """Forget every AWS resource (only the default VPC comes back)."""
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via an HTTP(S)_PROXY
+        with direct.open(urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")):
+            pass
+
+
+@dataclasses.dataclass
+class Prerequisites:
+    """What the user brings and the operator does not own (the tutorial built these before the ALB)."""
+    vpc_id: str
+    lb_subnets: list[str]       # public: routed to an internet gateway
+    service_subnets: list[str]  # private
+    cluster: str
+    task_definition: str        # family
+
+
+def create_prerequisites(aws: AwsClients) -> Prerequisites:
+    """A VPC with public and private subnets in two zones, the ECS cluster and the Fargate task definition."""
+    ec2 = aws.ec2
+    zones = [zone["ZoneName"] for zone in ec2.describe_availability_zones(
+        Filters=[{"Name": "state", "Values": ["available"]}])["AvailabilityZones"]][:2]
+    vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16", TagSpecifications=_name_tag("vpc", "ecs-learning-vpc"))["Vpc"]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": True})
+    gateway_id = ec2.create_internet_gateway(
+        TagSpecifications=_name_tag("internet-gateway", "ecs-learning-igw"))["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=gateway_id, VpcId=vpc_id)
+    public_routes = ec2.create_route_table(
+        VpcId=vpc_id, TagSpecifications=_name_tag("route-table", "ecs-learning-public"))["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=public_routes, DestinationCidrBlock="0.0.0.0/0", GatewayId=gateway_id)
+
+    def subnet(cidr: str, zone: str, name: str) -> str:
+        return ec2.create_subnet(VpcId=vpc_id, CidrBlock=cidr, AvailabilityZone=zone,
+                                 TagSpecifications=_name_tag("subnet", name))["Subnet"]["SubnetId"]
+
+    lb_subnets = [subnet(f"10.0.{i}.0/24", zone, f"ecs-learning-public-{zone}") for i, zone in enumerate(zones)]
+    service_subnets = [subnet(f"10.0.{10 + i}.0/24", zone, f"ecs-learning-private-{zone}")
+                       for i, zone in enumerate(zones)]
+    for subnet_id in lb_subnets:
+        ec2.associate_route_table(RouteTableId=public_routes, SubnetId=subnet_id)
+        ec2.modify_subnet_attribute(SubnetId=subnet_id, MapPublicIpOnLaunch={"Value": True})
+
+    cluster = aws.ecs.create_cluster(clusterName="ecs-learning-cluster")["cluster"]["clusterName"]
+    task_definition = aws.ecs.register_task_definition(
+        family="ecs-learning-task", networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
+        cpu="256", memory="512",
+        containerDefinitions=[{"name": "my-ecs-learning-container", "image": "nginx", "essential": True,
+                               "portMappings": [{"containerPort": 80, "protocol": "tcp"}]}],
+    )["taskDefinition"]["family"]
+    return Prerequisites(vpc_id=vpc_id, lb_subnets=lb_subnets, service_subnets=service_subnets,
+                         cluster=cluster, task_definition=task_definition)
+
+
+def _name_tag(resource_type: str, name: str) -> list[dict[str, Any]]:
+    return [{"ResourceType": resource_type, "Tags": [{"Key": "Name", "Value": name}]}]
+
+
+def example_manifest(prereqs: Prerequisites, *, name: str = "ecs-learning", namespace: str = "default",
+                     https: bool = False, region: str | None = None) -> dict[str, Any]:
+    """The canonical EcsAlbService (controller/data/example.yaml) on the given prerequisites.
+
+    `region` None drops spec.region (the operator's default region applies). `https=False` drops the
+    HTTPS listener, leaving the tutorial's HTTP stack.
+    """
+    text = importlib.resources.files("controller").joinpath("data/example.yaml").read_text(encoding="utf-8")
+    manifest: dict[str, Any] = yaml.safe_load(text)
+    manifest["metadata"] = {"name": name, "namespace": namespace}
+    spec = manifest["spec"]
+    if region is None:
+        spec.pop("region", None)
+    else:
+        spec["region"] = region
+    spec["vpcId"] = prereqs.vpc_id
+    spec["loadBalancer"]["subnets"] = list(prereqs.lb_subnets)
+    spec["service"]["cluster"] = prereqs.cluster
+    spec["service"]["taskDefinition"] = prereqs.task_definition
+    spec["service"]["network"]["subnets"] = list(prereqs.service_subnets)
+    if not https:
+        spec["listeners"] = [listener for listener in spec["listeners"] if listener["port"] != 443]
+    return manifest
+
+
+# --- kopf in-process ----------------------------------------------------------------------------
+
+@contextlib.asynccontextmanager
+async def operator_running(emulator: Emulator, settings: Settings, *,
+                           registry: kopf.OperatorRegistry | None = None,
+                           timeout: float = 10.0) -> AsyncIterator[None]:
+    """Run kopf in this event loop against `emulator` until the block exits.
+
+    With no `registry`, the real operator (controller.operator) runs, configured with `settings`
+    pointed at the emulator. A given registry must bring its own `@kopf.on.login` handler.
+    Entered once the operator watches EcsAlbServices: objects created from then on are seen at once.
+    """
+    if registry is None:
+        from controller import operator
+
+        operator.configure(dataclasses.replace(settings, kube_url=str(emulator.url)))
+    watched = kmock.resource(RESOURCE)
+    seen = len(list(emulator))
+    ready, stop = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(kopf.operator(clusterwide=True, standalone=True, registry=registry,
+                                             ready_flag=ready, stop_flag=stop), name="kopf operator")
+
+    def watching() -> bool:
+        if task.done():
+            return True
+        return ready.is_set() and any(request.action == kmock.action.WATCH and request.resource == watched
+                                      for request in list(emulator)[seen:])
+
+    try:
+        await wait_for(watching, timeout, message="the operator did not start watching EcsAlbServices")
+        if task.done():
+            task.result()  # the operator's own failure
+            raise RuntimeError("the operator exited at startup")
+        yield
+    finally:
+        # The stop-flag first: kopf cancelled without it arms a SIGKILL of this process 10 minutes later
+        # (settings.process.ultimate_exiting_timeout). Stopping by the flag alone takes ~5 s (kopf waits
+        # for tasks it did not start); cancelling is instant.
+        stop.set()
+        task.cancel()
+        await asyncio.wait([task])
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):  # kopf's, bound to the stopped operator
+                asyncio.get_running_loop().remove_signal_handler(signum)
+        if not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+
+
+# --- Acting as a user of the API ----------------------------------------------------------------
+
+class ApiError(Exception):
+    def __init__(self, method: str, path: str, status: int, body: Any) -> None:
+        message = body.get("message") if isinstance(body, dict) else body
+        super().__init__(f"{method} {path}: HTTP {status}: {message}")
+        self.status = status
+        self.body = body
+
+
+def object_path(resource: str, namespace: str | None, name: str | None = None,
+                subresource: str | None = None) -> str:
+    res = kmock.resource(resource)
+    parts = ["/apis", res.group, res.version] if res.group else ["/api", res.version]
+    if namespace is not None:
+        parts += ["namespaces", namespace]
+    parts += [res.plural] + [part for part in (name, subresource) if part]
+    return "/".join(str(part) for part in parts)
+
+
+async def _call(emulator: Emulator, method: str, path: str, *, ok: tuple[int, ...] = (200, 201),
+                **kwargs: Any) -> tuple[int, Any]:
+    async with emulator.request(method, path, **kwargs) as response:
+        text = await response.text()
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = text
+        if response.status not in ok:
+            raise ApiError(method, path, response.status, body)
+        return response.status, body
+
+
+def _resource_of(emulator: Emulator, manifest: dict[str, Any]) -> str:
+    for resource in emulator.resources:
+        if (_api_version(resource) == manifest["apiVersion"]
+                and emulator.resources[resource].kind == manifest["kind"]):
+            return f"{_api_version(resource)}/{resource.plural}"
+    raise LookupError(f"the emulator serves no {manifest['kind']} in {manifest['apiVersion']}")
+
+
+async def apply(emulator: Emulator, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Create the object, or make an existing one's content (spec, data...) exactly the manifest's.
+
+    Labels and annotations in the manifest are merged in; status and other metadata are left alone.
+    """
+    resource = _resource_of(emulator, manifest)
+    namespaced = emulator.resources[resource].namespaced is not False
+    namespace = manifest["metadata"].get("namespace", "default") if namespaced else None
+    name = manifest["metadata"]["name"]
+    status, body = await _call(emulator, "POST", object_path(resource, namespace), json=manifest,
+                               ok=(200, 201, 409))
+    if status != 409:
+        return body
+    for _ in range(5):  # someone (the operator) may write in between: retry on a stale resourceVersion
+        current = await get(emulator, namespace, name, resource=resource)
+        if current is None:
+            return await apply(emulator, manifest)
+        patch = _merge_diff(_content(current), _content(manifest))
+        patch.pop("apiVersion", None)
+        patch.pop("kind", None)
+        patch["metadata"] = {"resourceVersion": current["metadata"]["resourceVersion"],
+                             **{key: manifest["metadata"][key] for key in ("labels", "annotations")
+                                if key in manifest["metadata"]}}
+        status, body = await _call(emulator, "PATCH", object_path(resource, namespace, name), json=patch,
+                                   headers={"Content-Type": "application/merge-patch+json"}, ok=(200, 409))
+        if status == 200:
+            return body
+    raise ApiError("PATCH", object_path(resource, namespace, name), status, body)
+
+
+async def get(emulator: Emulator, namespace: str | None, name: str, *,
+              resource: str = RESOURCE) -> dict[str, Any] | None:
+    status, body = await _call(emulator, "GET", object_path(resource, namespace, name), ok=(200, 404))
+    return body if status == 200 else None
+
+
+async def patch_spec(emulator: Emulator, namespace: str | None, name: str, changes: dict[str, Any], *,
+                     resource: str = RESOURCE) -> dict[str, Any]:
+    """Merge-patch the spec (`None` removes a field; lists are replaced whole)."""
+    _, body = await _call(emulator, "PATCH", object_path(resource, namespace, name), json={"spec": changes},
+                          headers={"Content-Type": "application/merge-patch+json"})
+    return body  # type: ignore[no-any-return]
+
+
+async def delete(emulator: Emulator, namespace: str | None, name: str, *, resource: str = RESOURCE) -> bool:
+    """Ask for deletion (the object stays while it has finalizers). False if there was no such object."""
+    status, _ = await _call(emulator, "DELETE", object_path(resource, namespace, name), ok=(200, 202, 404))
+    return status != 404
+
+
+async def list_objects(emulator: Emulator, namespace: str | None = None, *,
+                       resource: str = RESOURCE) -> list[dict[str, Any]]:
+    _, body = await _call(emulator, "GET", object_path(resource, namespace))
+    return body["items"]  # type: ignore[no-any-return]
+
+
+async def events_for(emulator: Emulator, namespace: str, name: str) -> list[dict[str, Any]]:
+    """The events posted about one object (as `kubectl describe` shows them)."""
+    return [event for event in await list_objects(emulator, namespace, resource="v1/events")
+            if event.get("involvedObject", {}).get("name") == name]
+
+
+async def wait_for(predicate: Callable[[], T | Awaitable[T]], timeout: float = 5.0, *,
+                   interval: float = 0.02, message: str | None = None) -> T:
+    """Poll `predicate` (sync or async) until it returns something truthy; return that."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result  # type: ignore[return-value]
+        if loop.time() >= deadline:
+            raise TimeoutError(message or f"not true within {timeout} s: {predicate!r}")
+        await asyncio.sleep(interval)

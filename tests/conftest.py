@@ -1,0 +1,48 @@
+"""The embedded environment for every test: AWS from moto (one server per session, reset per test)
+and Kubernetes from the kmock-based emulator (one per test). See controller/devenv.py."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import kmock
+import pytest
+
+from controller import devenv
+from controller.aws import AwsClients
+from controller.settings import Settings
+
+REGION = "us-east-1"
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[devenv.MotoServer]:
+    devenv.use_fake_aws_credentials()
+    with devenv.MotoServer() as server:
+        yield server
+
+
+@pytest.fixture()
+def aws(moto_server: devenv.MotoServer) -> AwsClients:
+    """Clients of an empty moto (only the default VPC)."""
+    moto_server.reset()
+    return AwsClients(Settings(endpoint_url=moto_server.endpoint_url, region=REGION, max_attempts=3), REGION)
+
+
+@pytest.fixture()
+def prereqs(aws: AwsClients) -> devenv.Prerequisites:
+    return devenv.create_prerequisites(aws)
+
+
+@pytest.fixture()
+def settings(moto_server: devenv.MotoServer, aws: AwsClients) -> Settings:
+    """The operator's settings against moto (reset by `aws`); operator_running() adds kube_url."""
+    return Settings(endpoint_url=moto_server.endpoint_url, region=REGION, max_attempts=3,
+                    cluster_name="test", drift_interval_seconds=2, log_format="console")
+
+
+@pytest.fixture()
+async def emulator() -> AsyncIterator[devenv.Emulator]:
+    # Enter the emulator itself too: else its errors come back as plain-text 500s.
+    async with (emulator := devenv.new_emulator()), kmock.Server(emulator):
+        yield emulator
+        assert not emulator.errors, f"the Kubernetes emulator failed: {emulator.errors!r}"
