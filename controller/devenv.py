@@ -34,7 +34,7 @@ import kmock
 import kopf
 import yaml
 
-from controller import GROUP, KIND, PLURAL, SHORT_NAME, VERSION
+from controller import GROUP, PLURAL, VERSION
 from controller.aws import AwsClients
 from controller.settings import Settings
 
@@ -280,13 +280,29 @@ class Emulator(kmock.KubernetesEmulator):
             "apiVersion": _api_version(res), "kind": self._kind(res), **body}
 
 
+def install_crd(emulator: Emulator, crd: dict[str, Any] | None = None) -> str:
+    """Serve a CustomResourceDefinition's resource (by default the operator's own generated CRD), as
+    `kubectl apply -f crds/` does on a real cluster. Returns the resource's 'group/version/plural'."""
+    if crd is None:
+        from controller.crd import build_crd
+        crd = build_crd()
+    spec = crd["spec"]
+    names = spec["names"]
+    version = next(v for v in spec["versions"] if v.get("storage"))
+    resource = f"{spec['group']}/{version['name']}/{names['plural']}"
+    emulator.resources[resource] = dict(
+        kind=names["kind"], singular=names.get("singular", names["kind"].lower()),
+        namespaced=spec["scope"] == "Namespaced", subresources=sorted(version.get("subresources", {})),
+        shortnames=names.get("shortNames", []), verbs=ALL_VERBS)
+    return resource
+
+
 def new_emulator() -> Emulator:
     """An emulator serving what the operator uses: EcsAlbServices, namespaces, events, secrets."""
     emulator = Emulator()
     # Without verbs kopf serves nothing; without namespaces no watch of the custom resource opens;
     # without events kopf posts none (and says nothing about it).
-    emulator.resources[RESOURCE] = dict(kind=KIND, singular=KIND.lower(), namespaced=True,
-                                        subresources=["status"], shortnames=[SHORT_NAME], verbs=ALL_VERBS)
+    install_crd(emulator)
     emulator.resources["v1/namespaces"] = dict(kind="Namespace", singular="namespace", namespaced=False,
                                                shortnames=["ns"], verbs=ALL_VERBS)
     emulator.resources["v1/events"] = dict(kind="Event", singular="event", namespaced=True,

@@ -7,7 +7,7 @@ import sys
 import structlog
 
 
-def configure(fmt: str = "json", level: int = logging.INFO) -> None:
+def configure(fmt: str = "json", level: str = "info") -> None:
     renderer = (structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()) if fmt == "console"
                 else structlog.processors.JSONRenderer(sort_keys=True))
     structlog.configure(
@@ -18,7 +18,7 @@ def configure(fmt: str = "json", level: int = logging.INFO) -> None:
             structlog.processors.format_exc_info,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(level),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )

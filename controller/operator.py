@@ -6,7 +6,6 @@ spec handlers from converging the same stack at the same time.
 """
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from typing import Any
@@ -33,7 +32,7 @@ def configure(settings: Settings, registry: kopf.OperatorRegistry | None = None)
     """The composition root for the operator: settings, AWS clients, logging, handlers (registered once)."""
     _state["settings"] = settings
     _state["aws"] = Registry(settings)
-    logs.configure(settings.log_format)
+    logs.configure(settings.log_format, settings.log_level)
     registry = registry or kopf.get_default_registry()
     if id(registry) not in _state["registered"]:
         _register(registry, tick=max(1, min(settings.drift_interval_seconds, 10)))

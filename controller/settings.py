@@ -26,5 +26,6 @@ class Settings:
     kube_url: str | None = dataclasses.field(default_factory=lambda: os.environ.get("ECSALB_KUBE_URL") or None)
     drift_interval_seconds: int = dataclasses.field(default_factory=lambda: _env_int("ECSALB_DRIFT_INTERVAL", 60))
     log_format: str = dataclasses.field(default_factory=lambda: os.environ.get("ECSALB_LOG_FORMAT", "json"))
+    log_level: str = dataclasses.field(default_factory=lambda: os.environ.get("ECSALB_LOG_LEVEL", "info"))
     # How long a delete waits between retries of DependencyViolation while ENIs are released.
     dependency_retry_seconds: float = 10.0
