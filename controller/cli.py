@@ -200,7 +200,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on a usage error, which here means "changes"/"drift"
+        return EXIT_OK if exc.code in (0, None) else EXIT_ERROR
     try:
         return args.fn(args)
     except SpecError as exc:

@@ -1,0 +1,210 @@
+"""`ecsalb` as a user runs it: a subprocess with AWS credentials in the environment, `--endpoint-url` at moto,
+and the same custom-resource YAML `kubectl apply -f` takes. Assertions are on exit codes, on what it prints,
+and on what AWS shows afterwards."""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from controller import devenv
+from controller.aws import AwsClients
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+STACK = ["securityGroup/loadBalancer", "securityGroup/service", "targetGroup/ECS-Learning-TargetGroup",
+         "loadBalancer", "listener/80", "service"]
+
+
+def ecsalb(moto_server: devenv.MotoServer | None, *args: str,
+           stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `python -m controller ARGS --endpoint-url <moto>` with only the fake credentials in the environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ECSALB_"))}
+    env.update(devenv.FAKE_AWS_CREDENTIALS, AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+               NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+    command = [sys.executable, "-m", "controller", *args]
+    if moto_server is not None:
+        command += ["--endpoint-url", moto_server.endpoint_url]
+    return subprocess.run(command, cwd=ROOT, env=env, input=stdin, capture_output=True, text=True, timeout=120)
+
+
+def write(path: pathlib.Path, *documents: dict) -> pathlib.Path:
+    path.write_text(yaml.safe_dump_all(documents, sort_keys=False))
+    return path
+
+
+@pytest.fixture()
+def manifest(prereqs: devenv.Prerequisites) -> dict:
+    return devenv.example_manifest(prereqs)
+
+
+@pytest.fixture()
+def spec_file(tmp_path: pathlib.Path, manifest: dict) -> pathlib.Path:
+    return write(tmp_path / "spec.yaml", manifest)
+
+
+def load_balancers(aws: AwsClients) -> list[dict]:
+    return aws.elbv2.describe_load_balancers()["LoadBalancers"]
+
+
+def target_groups(aws: AwsClients) -> list[dict]:
+    return aws.elbv2.describe_target_groups()["TargetGroups"]
+
+
+def security_group_ids(aws: AwsClients) -> set[str]:
+    return {g["GroupId"] for g in aws.ec2.describe_security_groups()["SecurityGroups"]}
+
+
+def applied(moto_server: devenv.MotoServer, spec_file: pathlib.Path) -> subprocess.CompletedProcess[str]:
+    result = ecsalb(moto_server, "apply", "-f", str(spec_file))
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_plan_on_an_empty_account_lists_the_whole_stack_and_changes_nothing(moto_server, aws, spec_file):
+    groups_before = security_group_ids(aws)
+
+    result = ecsalb(moto_server, "plan", "-f", str(spec_file))
+
+    assert result.returncode == 2, result.stderr
+    assert "default/ecs-learning: 6 change(s)" in result.stdout
+    for key in STACK:
+        assert f"create {key}" in result.stdout
+    assert load_balancers(aws) == [] and target_groups(aws) == []
+    assert security_group_ids(aws) == groups_before, "a plan must not create anything"
+
+    drift = ecsalb(moto_server, "drift", "-f", str(spec_file))
+    assert drift.returncode == 0, drift.stderr
+    assert "not applied yet" in drift.stdout
+
+
+def test_apply_creates_the_stack_and_a_second_plan_has_nothing_to_do(moto_server, aws, spec_file):
+    result = applied(moto_server, spec_file)
+
+    [lb] = load_balancers(aws)
+    assert lb["LoadBalancerName"] == "ECS-Learning-Alb"
+    assert lb["DNSName"] in result.stdout
+    assert "6 change(s) applied" in result.stdout
+    assert [tg["TargetGroupName"] for tg in target_groups(aws)] == ["ECS-Learning-TargetGroup"]
+
+    plan = ecsalb(moto_server, "plan", "-f", str(spec_file))
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert "default/ecs-learning: no changes" in plan.stdout
+
+    # The same spec on stdin (`-f -`), for a machine.
+    as_json = ecsalb(moto_server, "plan", "-f", "-", "--output", "json", stdin=spec_file.read_text())
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout) == [{"resource": "default/ecs-learning", "changes": [], "unsupported": []}]
+
+
+def test_drift_names_a_field_changed_out_of_band_with_both_values(moto_server, aws, spec_file):
+    applied(moto_server, spec_file)
+    clean = ecsalb(moto_server, "drift", "-f", str(spec_file))
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "default/ecs-learning: no drift" in clean.stdout
+
+    [tg] = target_groups(aws)
+    aws.elbv2.modify_target_group(TargetGroupArn=tg["TargetGroupArn"], HealthCheckPath="/changed-by-hand")
+
+    text = ecsalb(moto_server, "drift", "-f", str(spec_file))
+    assert text.returncode == 2, text.stdout + text.stderr
+    [line] = [line for line in text.stdout.splitlines() if "healthCheck.path" in line]
+    assert "targetGroup/ECS-Learning-TargetGroup" in line and "'/'" in line and "'/changed-by-hand'" in line
+
+    as_json = ecsalb(moto_server, "drift", "-f", str(spec_file), "--output", "json")
+    assert as_json.returncode == 2, as_json.stderr
+    [report] = json.loads(as_json.stdout)
+    assert report["resource"] == "default/ecs-learning" and report["driftCount"] == 1
+    assert report["drift"] == [{"resource": "targetGroup/ECS-Learning-TargetGroup", "field": "healthCheck.path",
+                                "desired": "/", "actual": "/changed-by-hand"}]
+    assert aws.elbv2.describe_target_groups()["TargetGroups"][0]["HealthCheckPath"] == "/changed-by-hand", \
+        "drift only reports"
+
+
+def test_delete_removes_every_owned_resource(moto_server, aws, spec_file):
+    groups_before = security_group_ids(aws)
+    applied(moto_server, spec_file)
+
+    result = ecsalb(moto_server, "delete", "-f", str(spec_file))
+
+    assert result.returncode == 0, result.stderr
+    assert "default/ecs-learning: 6 owned resource(s) deleted" in result.stdout
+    assert load_balancers(aws) == [] and target_groups(aws) == []
+    assert security_group_ids(aws) == groups_before
+
+
+def test_retain_keeps_everything_unless_ignore_retain(moto_server, aws, tmp_path, manifest):
+    manifest["spec"]["policies"]["deletion"] = "Retain"
+    spec_file = write(tmp_path / "spec.yaml", manifest)
+    applied(moto_server, spec_file)
+
+    kept = ecsalb(moto_server, "delete", "-f", str(spec_file))
+    assert kept.returncode == 0, kept.stderr
+    assert "Retain" in kept.stdout and "nothing deleted" in kept.stdout
+    assert len(load_balancers(aws)) == 1 and len(target_groups(aws)) == 1
+
+    forced = ecsalb(moto_server, "delete", "-f", str(spec_file), "--ignore-retain")
+    assert forced.returncode == 0, forced.stderr
+    assert "6 owned resource(s) deleted" in forced.stdout
+    assert load_balancers(aws) == [] and target_groups(aws) == []
+
+
+def test_a_directory_and_a_multi_document_file_are_read_as_kubectl_reads_them(moto_server, aws, tmp_path, manifest):
+    second = copy.deepcopy(manifest)
+    second["metadata"]["name"] = "second"
+    spec = second["spec"]
+    spec["loadBalancer"]["name"] = "Second-Alb"
+    spec["targetGroups"][0]["name"] = "Second-TargetGroup"
+    spec["listeners"][0]["defaultAction"]["forward"]["targetGroup"] = "Second-TargetGroup"
+    spec["service"]["name"] = "second-service"
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ecs-learning-tls"}, "type": "Opaque"}
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    write(folder / "a.yaml", manifest)
+    write(folder / "b.yml", secret, second)  # a Secret first: skipped, the EcsAlbService after it still read
+    (folder / "README.md").write_text("not a manifest\n")
+
+    plan = ecsalb(moto_server, "plan", "-f", str(folder))
+    assert plan.returncode == 2, plan.stderr
+    assert "default/ecs-learning: 6 change(s)" in plan.stdout and "default/second: 6 change(s)" in plan.stdout
+    assert "skipped a document of kind Secret" in plan.stderr
+
+    result = ecsalb(moto_server, "apply", "-f", str(folder))
+    assert result.returncode == 0, result.stderr
+    assert sorted(lb["LoadBalancerName"] for lb in load_balancers(aws)) == ["ECS-Learning-Alb", "Second-Alb"]
+    assert sorted(tg["TargetGroupName"] for tg in target_groups(aws)) == ["ECS-Learning-TargetGroup",
+                                                                           "Second-TargetGroup"]
+    for lb in load_balancers(aws):
+        assert lb["DNSName"] in result.stdout
+
+
+def test_errors_are_one_clear_message_and_exit_1(moto_server, aws, tmp_path, manifest):
+    manifest["spec"]["loadBalancer"]["subnets"] = manifest["spec"]["loadBalancer"]["subnets"][:1]
+    bad = write(tmp_path / "bad.yaml", manifest)
+
+    invalid = ecsalb(moto_server, "drift", "-f", str(bad))  # for drift, 2 would mean "drift": an error is 1
+    assert invalid.returncode == 1, invalid.stdout + invalid.stderr
+    assert "spec.loadBalancer.subnets" in invalid.stderr
+    assert "Traceback" not in invalid.stderr and invalid.stdout == ""
+
+    missing = ecsalb(moto_server, "plan", "-f", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 1, missing.stdout + missing.stderr
+    assert f"{tmp_path / 'nope.yaml'}: no such file or directory" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+    # A usage error is an error too, not "something would change".
+    usage = ecsalb(moto_server, "plan", "-f", str(bad), "--output", "yaml")
+    assert usage.returncode == 1, usage.stderr
+    assert "--output" in usage.stderr and "Traceback" not in usage.stderr
+    assert load_balancers(aws) == []
+
+
+def test_crd_prints_the_installed_crd():
+    result = ecsalb(None, "crd")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (ROOT / "crds" / "ecsalbservices.yaml").read_text()
