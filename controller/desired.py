@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from typing import Any
+from typing import Any, ClassVar
 
 from controller.ownership import Owner
 
@@ -43,6 +43,7 @@ class IngressRule:
 
 @dataclasses.dataclass
 class SecurityGroup:
+    kind: ClassVar[str] = "securityGroup"
     key: str
     name: str
     description: str
@@ -52,6 +53,7 @@ class SecurityGroup:
 
 @dataclasses.dataclass
 class LoadBalancer:
+    kind: ClassVar[str] = "loadBalancer"
     key: str
     name: str
     alt_name: str  # used when a replacement must exist beside the old one (names are unique per region)
@@ -64,6 +66,7 @@ class LoadBalancer:
 
 @dataclasses.dataclass
 class TargetGroup:
+    kind: ClassVar[str] = "targetGroup"
     key: str
     name: str
     alt_name: str
@@ -88,6 +91,7 @@ class Action:
 
 @dataclasses.dataclass
 class Listener:
+    kind: ClassVar[str] = "listener"
     key: str
     port: int
     protocol: str
@@ -105,6 +109,7 @@ class LoadBalancerMapping:
 
 @dataclasses.dataclass
 class Service:
+    kind: ClassVar[str] = "service"
     key: str
     name: str
     cluster: str
@@ -133,6 +138,7 @@ class Stack:
     unsupported: list[str] = dataclasses.field(default_factory=list)
 
     def items(self) -> list[Any]:
+        """Every desired resource; each has `kind` and `key`. The engine orders kinds (engine.KINDS)."""
         return [*self.security_groups, *self.target_groups, self.load_balancer, *self.listeners, self.service]
 
 
@@ -248,16 +254,7 @@ def build(resource: Any, owner: Owner) -> Stack:
         security_groups=[Ref(SG_LOAD_BALANCER), *lb_spec.extra_security_groups],
         attributes=load_balancer_attributes(lb_spec.attributes))
 
-    listeners = []
-    for l in spec.listeners:
-        if l.protocol == "HTTPS" or l.rules:
-            # Said out loud, never silently dropped: the status and `ecsalb plan` show this line.
-            what = "HTTPS listeners" if l.protocol == "HTTPS" else "listener rules"
-            unsupported.append(f"spec.listeners[port={l.port}]: {what} are not supported yet; "
-                               "this listener is skipped")
-            continue
-        listeners.append(Listener(key=listener_key(l.port), port=l.port, protocol=l.protocol,
-                                  ssl_policy=None, default_action=action(l.default_action)))
+    listeners = [x for l in spec.listeners if (x := listener(l, unsupported)) is not None]
 
     svc = spec.service
     service = Service(
@@ -277,6 +274,17 @@ def build(resource: Any, owner: Owner) -> Stack:
 
     return Stack(region=spec.region, security_groups=[lb_sg, task_sg], target_groups=target_groups,
                  load_balancer=load_balancer, listeners=listeners, service=service, unsupported=unsupported)
+
+
+def listener(spec_listener: Any, unsupported: list[str]) -> Listener | None:
+    l = spec_listener
+    if l.protocol == "HTTPS" or l.rules:
+        # Said out loud, never silently dropped: the status and `ecsalb plan` show this line.
+        what = "HTTPS listeners" if l.protocol == "HTTPS" else "listener rules"
+        unsupported.append(f"spec.listeners[port={l.port}]: {what} are not supported yet; this listener is skipped")
+        return None
+    return Listener(key=listener_key(l.port), port=l.port, protocol=l.protocol, ssl_policy=None,
+                    default_action=action(l.default_action))
 
 
 def _rule_sort_key(rule: IngressRule) -> tuple:

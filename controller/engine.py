@@ -57,10 +57,8 @@ class Result:
 
 
 def desired_by_kind(stack: d.Stack | None) -> dict[str, list[Any]]:
-    if stack is None:
-        return {k.kind: [] for k in KINDS}
-    return {"securityGroup": stack.security_groups, "targetGroup": stack.target_groups,
-            "loadBalancer": [stack.load_balancer], "listener": stack.listeners, "service": [stack.service]}
+    items = stack.items() if stack is not None else []
+    return {k.kind: [i for i in items if i.kind == k.kind] for k in KINDS}
 
 
 def owned_arns(ctx: Context) -> dict[str, dict[str, str]]:
