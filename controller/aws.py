@@ -11,7 +11,7 @@ import botocore.exceptions
 
 from controller.settings import Settings
 
-SERVICES = ("ec2", "elbv2", "ecs", "acm", "resourcegroupstaggingapi")
+SERVICES = ("ec2", "elbv2", "ecs", "acm", "resourcegroupstaggingapi", "application-autoscaling")
 _READ_PREFIXES = ("Describe", "List", "Get")
 
 
@@ -64,6 +64,7 @@ class AwsClients:
         self._lock = threading.Lock()
 
     def __getattr__(self, service: str) -> Any:
+        service = service.replace("_", "-")  # aws.application_autoscaling -> "application-autoscaling"
         if service not in SERVICES:
             raise AttributeError(service)
         return self.client(service)

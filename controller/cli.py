@@ -156,6 +156,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings.drift_interval_seconds = args.drift_interval
     if args.kube_url:
         settings.kube_url = args.kube_url
+    settings.metrics_port = args.metrics_port if args.metrics_port else None
     operator.configure(settings)
     kopf.run(clusterwide=True, standalone=True, liveness_endpoint=args.liveness)
     return EXIT_OK
@@ -192,6 +193,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--drift-interval", type=int, help="seconds between drift checks (default 60)")
     run.add_argument("--kube-url", help="Kubernetes API URL without auth (default: in-cluster or kubeconfig)")
     run.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", help="liveness endpoint")
+    run.add_argument("--metrics-port", type=int, default=Settings().metrics_port or 9090,
+                     help="Prometheus /metrics port (0: none; default 9090 or ECSALB_METRICS_PORT)")
     run.set_defaults(fn=cmd_run)
     demo = sub.add_parser("demo", help="the whole story on moto + an emulated Kubernetes API")
     demo.add_argument("--quiet", action="store_true", help="less output (for CI)")

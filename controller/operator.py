@@ -6,6 +6,7 @@ spec handlers from converging the same stack at the same time.
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import kopf
 
 from controller import GROUP, PLURAL, VERSION, desired, engine, logs, status
+from controller.metrics import Metrics
 from controller.aws import Registry, error_code, is_transient
 from controller.ownership import Owner
 from controller.resources.base import Conflict, MissingDependency
@@ -32,11 +34,20 @@ def configure(settings: Settings, registry: kopf.OperatorRegistry | None = None)
     """The composition root for the operator: settings, AWS clients, logging, handlers (registered once)."""
     _state["settings"] = settings
     _state["aws"] = Registry(settings)
+    _state["metrics"] = Metrics(_state["aws"].counter)
+    if settings.metrics_port is not None:
+        _state["metrics"].serve(settings.metrics_port, settings.metrics_address)
     logs.configure(settings.log_format, settings.log_level)
     registry = registry or kopf.get_default_registry()
     if id(registry) not in _state["registered"]:
         _register(registry, tick=max(1, min(settings.drift_interval_seconds, 10)))
         _state["registered"].add(id(registry))
+
+
+def metrics() -> Metrics:
+    if _state.get("metrics") is None:
+        _state["metrics"] = Metrics(aws_registry().counter)
+    return _state["metrics"]
 
 
 def aws_registry() -> Registry:
@@ -133,14 +144,28 @@ def _run(body: kopf.Body, patch: kopf.Patch, *, drift_check: bool) -> None:
         log.info("aws change", verb=verb, resource=key, detail=detail)
         kopf.info(dict(body), reason=verb, message=f"{key}: {detail}")
 
+    started = time.monotonic()
     with _lock(owner.ref):
         try:
             result = engine.reconcile(aws, owner, stack, apply=not report_only,
                                       known=set((previous.get("resources") or {}).keys()), on_change=on_change)
         except Exception as exc:  # classified below: every outcome lands in the status
+            _count(drift_check, "error", started)
             _failed(body, patch, previous, exc, log, raise_for_retry=not drift_check)
             return
+    _count(drift_check, "drift" if result.drift and drift_check else "clean" if drift_check else "success", started)
     _succeeded(body, patch, previous, result, resource, drift_check=drift_check and in_sync, log=log)
+    reported = len(result.drift) if report_only else 0
+    metrics().drifted_fields.labels(body.meta.namespace, body.meta.name).set(reported)
+
+
+def _count(drift_check: bool, result: str, started: float) -> None:
+    m = metrics()
+    if drift_check:
+        m.drift_checks.labels(result).inc()
+        m.drift_check_seconds.observe(time.monotonic() - started)
+    else:
+        m.reconciles.labels(result).inc()
 
 
 def _terminal(previous: dict, generation: Any) -> bool:
@@ -249,6 +274,8 @@ def _remove(body: kopf.Body, patch: kopf.Patch) -> None:
     with _lock(owner.ref):
         try:
             engine.delete_all(aws, owner, stack, on_change=on_change)
+            with contextlib.suppress(KeyError):
+                metrics().drifted_fields.remove(body.meta.namespace, body.meta.name)
         except DeletionProtected as exc:
             old = (body.get("status") or {}).get("conditions")
             patch.status["conditions"] = status.set_conditions(

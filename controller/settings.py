@@ -27,5 +27,9 @@ class Settings:
     drift_interval_seconds: int = dataclasses.field(default_factory=lambda: _env_int("ECSALB_DRIFT_INTERVAL", 60))
     log_format: str = dataclasses.field(default_factory=lambda: os.environ.get("ECSALB_LOG_FORMAT", "json"))
     log_level: str = dataclasses.field(default_factory=lambda: os.environ.get("ECSALB_LOG_LEVEL", "info"))
+    # Prometheus /metrics; None serves none (`ecsalb run` serves on 9090 unless told otherwise).
+    metrics_port: int | None = dataclasses.field(
+        default_factory=lambda: int(os.environ["ECSALB_METRICS_PORT"]) if os.environ.get("ECSALB_METRICS_PORT") else None)
+    metrics_address: str = "0.0.0.0"
     # How long a delete waits between retries of DependencyViolation while ENIs are released.
     dependency_retry_seconds: float = 10.0

@@ -230,3 +230,23 @@ def test_a_missing_cluster_is_named(aws, manifest):
     manifest["spec"]["service"]["cluster"] = "nope"
     with pytest.raises(MissingDependency, match="spec.service.cluster: ECS cluster 'nope'"):
         converge(aws, manifest)
+
+
+def test_desired_count_is_not_drift_while_an_autoscaling_policy_owns_it(aws, manifest):
+    converge(aws, manifest)
+    aws.application_autoscaling.register_scalable_target(
+        ServiceNamespace="ecs", ResourceId="service/ecs-learning-cluster/ecs-learning-service",
+        ScalableDimension="ecs:service:DesiredCount", MinCapacity=1, MaxCapacity=10)
+    aws.ecs.update_service(cluster="ecs-learning-cluster", service="ecs-learning-service", desiredCount=6)
+    aws.counter.reset()
+    result = converge(aws, manifest)
+    assert result.drift == [] and result.changes == [] and aws.counter.mutating() == {}
+    assert the_service(aws)["desiredCount"] == 6
+
+
+def test_desired_count_set_by_hand_without_autoscaling_is_drift_and_put_back(aws, manifest):
+    converge(aws, manifest)
+    aws.ecs.update_service(cluster="ecs-learning-cluster", service="ecs-learning-service", desiredCount=6)
+    result = converge(aws, manifest)
+    assert [(x.resource, x.field, x.desired, x.actual) for x in result.drift] == [("service", "desiredCount", 1, 6)]
+    assert the_service(aws)["desiredCount"] == 1

@@ -1,6 +1,10 @@
 """The operator for real (kopf) against the Kubernetes emulator and moto server, as a user sees it."""
 from __future__ import annotations
 
+import dataclasses
+import re
+import urllib.request
+
 import pytest
 
 from controller import devenv, operator
@@ -152,6 +156,7 @@ async def test_drift_is_corrected_under_enforce(emulator, settings, aws, manifes
 
 async def test_drift_is_only_reported_under_report(emulator, settings, aws, manifest):
     manifest["spec"]["policies"]["drift"] = "Report"
+    settings = dataclasses.replace(settings, metrics_port=0, metrics_address="127.0.0.1")
     async with devenv.operator_running(emulator, settings):
         await devenv.apply(emulator, manifest)
         await until(emulator, ready)
@@ -170,3 +175,10 @@ async def test_drift_is_only_reported_under_report(emulator, settings, aws, mani
         svc = aws.ecs.describe_services(cluster="ecs-learning-cluster", services=["ecs-learning-service"])["services"][0]
         assert svc["desiredCount"] == 4
         assert (await devenv.get(emulator, NS, NAME))["status"]["driftCount"] == 1
+        # What Prometheus scrapes, over HTTP.
+        with urllib.request.urlopen(f"http://127.0.0.1:{operator.metrics().port}/metrics") as response:
+            text = response.read().decode()
+        assert 'ecsalb_drifted_fields{name="ecs-learning",namespace="default"} 1.0' in text
+        assert re.search(r'ecsalb_drift_checks_total\{result="drift"\} [1-9]', text)
+        assert re.search(r'ecsalb_aws_api_calls_total\{operation="DescribeServices",service="ecs"\} [1-9]', text)
+        assert 'ecsalb_reconciles_total{result="success"} 1.0' in text

@@ -56,6 +56,17 @@ class Services(Kind):
                     f"{td['revision']} maps no port {lb.container_port} "
                     f"(it maps {', '.join(map(str, sorted(p for p in ports[lb.container_name] if p))) or 'none'})")
 
+    def autoscaled(self, ctx: Context, desired: d.Service) -> bool:
+        """Whether Application Auto Scaling owns the desired count (then it is neither compared nor set)."""
+        cache = ctx.cache.setdefault("autoscaled", {})
+        resource_id = f"service/{desired.cluster}/{desired.name}"
+        if resource_id not in cache:
+            targets = ctx.aws.application_autoscaling.describe_scalable_targets(
+                ServiceNamespace="ecs", ResourceIds=[resource_id],
+                ScalableDimension="ecs:service:DesiredCount")["ScalableTargets"]
+            cache[resource_id] = bool(targets)
+        return cache[resource_id]
+
     def fields(self, ctx: Context, desired: d.Service, actual: Observed | None) -> dict[str, Any]:
         out: dict[str, Any] = {
             "name": desired.name, "cluster": desired.cluster, "launchType": desired.launch_type,
@@ -73,6 +84,8 @@ class Services(Kind):
         }
         if desired.health_check_grace_period_seconds is not None:
             out["healthCheckGracePeriodSeconds"] = desired.health_check_grace_period_seconds
+        if actual is not None and self.autoscaled(ctx, desired):
+            del out["desiredCount"]  # the scaling policy's to set: not drift, never put back
         return out
 
     def observe(self, ctx: Context, desired: list[d.Service], owned: dict[str, dict[str, str]]) -> list[Observed]:
