@@ -8,6 +8,7 @@ from typing import Any
 import boto3
 import botocore.config
 import botocore.exceptions
+import botocore.parsers
 
 from controller.settings import Settings
 
@@ -116,7 +117,7 @@ TRANSIENT_CODES = {
 
 def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, (botocore.exceptions.ConnectionError, botocore.exceptions.ReadTimeoutError,
-                        botocore.exceptions.ResponseParserError)):
+                        botocore.parsers.ResponseParserError)):
         return True
     if isinstance(exc, botocore.exceptions.ClientError):
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)

@@ -228,17 +228,18 @@ def _succeeded(body: kopf.Body, patch: kopf.Patch, previous: dict, result: engin
 def _failed(body: kopf.Body, patch: kopf.Patch, previous: dict, exc: Exception, log: Any,
             *, raise_for_retry: bool) -> None:
     old = previous.get("conditions")
+    slow, fast = _state["settings"].slow_retry_seconds, _state["settings"].transient_retry_seconds
     if isinstance(exc, Conflict):
-        reason, message, delay = "Conflict", str(exc), 60
+        reason, message, delay = "Conflict", str(exc), slow
     elif isinstance(exc, MissingDependency):
-        reason, message, delay = "MissingDependency", str(exc), 60
+        reason, message, delay = "MissingDependency", str(exc), slow
     elif is_transient(exc):
-        reason, message, delay = "AwsUnavailable", f"AWS is throttling or unavailable, retrying: {exc}", 15
+        reason, message, delay = "AwsUnavailable", f"AWS is throttling or unavailable, retrying: {exc}", fast
     elif error_code(exc):
-        reason, message, delay = "AwsError", f"AWS refused a call: {exc}", 60
+        reason, message, delay = "AwsError", f"AWS refused a call: {exc}", slow
     else:
         log.exception("reconcile failed")
-        reason, message, delay = "InternalError", f"{type(exc).__name__}: {exc}", 60
+        reason, message, delay = "InternalError", f"{type(exc).__name__}: {exc}", slow
     log.warning("reconcile failed", reason=reason, error=message)
     patch.status["conditions"] = status.set_conditions(
         old, status.condition(old, "Synced", False, reason, message),

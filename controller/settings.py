@@ -33,3 +33,7 @@ class Settings:
     metrics_address: str = "0.0.0.0"
     # How long a delete waits between retries of DependencyViolation while ENIs are released.
     dependency_retry_seconds: float = 10.0
+    # Retry delays after a failed reconcile: AWS throttling/5xx (after botocore's own retries), and
+    # what waits for a person (a conflict, a missing cluster, an AWS validation error).
+    transient_retry_seconds: float = 15.0
+    slow_retry_seconds: float = 60.0
