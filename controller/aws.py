@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 from typing import Any
 
@@ -11,6 +12,19 @@ import botocore.exceptions
 import botocore.parsers
 
 from controller.settings import Settings
+
+class _RedactImportedKeys(logging.Filter):
+    """botocore logs each request's parameters at DEBUG ("Making request for ... with params"); those of an
+    ACM import carry the private key. Keep the line, drop the parameters."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if args and getattr(args[0], "name", None) == "ImportCertificate":
+            record.args = (args[0], "<redacted: an ACM import carries a private key>")
+        return True
+
+
+logging.getLogger("botocore.endpoint").addFilter(_RedactImportedKeys())
 
 SERVICES = ("ec2", "elbv2", "ecs", "acm", "resourcegroupstaggingapi", "application-autoscaling")
 _READ_PREFIXES = ("Describe", "List", "Get")

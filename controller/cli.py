@@ -37,9 +37,15 @@ def load_documents(path: str) -> list[dict[str, Any]]:
     return docs
 
 
-def resources(path: str) -> list[EcsAlbService]:
-    out = []
+def load(path: str) -> tuple[list[EcsAlbService], dict[tuple[str, str], dict[str, Any]]]:
+    """The EcsAlbServices of the input, and the Secrets their secretRef certificates name: the CLI reads no
+    Kubernetes, so a Secret comes in the same -f input (`kubectl get secret NAME -o yaml`)."""
+    out, secrets = [], {}
     for doc in load_documents(path):
+        if isinstance(doc, dict) and doc.get("kind") == "Secret" and doc.get("apiVersion") == "v1":
+            meta = doc.get("metadata") or {}
+            secrets[(meta.get("namespace") or "default", str(meta.get("name")))] = doc
+            continue
         if not isinstance(doc, dict) or doc.get("kind") != KIND:
             print(f"skipped a document of kind {doc.get('kind') if isinstance(doc, dict) else type(doc).__name__}",
                   file=sys.stderr)
@@ -47,7 +53,14 @@ def resources(path: str) -> list[EcsAlbService]:
         out.append(parse_spec(doc))
     if not out:
         raise ValueError(f"{path}: no {KIND} document found")
-    return out
+    used = set().union(*(desired.secret_names(res) for res in out))
+    for namespace, name in sorted(set(secrets) - used):
+        print(f"skipped a document of kind Secret ({namespace}/{name}: no secretRef names it)", file=sys.stderr)
+    return out, secrets
+
+
+def resources(path: str) -> list[EcsAlbService]:
+    return load(path)[0]
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -61,10 +74,22 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _context(res: EcsAlbService, settings: Settings) -> tuple[AwsClients, Owner, desired.Stack]:
+def _context(res: EcsAlbService, settings: Settings,
+             secrets: dict[tuple[str, str], dict[str, Any]] | None = None) -> tuple[AwsClients, Owner, desired.Stack]:
     owner = Owner(settings.cluster_name, res.metadata.namespace, res.metadata.name, res.metadata.uid)
     aws = AwsClients(settings, res.spec.region or settings.region)
-    return aws, owner, desired.build(res, owner)
+    given: dict[tuple[str, str], desired.SecretContent] = dict(secrets or {})
+    for namespace, name in desired.secret_names(res) - set(given):
+        given[(namespace, name)] = (f"not in the -f input; the CLI reads no Kubernetes: add the Secret's manifest "
+                                    f"(kubectl get secret {name} -n {namespace} -o yaml) to the input")
+    return aws, owner, desired.build(res, owner, given)
+
+
+def _waiting(result: engine.Result) -> list[str]:
+    """What the status would say about certificates and what waits for them, as CLI lines."""
+    return ([f"  waiting: {key} {why}" if why.startswith("waits") else f"  waiting: {key}: {why}"
+             for key, why in sorted(result.waiting.items()) if key not in result.notes]
+            + [f"  {reason}: {message}" for key, (reason, message) in sorted(result.notes.items())])
 
 
 def _emit(args: argparse.Namespace, report: list[dict[str, Any]], text: list[str]) -> None:
@@ -76,30 +101,35 @@ def _emit(args: argparse.Namespace, report: list[dict[str, Any]], text: list[str
 
 def cmd_plan(args: argparse.Namespace) -> int:
     settings, changed, report, text = _settings(args), False, [], []
-    for res in resources(args.file):
-        aws, owner, stack = _context(res, settings)
+    items, secrets = load(args.file)
+    for res in items:
+        aws, owner, stack = _context(res, settings, secrets)
         result = engine.reconcile(aws, owner, stack, apply=False)
         changed |= result.changed
         report.append({"resource": owner.ref, "changes": [_change(c) for c in result.changes],
-                       "unsupported": result.unsupported})
+                       "unsupported": result.unsupported, **_notes(result)})
         text.append(f"{owner.ref}: " + (f"{len(result.changes)} change(s)" if result.changes else "no changes"))
         text += [f"  {c.describe()}" for c in result.changes] + [f"  note: {u}" for u in result.unsupported]
+        text += _waiting(result)
     _emit(args, report, text)
     return EXIT_CHANGES if changed else EXIT_OK
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
     settings, report, text = _settings(args), [], []
-    for res in resources(args.file):
-        aws, owner, stack = _context(res, settings)
+    items, secrets = load(args.file)
+    for res in items:
+        aws, owner, stack = _context(res, settings, secrets)
         result = engine.reconcile(aws, owner, stack, apply=True,
                                   on_change=lambda verb, key, detail: print(f"  {verb} {key}: {detail}", file=sys.stderr))
         lb = result.resources.get(desired.LOAD_BALANCER)
         report.append({"resource": owner.ref, "changes": [_change(c) for c in result.changes],
-                       "loadBalancer": {"arn": lb.id, "dnsName": lb.info.get("dnsName")} if lb else None})
+                       "loadBalancer": {"arn": lb.id, "dnsName": lb.info.get("dnsName")} if lb else None,
+                       **_notes(result)})
         text.append(f"{owner.ref}: {len(result.changes)} change(s) applied"
                     + (f"; load balancer {lb.info.get('dnsName')}" if lb else ""))
         text += [f"  note: {u}" for u in result.unsupported]
+        text += _waiting(result)
     _emit(args, report, text)
     return EXIT_OK
 
@@ -121,8 +151,9 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 def cmd_drift(args: argparse.Namespace) -> int:
     settings, drifted, report, text = _settings(args), False, [], []
-    for res in resources(args.file):
-        aws, owner, stack = _context(res, settings)
+    items, secrets = load(args.file)
+    for res in items:
+        aws, owner, stack = _context(res, settings, secrets)
         # Without a status to remember what existed, a missing resource counts as drift once any of the
         # stack exists (a stack never applied is "not created yet", not drift).
         probe = engine.reconcile(aws, owner, stack, apply=False)
@@ -165,6 +196,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from controller import demo
     return demo.main(quiet=args.quiet)
+
+
+def _notes(result: engine.Result) -> dict[str, Any]:
+    """Certificates that cannot be used yet and what waits for them (only when there are any)."""
+    out: dict[str, Any] = {}
+    if result.waiting:
+        out["waiting"] = result.waiting
+    if result.notes:
+        out["notes"] = {key: {"reason": reason, "message": message} for key, (reason, message) in result.notes.items()}
+    return out
 
 
 def _change(c: engine.Change) -> dict[str, Any]:

@@ -55,7 +55,16 @@ def aws_inventory(aws: AwsClients, owner_ref: str) -> list[tuple[str, ...]]:
         rows.append(("load balancer", lb["LoadBalancerName"], f"{lb['Scheme']}, {lb['State']['Code']}, {lb['DNSName']}"))
         for listener in aws.elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]:
             action = listener["DefaultActions"][0]
-            rows.append(("  listener", f"{listener['Protocol']}:{listener['Port']}", f"default action {action['Type']}"))
+            detail = f"default action {action['Type']}"
+            if listener["Protocol"] == "HTTPS":
+                default = next(c["CertificateArn"] for c in aws.elbv2.describe_listener_certificates(
+                    ListenerArn=listener["ListenerArn"])["Certificates"] if c.get("IsDefault"))
+                detail += f", {listener['SslPolicy']}, certificate {default.rsplit('/', 1)[1][:8]}…"
+            rows.append(("  listener", f"{listener['Protocol']}:{listener['Port']}", detail))
+    for summary in aws.acm.list_certificates()["CertificateSummaryList"]:
+        cert = aws.acm.describe_certificate(CertificateArn=summary["CertificateArn"])["Certificate"]
+        rows.append(("acm certificate", f"{cert['DomainName']} ({cert['CertificateArn'].rsplit('/', 1)[1][:8]}…)",
+                     f"{cert['Type'].lower()}, {cert['Status']}, expires {cert['NotAfter']:%Y-%m-%d}"))
     for tg in aws.elbv2.describe_target_groups()["TargetGroups"]:
         rows.append(("target group", tg["TargetGroupName"],
                      f"{tg['Protocol']}:{tg['Port']} {tg['TargetType']}, health check {tg['HealthCheckPath']}"))
@@ -116,11 +125,15 @@ async def story(quiet: bool) -> None:
 
 
 async def run_story(s: Story, emulator: devenv.Emulator, aws: AwsClients, prereqs: devenv.Prerequisites) -> None:
-    manifest = devenv.example_manifest(prereqs, name=NAME, namespace=NS)
-    s.step("kubectl apply -f ecs-learning.yaml   (the tutorial's HTTP stack as one EcsAlbService)")
+    manifest = devenv.example_manifest(prereqs, name=NAME, namespace=NS, https=True)
+    https = next(listener for listener in manifest["spec"]["listeners"] if listener["protocol"] == "HTTPS")
+    # The tutorial's §5 openssl step, done by the operator: a self-signed certificate imported into ACM.
+    https["certificates"] = [{"selfSigned": {"commonName": "ecs-learning.example.internal", "days": 365}}]
+    s.step("kubectl apply -f ecs-learning.yaml   (the tutorial's stack, with its HTTPS step, as one EcsAlbService)")
     spec = manifest["spec"]
     s.say(f"load balancer {spec['loadBalancer']['name']}, target group {spec['targetGroups'][0]['name']}, "
-          f"listener HTTP:80, service {spec['service']['name']}")
+          f"listeners HTTP:80 and HTTPS:443 (self-signed certificate for ecs-learning.example.internal), "
+          f"service {spec['service']['name']}")
     await devenv.apply(emulator, manifest)
 
     s.step("kubectl get eas ecs-learning   (wait for READY)")
@@ -133,6 +146,7 @@ async def run_story(s: Story, emulator: devenv.Emulator, aws: AwsClients, prereq
     s.say(f"Ready: {condition(obj, 'Ready')['message']}", always=True)
     s.say(f"load balancer ARN {st['loadBalancer']['arn']}")
     s.say(f"service ARN       {st['service']['arn']}")
+    await show_https(s, emulator, aws, obj)
     s.step("What now exists on AWS (describe calls)")
     s.table(aws_inventory(aws, f"{NS}/{NAME}"))
     s.step("kubectl describe eas ecs-learning   (events)")
@@ -169,12 +183,35 @@ async def run_story(s: Story, emulator: devenv.Emulator, aws: AwsClients, prereq
         raise RuntimeError("owned AWS resources are left after deletion")
     owned = aws.resourcegroupstaggingapi.get_resources(
         TagFilters=[{"Key": OWNER_TAG, "Values": [f"{NS}/{NAME}"]}],
-        ResourceTypeFilters=["elasticloadbalancing", "ec2:security-group"])["ResourceTagMappingList"]
+        ResourceTypeFilters=["elasticloadbalancing", "ec2:security-group", "acm:certificate"])["ResourceTagMappingList"]
     if owned:
         raise RuntimeError(f"owned AWS resources are left after deletion: {json.dumps(owned)[:300]}")
     s.say(f"the user's own VPC, subnets, cluster and task definition are untouched "
           f"({len(aws.ecs.list_task_definitions()['taskDefinitionArns'])} task definition, cluster "
           f"{aws.ecs.describe_clusters(clusters=[prereqs.cluster])['clusters'][0]['status']})")
+
+
+async def show_https(s: Story, emulator: devenv.Emulator, aws: AwsClients, obj: dict) -> None:
+    """The HTTPS listener on AWS with the self-signed certificate the operator minted, imported and kept."""
+    [cert] = obj["status"]["certificates"]
+    if cert["status"] != "ISSUED" or condition(obj, "CertificatesReady").get("status") != "True":
+        raise RuntimeError(f"the certificate is not in use: {cert}")
+    lb = aws.elbv2.describe_load_balancers(Names=[obj["spec"]["loadBalancer"]["name"]])["LoadBalancers"][0]
+    listener = next((l for l in aws.elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
+                     if l["Port"] == 443), None)
+    if listener is None:
+        raise RuntimeError("there is no HTTPS listener on the load balancer")
+    used = aws.elbv2.describe_listener_certificates(ListenerArn=listener["ListenerArn"])["Certificates"]
+    if [c["CertificateArn"] for c in used if c.get("IsDefault")] != [cert["arn"]]:
+        raise RuntimeError(f"the HTTPS listener does not use {cert['arn']}")
+    s.say(f"HTTPS:443 ({listener['SslPolicy']}) serves the {cert['source']} certificate for {cert['domain']}: "
+          f"{cert['arn']}, {cert['status']}, {cert['daysLeft']} days left", always=True)
+    kept = [x for x in await devenv.list_objects(emulator, NS, resource="v1/secrets")
+            if (x["metadata"].get("annotations") or {}).get(OWNER_TAG) == f"{NS}/{NAME}"]
+    if len(kept) != 1:
+        raise RuntimeError("the self-signed certificate is not kept in a Secret")
+    s.say(f"its key stays in Kubernetes: Secret {NS}/{kept[0]['metadata']['name']} ({kept[0]['type']}, owned by "
+          f"the EcsAlbService), so a restart of the operator does not mint another one")
 
 
 def main(quiet: bool = False) -> int:

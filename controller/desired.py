@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from controller import certs
 from controller.ownership import Owner
 
 SG_LOAD_BALANCER = "securityGroup/loadBalancer"
@@ -23,6 +26,31 @@ def target_group_key(name: str) -> str:
 
 def listener_key(port: int) -> str:
     return f"listener/{port}"
+
+
+def rules_key(port: int) -> str:
+    return f"rules/{port}"
+
+
+def certificate_key(source: Any, namespace: str) -> str:
+    """One key per certificate source (spec CertificateSource). It is also the ACM ownership tag's value,
+    so it keeps to the characters ACM allows in tag values."""
+    if source.secret_ref is not None:
+        return f"certificate/secret/{source.secret_ref.namespace or namespace}/{source.secret_ref.name}"
+    if source.arn is not None:
+        return f"certificate/arn/{source.arn.rsplit('/', 1)[-1]}"
+    kind, domain, sans = (("selfSigned", source.self_signed.common_name, source.self_signed.subject_alternative_names)
+                          if source.self_signed is not None else
+                          ("acm", source.acm.domain_name, source.acm.subject_alternative_names))
+    safe = re.sub(r"[^\w.:/=+@-]", "_", domain)  # e.g. "*.example.com" -> "_.example.com"
+    suffix = f"-{short_hash(domain, *sorted(set(sans)))}" if sans or safe != domain else ""
+    return f"certificate/{kind}/{safe}{suffix}"
+
+
+def self_signed_secret_name(resource_name: str, key: str) -> str:
+    """The Secret (in the resource's namespace, owned by the resource) that keeps a self-signed certificate
+    and its key, so a restart of the operator does not mint a new one."""
+    return f"{resource_name[:200]}-tls-{short_hash(key, length=8)}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +126,45 @@ class Listener:
     ssl_policy: str | None
     default_action: Action
     load_balancer: Ref = Ref(LOAD_BALANCER)
+    certificates: list[Ref] = dataclasses.field(default_factory=list)  # HTTPS: the default first, then SNI
+
+
+@dataclasses.dataclass
+class Rule:
+    priority: int
+    conditions: list[dict[str, Any]]  # the create_rule request shape (*Config forms)
+    action: Action
+
+
+@dataclasses.dataclass
+class ListenerRules:
+    """All non-default rules of one listener, converged together: a re-prioritised rule moves with
+    set_rule_priorities instead of being deleted and created again (see resources/rule.py)."""
+
+    kind: ClassVar[str] = "rule"
+    key: str
+    port: int
+    rules: list[Rule]
+    listener: Ref
+
+
+@dataclasses.dataclass
+class Certificate:
+    """One certificate a listener uses, by where it comes from (spec CertificateSource). Listeners that name
+    the same source share it. `material` is what an import needs (secretRef, selfSigned); `problem` says why
+    the caller's material cannot be used: then nothing is imported and listeners keep what they have."""
+
+    kind: ClassVar[str] = "certificate"
+    key: str
+    source: str                      # secretRef | arn | selfSigned | acm
+    name: str                        # in the user's words: "Secret default/web-tls", "selfSigned example.internal"
+    domain_name: str | None = None   # selfSigned: commonName; acm: domainName
+    subject_alternative_names: list[str] = dataclasses.field(default_factory=list)
+    days: int | None = None          # selfSigned
+    arn: str | None = None           # arn: the user's certificate (never modified, never deleted)
+    material: certs.Material | None = dataclasses.field(default=None, repr=False)
+    problem: str | None = None
+    problem_reason: str = "InvalidCertificate"  # or SecretNotFound
 
 
 @dataclasses.dataclass
@@ -136,10 +203,12 @@ class Stack:
     listeners: list[Listener]
     service: Service
     unsupported: list[str] = dataclasses.field(default_factory=list)
+    rules: list[ListenerRules] = dataclasses.field(default_factory=list)
+    certificates: list[Certificate] = dataclasses.field(default_factory=list)
 
     def items(self) -> list[Any]:
         """Every desired resource; each has `kind` and `key`. The engine orders kinds (engine.KINDS)."""
-        return [*self.security_groups, *self.target_groups, self.load_balancer, *self.listeners, self.service]
+        return [*self.certificates, *self.security_groups, *self.target_groups, self.load_balancer, *self.listeners, *self.rules, self.service]
 
 
 def short_hash(*parts: Any, length: int = 5) -> str:
@@ -220,8 +289,16 @@ def _bool(value: bool) -> str:
     return "true" if value else "false"
 
 
-def build(resource: Any, owner: Owner) -> Stack:
-    """The whole desired stack for a parsed EcsAlbService (controller.spec.EcsAlbService)."""
+SecretContent = Mapping[str, Any] | str | None  # a Secret's body; None: not found; str: why it could not be read
+
+
+def build(resource: Any, owner: Owner,
+          secrets: Mapping[tuple[str, str], SecretContent] | None = None) -> Stack:
+    """The whole desired stack for a parsed EcsAlbService (controller.spec.EcsAlbService).
+
+    `secrets` are the Secrets the caller read for the certificates, by (namespace, name): the ones secretRef
+    names, and the operator's own self-signed ones (self_signed_secret_name). None: the caller read none.
+    """
     spec = resource.spec
     unsupported: list[str] = []
 
@@ -254,7 +331,10 @@ def build(resource: Any, owner: Owner) -> Stack:
         security_groups=[Ref(SG_LOAD_BALANCER), *lb_spec.extra_security_groups],
         attributes=load_balancer_attributes(lb_spec.attributes))
 
-    listeners = [x for l in spec.listeners if (x := listener(l, unsupported)) is not None]
+    namespace = resource.metadata.namespace
+    listeners = [x for l in spec.listeners if (x := listener(l, unsupported, namespace)) is not None]
+    built = {x.port for x in listeners}  # rules of a skipped listener wait for it, whatever its protocol
+    rules = [listener_rules(l) for l in spec.listeners if l.rules and l.port in built]
 
     svc = spec.service
     service = Service(
@@ -273,18 +353,103 @@ def build(resource: Any, owner: Owner) -> Stack:
         health_check_grace_period_seconds=svc.health_check_grace_period_seconds)
 
     return Stack(region=spec.region, security_groups=[lb_sg, task_sg], target_groups=target_groups,
-                 load_balancer=load_balancer, listeners=listeners, service=service, unsupported=unsupported)
+                 load_balancer=load_balancer, listeners=listeners, service=service, unsupported=unsupported,
+                 rules=rules, certificates=certificates(resource, secrets))
 
 
-def listener(spec_listener: Any, unsupported: list[str]) -> Listener | None:
+def listener(spec_listener: Any, unsupported: list[str], namespace: str = "default") -> Listener | None:
     l = spec_listener
-    if l.protocol == "HTTPS" or l.rules:
-        # Said out loud, never silently dropped: the status and `ecsalb plan` show this line.
-        what = "HTTPS listeners" if l.protocol == "HTTPS" else "listener rules"
-        unsupported.append(f"spec.listeners[port={l.port}]: {what} are not supported yet; this listener is skipped")
-        return None
-    return Listener(key=listener_key(l.port), port=l.port, protocol=l.protocol, ssl_policy=None,
-                    default_action=action(l.default_action))
+    refs = list(dict.fromkeys(Ref(certificate_key(c, namespace)) for c in l.certificates))
+    return Listener(key=listener_key(l.port), port=l.port, protocol=l.protocol,
+                    ssl_policy=l.ssl_policy if l.protocol == "HTTPS" else None,
+                    default_action=action(l.default_action), certificates=refs)
+
+
+def secret_names(resource: Any) -> set[tuple[str, str]]:
+    """(namespace, name) of every Secret a secretRef certificate names."""
+    namespace = resource.metadata.namespace
+    return {(c.secret_ref.namespace or namespace, c.secret_ref.name)
+            for l in resource.spec.listeners for c in l.certificates if c.secret_ref is not None}
+
+
+def certificates(resource: Any, secrets: Mapping[tuple[str, str], SecretContent] | None) -> list[Certificate]:
+    """Every certificate the listeners use, once each, with the material the caller read for it."""
+    namespace = resource.metadata.namespace
+    out: dict[str, Certificate] = {}
+    for l in resource.spec.listeners:
+        for source in l.certificates:
+            key = certificate_key(source, namespace)
+            if key not in out:
+                out[key] = certificate(source, key, resource.metadata.name, namespace, secrets)
+    return list(out.values())
+
+
+def certificate(source: Any, key: str, resource_name: str, namespace: str,
+                secrets: Mapping[tuple[str, str], SecretContent] | None) -> Certificate:
+    if source.arn is not None:
+        return Certificate(key=key, source="arn", name=source.arn, arn=source.arn)
+    if source.acm is not None:
+        return Certificate(key=key, source="acm", name=f"acm {source.acm.domain_name}",
+                           domain_name=source.acm.domain_name,
+                           subject_alternative_names=sorted(set(source.acm.subject_alternative_names)))
+    if source.self_signed is not None:
+        s = source.self_signed
+        cert = Certificate(key=key, source="selfSigned", name=f"selfSigned {s.common_name}", domain_name=s.common_name,
+                           subject_alternative_names=sorted(set(s.subject_alternative_names)), days=s.days)
+        stored = (secrets or {}).get((namespace, self_signed_secret_name(resource_name, key)))
+        if isinstance(stored, Mapping):
+            # The operator's own copy; one that no longer fits the spec or is due is minted again (engine).
+            try:
+                material = certs.from_secret(stored, source=cert.name)
+            except certs.CertificateError:
+                material = None
+            if material is not None and certs.fits_self_signed(material.info, s.common_name,
+                                                               s.subject_alternative_names, s.days) \
+                    and not certs.renewal_due(material.info.not_before, material.info.not_after):
+                cert.material = material
+        return cert
+    ref_namespace = source.secret_ref.namespace or namespace
+    name = f"Secret {ref_namespace}/{source.secret_ref.name}"
+    cert = Certificate(key=key, source="secretRef", name=name)
+    content = None if secrets is None else secrets.get((ref_namespace, source.secret_ref.name))
+    if secrets is None:
+        cert.problem, cert.problem_reason = f"{name} was not read", "SecretNotFound"
+    elif isinstance(content, str):
+        cert.problem, cert.problem_reason = f"{name}: {content}", "SecretNotFound"
+    elif content is None:
+        cert.problem = f"{name} not found; create it (a kubernetes.io/tls Secret with tls.crt and tls.key)"
+        cert.problem_reason = "SecretNotFound"
+    else:
+        try:
+            cert.material = certs.from_secret(content, source=name)
+        except certs.CertificateError as exc:
+            cert.problem = str(exc)
+        else:
+            cert.domain_name = cert.material.info.domain_name
+    return cert
+
+
+def listener_rules(spec_listener: Any) -> ListenerRules:
+    return ListenerRules(key=rules_key(spec_listener.port), port=spec_listener.port,
+                         listener=Ref(listener_key(spec_listener.port)),
+                         rules=[Rule(r.priority, conditions(r.conditions), action(r.action))
+                                for r in sorted(spec_listener.rules, key=lambda r: r.priority)])
+
+
+def conditions(c: Any) -> list[dict[str, Any]]:
+    """spec conditions -> AWS conditions, combined as AWS combines them: every condition must match; within
+    one, any value. Each header is its own condition; all query strings go in one (any pair matches)."""
+    out: list[dict[str, Any]] = []
+    single = [("path-pattern", "PathPatternConfig", c.path_patterns), ("host-header", "HostHeaderConfig", c.host_headers),
+              ("http-request-method", "HttpRequestMethodConfig", c.http_request_methods),
+              ("source-ip", "SourceIpConfig", c.source_ips)]
+    out += [{"Field": field, config: {"Values": list(values)}} for field, config, values in single if values]
+    out += [{"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": h.name, "Values": list(h.values)}}
+            for h in c.http_headers]
+    if c.query_strings:
+        out.append({"Field": "query-string", "QueryStringConfig": {"Values": [
+            {"Value": q.value} if q.key is None else {"Key": q.key, "Value": q.value} for q in c.query_strings]}})
+    return out
 
 
 def _rule_sort_key(rule: IngressRule) -> tuple:

@@ -600,6 +600,9 @@ def object_path(resource: str, namespace: str | None, name: str | None = None,
 
 async def _call(emulator: Emulator, method: str, path: str, *, ok: tuple[int, ...] = (200, 201),
                 **kwargs: Any) -> tuple[int, Any]:
+    # One connection per call: kopf stopped in-process cancels the server side of pooled keep-alive
+    # connections, and a request sent on one of them then waits forever (seen after operator_running).
+    kwargs["headers"] = {"Connection": "close", **(kwargs.get("headers") or {})}
     async with emulator.request(method, path, **kwargs) as response:
         text = await response.text()
         try:

@@ -15,18 +15,21 @@ from controller import desired as d
 from controller.aws import AwsClients
 from controller.ownership import Owner
 from controller.resources.base import Conflict, Context, FieldDiff, Kind, Observed
+from controller.resources.certificate import Certificates
 from controller.resources.ecs_service import Services
 from controller.resources.listener import Listeners
 from controller.resources.load_balancer import ATTRIBUTE_FIELDS as LB_ATTRIBUTE_FIELDS
 from controller.resources.load_balancer import LoadBalancers
+from controller.resources.rule import Rules
 from controller.resources.security_group import SecurityGroups
 from controller.resources.target_group import TargetGroups
 
-KINDS: list[Kind] = [SecurityGroups(), TargetGroups(), LoadBalancers(), Listeners(), Services()]
+KINDS: list[Kind] = [Certificates(), SecurityGroups(), TargetGroups(), LoadBalancers(), Listeners(), Rules(), Services()]
 BY_KIND = {k.kind: k for k in KINDS}
 # The Resource Groups Tagging API finds everything a stack owns in one call (listeners are found through
 # their load balancer, security groups by an EC2 tag filter).
-TAGGED_TYPES = ["elasticloadbalancing:loadbalancer", "elasticloadbalancing:targetgroup", "ecs:service"]
+TAGGED_TYPES = ["elasticloadbalancing:loadbalancer", "elasticloadbalancing:targetgroup", "ecs:service",
+                "acm:certificate"]
 
 
 @dataclasses.dataclass
@@ -50,6 +53,10 @@ class Result:
     unsupported: list[str]
     applied: bool
     target_health: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
+    # Resources not created because something they need is not ready (a certificate pending validation,
+    # a Secret that is missing), by key -> why; and what the status should say besides changes.
+    waiting: dict[str, str] = dataclasses.field(default_factory=dict)
+    notes: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
@@ -108,6 +115,9 @@ def reconcile(aws: AwsClients, owner: Owner, stack: d.Stack, *, apply: bool, kno
             if current is None:
                 if want.key in known:
                     drift.append(FieldDiff(want.key, "exists", "present", "missing"))
+                if why := kind.blocked(ctx, want):
+                    ctx.waiting[want.key] = why  # not a change: it is created once what it needs is there
+                    continue
                 changes.append(Change("create", kind.kind, want.key))
                 if apply:
                     ctx.resolved[want.key] = created = kind.create(ctx, want)
@@ -132,7 +142,13 @@ def reconcile(aws: AwsClients, owner: Owner, stack: d.Stack, *, apply: bool, kno
                 changes.append(Change("update", kind.kind, want.key, current.id, diffs))
                 if apply:
                     # Re-diff with what is resolved now: an earlier step may have replaced a dependency.
-                    kind.update(ctx, want, current, kind.diff(ctx, want, current) or diffs)
+                    now_diffs = kind.diff(ctx, want, current) or diffs
+                    tags = [x for x in now_diffs if x.field == "tags"]
+                    if tags:
+                        kind.retag(ctx, current, tags[0].desired)
+                        ctx.changed("Updated", want.key, "ownership tags")
+                    if len(tags) < len(now_diffs):
+                        kind.update(ctx, want, current, [x for x in now_diffs if x.field != "tags"])
 
     wanted_keys = {w.key for ws in desired_by_kind(stack).values() for w in ws}
     for kind in reversed(KINDS):
@@ -152,7 +168,7 @@ def reconcile(aws: AwsClients, owner: Owner, stack: d.Stack, *, apply: bool, kno
         tgs = BY_KIND["targetGroup"]
         target_health = {k: tgs.health(ctx, o) for k, o in ctx.resolved.items() if o.kind == "targetGroup"}
     return Result(changes=changes, drift=drift, resources=dict(ctx.resolved), unsupported=stack.unsupported,
-                  applied=apply, target_health=target_health)
+                  applied=apply, target_health=target_health, waiting=dict(ctx.waiting), notes=dict(ctx.notes))
 
 
 def delete_all(aws: AwsClients, owner: Owner, stack: d.Stack | None, *, apply: bool = True,
@@ -162,6 +178,8 @@ def delete_all(aws: AwsClients, owner: Owner, stack: d.Stack | None, *, apply: b
     ctx = Context(aws, owner, on_change=on_change)
     ctx.cache["deleting"] = True
     observe(ctx, stack)
+    if apply:
+        _check_deletable(ctx, stack)
     changes = []
     for kind in reversed(KINDS):
         for o in kind.deletion_order(ctx.observed[kind.kind]):
@@ -170,7 +188,15 @@ def delete_all(aws: AwsClients, owner: Owner, stack: d.Stack | None, *, apply: b
             changes.append(Change("delete", kind.kind, o.key, o.id))
             if apply:
                 _delete(ctx, kind, o, stack)
-    return Result(changes=changes, drift=[], resources={}, unsupported=[], applied=apply)
+    return Result(changes=changes, drift=[], resources={}, unsupported=[], applied=apply, notes=dict(ctx.notes))
+
+
+def _check_deletable(ctx: Context, stack: d.Stack | None) -> None:
+    """Protection the spec keeps on stops the deletion before anything is deleted, so the service keeps
+    serving while the user decides (the operator retries; the status says why)."""
+    for o in ctx.observed["loadBalancer"]:
+        if o.key is not None and (stack is None or stack.load_balancer.attributes["deletion_protection.enabled"] == "true"):
+            LoadBalancers().check_deletable(o)
 
 
 def _delete(ctx: Context, kind: Kind, o: Observed, stack: d.Stack | None) -> None:

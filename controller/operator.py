@@ -13,7 +13,7 @@ from typing import Any
 
 import kopf
 
-from controller import GROUP, PLURAL, VERSION, desired, engine, logs, status
+from controller import GROUP, PLURAL, VERSION, certificate_secrets, desired, engine, kube, logs, status
 from controller.metrics import Metrics
 from controller.aws import Registry, error_code, is_transient
 from controller.ownership import Owner
@@ -71,24 +71,46 @@ def _register(registry: kopf.OperatorRegistry, tick: int) -> None:
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         url = _state["settings"].kube_url
         if url:
-            return kopf.ConnectionInfo(server=url, default_namespace="default")
-        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+            info = kopf.ConnectionInfo(server=url, default_namespace="default")
+        else:
+            info = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+        # The same connection for the Secrets of listener certificates (kopf gives handlers no client).
+        _state["kube"] = kube.Client(info) if info is not None else None
+        return info
+
+    @kopf.index(*RESOURCE, registry=registry, id="certificate_secret_users")
+    def certificate_secret_users(namespace: str, spec: kopf.Spec, memo: kopf.Memo, **_: Any) -> dict:
+        """Which EcsAlbServices each TLS Secret serves: (namespace, name) -> their memos."""
+        return {key: memo for key in certificate_secrets.referenced(namespace, spec)}
+
+    @kopf.on.event("v1", "secrets", registry=registry)
+    def secret_changed(type: str | None, body: kopf.Body, certificate_secret_users: kopf.Index, **_: Any) -> None:
+        # A renewed (or created, or deleted) Secret: the resources using it converge at their next timer tick.
+        key = (body.meta.namespace, body.meta.name)
+        version = None if type == "DELETED" else body.meta.get("resourceVersion")
+        for memo in certificate_secret_users.get(key, []):
+            seen = memo.get("certificate_secrets")
+            if seen is not None and seen.get(key) != version:
+                memo["certificates_changed"] = True
 
     @kopf.on.resume(*RESOURCE, registry=registry)
     @kopf.on.create(*RESOURCE, registry=registry)
     @kopf.on.update(*RESOURCE, registry=registry, field="spec")
-    def converge(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-        _run(body, patch, drift_check=False)
+    def converge(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+        _run(body, patch, drift_check=False, memo=memo)
 
     @kopf.timer(*RESOURCE, registry=registry, interval=tick, initial_delay=tick)
     def drift_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
         if body.meta.get("deletionTimestamp"):
             return
+        if memo.pop("certificates_changed", False):  # a certificate's Secret changed: converge now
+            _run(body, patch, drift_check=False, memo=memo)
+            return
         interval = _drift_interval(body)
         if time.monotonic() - memo.get("last_drift_check", 0.0) < interval:
             return
         memo["last_drift_check"] = time.monotonic()
-        _run(body, patch, drift_check=True)
+        _run(body, patch, drift_check=True, memo=memo)
 
     @kopf.on.delete(*RESOURCE, registry=registry)
     def remove(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
@@ -125,7 +147,7 @@ def _same_message(conditions: list[dict] | None, type_: str, message: str) -> bo
     return any(c.get("type") == type_ and c.get("message") == message for c in conditions or [])
 
 
-def _run(body: kopf.Body, patch: kopf.Patch, *, drift_check: bool) -> None:
+def _run(body: kopf.Body, patch: kopf.Patch, *, drift_check: bool, memo: kopf.Memo | None = None) -> None:
     log = logs.get(namespace=body.meta.namespace, name=body.meta.name)
     previous = dict(body.get("status") or {})
     generation = body.meta.get("generation")
@@ -133,7 +155,8 @@ def _run(body: kopf.Body, patch: kopf.Patch, *, drift_check: bool) -> None:
         return  # a spec error or conflict waits for the user, not for a timer
     resource = _parse(body, patch, log)
     owner = _owner(body)
-    stack = desired.build(resource, owner)
+    secrets = _certificate_secrets(body, resource, owner, memo, log)
+    stack = desired.build(resource, owner, secrets)
     aws = aws_registry().for_region(resource.spec.region)
     # A drift check is only drift when the last spec change was applied; otherwise it is a retry.
     in_sync = (previous.get("observedGeneration") == generation and
@@ -155,8 +178,56 @@ def _run(body: kopf.Body, patch: kopf.Patch, *, drift_check: bool) -> None:
             return
     _count(drift_check, "drift" if result.drift and drift_check else "clean" if drift_check else "success", started)
     _succeeded(body, patch, previous, result, resource, drift_check=drift_check and in_sync, log=log)
+    _certificates(body, patch, previous, stack, result, log)
     reported = len(result.drift) if report_only else 0
     metrics().drifted_fields.labels(body.meta.namespace, body.meta.name).set(reported)
+
+
+def _certificate_secrets(body: kopf.Body, resource: EcsAlbService, owner: Owner, memo: kopf.Memo | None,
+                         log: Any) -> dict | None:
+    """The Secrets of the listener certificates (read; the self-signed ones written when minted)."""
+    client = _state.get("kube")
+    if not certificate_secrets.needed(resource) or client is None:
+        return None if client is None else {}
+    gathered = certificate_secrets.gather(resource, owner, client)
+    if memo is not None:
+        memo["certificate_secrets"] = gathered.versions
+    for where in gathered.minted:
+        log.info("self-signed certificate minted", secret=where)
+        kopf.info(dict(body), reason="CertificateMinted", message=f"new self-signed certificate kept in {where}")
+    for problem in gathered.problems:
+        log.warning("self-signed certificate not kept", problem=problem)
+    return gathered.secrets
+
+
+def _certificates(body: kopf.Body, patch: kopf.Patch, previous: dict, stack: desired.Stack,
+                  result: engine.Result, log: Any) -> None:
+    """status.certificates, the CertificatesReady and CertificateExpiring conditions and their warnings,
+    and what waits for a certificate (Synced and Ready say so: the stack is not whole yet)."""
+    old = previous.get("conditions")
+    conditions = list(patch.status.get("conditions") or old or [])
+    mine = []
+    if stack.certificates:
+        entries = status.certificates_status(stack, result)
+        patch.status["certificates"] = entries
+        ready, soon = status.certificate_conditions(old, entries)
+        mine += [ready, soon]
+        if ready["status"] == "False" and not _same_message(old, "CertificatesReady", ready["message"]):
+            kopf.warn(dict(body), reason=ready["reason"], message=ready["message"])
+            log.warning("certificate not ready", reason=ready["reason"], message=ready["message"])
+        if soon["status"] == "True" and not _same_message(old, "CertificateExpiring", soon["message"]):
+            kopf.warn(dict(body), reason="CertificateExpiring", message=soon["message"])
+    elif previous.get("certificates") is not None:
+        patch.status["certificates"] = None
+        conditions = [c for c in conditions if c.get("type") not in ("CertificatesReady", "CertificateExpiring")]
+    if result.waiting:
+        text = "; ".join(f"{key} {why}" if why.startswith("waits") else f"{key}: {why}"
+                         for key, why in sorted(result.waiting.items()))
+        mine.append(status.condition(old, "Synced", False, "Waiting", text))
+        if any(not key.startswith("certificate/") for key in result.waiting):
+            mine.append(status.condition(old, "Ready", False, "WaitingForCertificate", text))
+    if mine or conditions != list(patch.status.get("conditions") or []):
+        patch.status["conditions"] = status.set_conditions(conditions, *mine)
 
 
 def _count(drift_check: bool, result: str, started: float) -> None:

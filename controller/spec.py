@@ -36,6 +36,8 @@ DEFAULT_SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 ELB_NAME_MAX = 32
 # AWS counts every condition value against this limit, whatever the condition type.
 MAX_CONDITION_VALUES_PER_RULE = 5
+# Each path pattern, host header, header value and query string key or value.
+MAX_CONDITION_VALUE_LENGTH = 128
 
 # The error type of cross-field problems; its ctx carries (relative path, message) pairs.
 _PROBLEMS = "ecsalb_spec"
@@ -624,7 +626,26 @@ class Conditions(_Model):
             _fail([("", f"{count} condition values, but AWS allows at most {MAX_CONDITION_VALUES_PER_RULE} per rule "
                         "(each path pattern, host header, header value, query string, method and source IP "
                         "counts one); split it into several rules")])
+        problems = [(f"httpRequestMethods[{i}]", f"{method!r} is not an HTTP method as AWS takes it; use capitals, "
+                                                 "'-' and '_' only, at most 40 characters (GET, POST, ...)")
+                    for i, method in enumerate(self.http_request_methods)
+                    if not re.fullmatch(r"[A-Z_-]{1,40}", method)]
+        problems += [(f"httpHeaders[{i}].name", f"{header.name!r} is longer than the 40 characters AWS allows")
+                     for i, header in enumerate(self.http_headers) if len(header.name) > 40]
+        problems += [(path, f"{len(value)} characters; AWS allows at most {MAX_CONDITION_VALUE_LENGTH}, shorten it")
+                     for path, value in self._values() if len(value) > MAX_CONDITION_VALUE_LENGTH]
+        if problems:
+            _fail(problems)
         return self
+
+    def _values(self) -> Iterator[tuple[str, str]]:
+        """Every condition string AWS limits in length, with its path."""
+        for name, values in (("pathPatterns", self.path_patterns), ("hostHeaders", self.host_headers)):
+            yield from ((f"{name}[{i}]", v) for i, v in enumerate(values))
+        for i, header in enumerate(self.http_headers):
+            yield from ((f"httpHeaders[{i}].values[{j}]", v) for j, v in enumerate(header.values))
+        for i, query in enumerate(self.query_strings):
+            yield from ((f"queryStrings[{i}].{part}", v) for part, v in (("key", query.key or ""), ("value", query.value)))
 
 
 class Rule(_Model):

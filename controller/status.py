@@ -1,8 +1,10 @@
 """Result -> the custom resource's status: conditions, ARNs, drift. Pure; shared by the operator and the CLI."""
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
+from controller import certs
 from controller import desired as d
 from controller.engine import Result, now
 from controller.resources.base import FieldDiff, Observed
@@ -57,7 +59,8 @@ def resources_status(result: Result) -> dict[str, Any]:
     if lb:
         out["loadBalancer"] = {"arn": lb.id, "name": lb.name, "dnsName": lb.info.get("dnsName"),
                                "state": lb.info.get("state")}
-    out["listeners"] = [{"port": o.info["port"], "protocol": o.info["protocol"], "arn": o.id}
+    out["listeners"] = [{"port": o.info["port"], "protocol": o.info["protocol"], "arn": o.id,
+                         "rules": _rule_count(res.get(d.rules_key(o.info["port"])))}
                         for k, o in sorted(res.items()) if o.kind == "listener"]
     out["targetGroups"] = [{"name": k.split("/", 1)[1], "awsName": o.name, "arn": o.id,
                             **result.target_health.get(k, {})}
@@ -70,6 +73,11 @@ def resources_status(result: Result) -> dict[str, Any]:
     return out
 
 
+def _rule_count(rules: Observed | None) -> int:
+    """Non-default rules of a listener (its default action is not counted)."""
+    return rules.info["count"] if rules else 0
+
+
 def bounded(entries: list[dict[str, Any]]) -> dict[str, Any]:
     return {"drift": entries[:MAX_DRIFT_ENTRIES], "driftCount": len(entries),
             "driftOmitted": max(0, len(entries) - MAX_DRIFT_ENTRIES)}
@@ -78,3 +86,57 @@ def bounded(entries: list[dict[str, Any]]) -> dict[str, Any]:
 def summary(drift: list[FieldDiff]) -> str:
     shown = ", ".join(f"{x.resource} {x.field}" for x in drift[:5])
     return shown + (f" and {len(drift) - 5} more" if len(drift) > 5 else "")
+
+
+def certificates_status(stack: d.Stack, result: Result) -> list[dict[str, Any]]:
+    """status.certificates: one entry per certificate source, with what ACM says about it and, when it
+    cannot be used as the spec wants, why (never any key material: there is none in a Result)."""
+    out = []
+    for cert in stack.certificates:
+        o = result.resources.get(cert.key)
+        not_after = o.info.get("notAfter") if o else None
+        entry: dict[str, Any] = {
+            "name": cert.name, "source": cert.source, "arn": o.id if o else None,
+            "domain": (o.info.get("domainName") if o else None) or cert.domain_name,
+            "status": o.info.get("status") if o else "NotCreated",
+            "notAfter": not_after, "daysLeft": certs.days_left(_parse_time(not_after)) if not_after else None,
+        }
+        if o is not None and o.info.get("validation"):
+            entry["validation"] = o.info["validation"]  # the DNS records to create for ACM
+        if cert.key in result.notes:
+            entry["reason"], entry["message"] = result.notes[cert.key]
+        if o is not None and cert.source == "selfSigned" and o.fields.get("renewal") == "due":
+            entry["renewalDue"] = True
+        out.append(entry)
+    return out
+
+
+def expiring(entries: list[dict[str, Any]]) -> list[str]:
+    """Certificates ACM does not renew that run out within certs.EXPIRY_WARNING_DAYS: an imported one (its
+    Secret must be renewed), or a self-signed one the operator did not manage to renew."""
+    out = []
+    for e in entries:
+        if e["daysLeft"] is None or e["daysLeft"] >= certs.EXPIRY_WARNING_DAYS:
+            continue
+        if e["source"] == "secretRef":
+            out.append(f"{e['name']} ({e['domain']}) expires {e['notAfter']}, in {e['daysLeft']} day(s); ACM does "
+                       "not renew imported certificates: renew the Secret")
+        elif e["source"] == "selfSigned" and e.get("renewalDue"):
+            out.append(f"{e['name']} expires {e['notAfter']}, in {e['daysLeft']} day(s), and was not renewed yet")
+    return out
+
+
+def certificate_conditions(previous: list[dict] | None, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    problems = [e for e in entries if e.get("reason")]
+    soon = expiring(entries)
+    return [
+        condition(previous, "CertificatesReady", not problems, problems[0]["reason"] if problems else "Issued",
+                  "; ".join(e["message"] for e in problems)
+                  or f"{len(entries)} certificate(s) issued and used by the listeners"),
+        condition(previous, "CertificateExpiring", bool(soon), "ExpiresSoon" if soon else "NotExpiring",
+                  "; ".join(soon) or f"none expires within {certs.EXPIRY_WARNING_DAYS} days"),
+    ]
+
+
+def _parse_time(text: str) -> datetime.datetime:
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)

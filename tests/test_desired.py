@@ -23,8 +23,8 @@ def example(**edits) -> d.Stack:
 def test_the_example_builds_the_tutorial_stack_in_creation_order():
     stack = example()
     assert [item.key for item in stack.items()] == [
-        "securityGroup/loadBalancer", "securityGroup/service", "targetGroup/ECS-Learning-TargetGroup",
-        "loadBalancer", "listener/80", "service"]
+        "certificate/secret/default/ecs-learning-tls", "securityGroup/loadBalancer", "securityGroup/service",
+        "targetGroup/ECS-Learning-TargetGroup", "loadBalancer", "listener/80", "listener/443", "rules/443", "service"]
     assert stack.region == "ap-northeast-1"
 
 
@@ -56,7 +56,7 @@ def test_load_balancer_and_listener_refer_to_other_resources_by_token():
     assert (lb.name, lb.scheme, lb.subnets) == ("ECS-Learning-Alb", "internet-facing", ["subnet-0aaa", "subnet-0bbb"])
     assert lb.security_groups == [d.Ref("securityGroup/loadBalancer")]
     assert lb.attributes["idle_timeout.timeout_seconds"] == "60" and lb.attributes["routing.http2.enabled"] == "true"
-    [listener] = stack.listeners
+    listener = stack.listeners[0]
     assert listener.default_action.forward == [(d.Ref("targetGroup/ECS-Learning-TargetGroup"), 1)]
     assert listener.load_balancer == d.Ref("loadBalancer")
 
@@ -72,9 +72,11 @@ def test_service_maps_the_container_to_its_target_group():
                               "circuitBreaker": {"enable": True, "rollback": True}}
 
 
-def test_what_is_not_supported_yet_is_said_not_dropped_silently():
-    assert example().unsupported == [
-        "spec.listeners[port=443]: HTTPS listeners are not supported yet; this listener is skipped"]
+def test_the_https_listener_takes_its_policy_and_certificates_by_token():
+    https = example().listeners[1]
+    assert (https.port, https.protocol, https.ssl_policy) == (443, "HTTPS", "ELBSecurityPolicy-TLS13-1-2-2021-06")
+    assert https.certificates == [d.Ref("certificate/secret/default/ecs-learning-tls")]
+    assert example().unsupported == []
 
 
 def test_a_redirect_default_action_fills_in_aws_defaults():
@@ -83,3 +85,25 @@ def test_a_redirect_default_action_fills_in_aws_defaults():
     action = example(r=redirect).listeners[0].default_action
     assert action.redirect == {"Protocol": "HTTPS", "Host": "#{host}", "Port": "443", "Path": "/#{path}",
                                "Query": "#{query}", "StatusCode": "HTTP_301"}
+
+
+def test_rules_of_a_listener_become_one_unit_with_aws_conditions_combined_as_aws_combines_them():
+    def rules(spec):
+        spec["listeners"][0]["rules"] = [
+            {"priority": 20, "conditions": {"hostHeaders": ["a.example.com"]},
+             "action": {"fixedResponse": {"statusCode": 404}}},
+            {"priority": 10, "conditions": {"pathPatterns": ["/api/*"], "queryStrings": [{"key": "v", "value": "1"},
+                                                                                         {"value": "x"}],
+                                            "httpHeaders": [{"name": "X-A", "values": ["1"]}, {"name": "X-B", "values": ["2"]}]},
+             "action": {"forward": {"targetGroup": "ECS-Learning-TargetGroup"}}}]
+    stack = example(r=rules)
+    keys = [item.key for item in stack.items()]
+    assert keys.index("listener/80") < keys.index("rules/80") < keys.index("service")
+    [unit] = [u for u in stack.rules if u.key == "rules/80"]
+    assert (unit.port, unit.listener, [r.priority for r in unit.rules]) == (80, d.Ref("listener/80"), [10, 20])
+    assert unit.rules[0].conditions == [
+        {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/api/*"]}},
+        {"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-A", "Values": ["1"]}},
+        {"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-B", "Values": ["2"]}},
+        {"Field": "query-string", "QueryStringConfig": {"Values": [{"Key": "v", "Value": "1"}, {"Value": "x"}]}}]
+    assert unit.rules[1].action.fixed_response == {"StatusCode": "404", "ContentType": "text/plain", "MessageBody": ""}

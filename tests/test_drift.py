@@ -89,6 +89,10 @@ SCENARIOS: dict[str, Scenario] = {
         delete_target_group,
         [(TG, "exists", lambda want, have: (want, have) == ("present", "missing")),
          ("listener/80", "exists", lambda want, have: (want, have) == ("present", "missing"))]),
+    "ownership-tag": (
+        lambda aws: aws.elbv2.add_tags(ResourceArns=[tg(aws)["TargetGroupArn"]],
+                                       Tags=[{"Key": "ecsalb.io/uid", "Value": "edited-by-hand"}]),
+        [(TG, "tags", lambda want, have: have["ecsalb.io/uid"] == "edited-by-hand" != want["ecsalb.io/uid"])]),
     "load-balancer-security-groups": (
         lambda aws: aws.elbv2.set_security_groups(
             LoadBalancerArn=lb(aws)["LoadBalancerArn"],

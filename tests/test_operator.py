@@ -66,7 +66,7 @@ async def test_apply_becomes_ready_with_dns_name_and_arns_and_delete_cleans_up(e
         assert st["observedGeneration"] == obj["metadata"]["generation"]
         assert condition(obj, "Synced")["status"] == "True" and st["driftCount"] == 0
         assert "ecsalb.io/finalizer" in obj["metadata"]["finalizers"]
-        reasons = await event_reasons(emulator, lambda r: r.count("Created") == 6)
+        await event_reasons(emulator, lambda r: r.count("Created") == 6)
 
         await devenv.delete(emulator, NS, NAME)
         await until(emulator, lambda o: o is None, message="the finalizer was never released")

@@ -14,7 +14,7 @@ import botocore.exceptions
 
 from controller.aws import AwsClients, error_code
 from controller.desired import Ref
-from controller.ownership import Owner
+from controller.ownership import UID_TAG, Owner
 
 # What a desired field shows when it refers to a resource that does not exist yet.
 UNKNOWN = "(known after apply)"
@@ -65,6 +65,8 @@ class Context:
         self.resolved: dict[str, Observed] = {}
         self.observed: dict[str, list[Observed]] = {}  # by kind: everything owned that observe() found
         self.cache: dict[str, Any] = {}  # lookups valid for one reconcile (e.g. task definition -> ARN)
+        self.waiting: dict[str, str] = {}  # keys not created (yet) -> why, e.g. a certificate pending validation
+        self.notes: dict[str, tuple[str, str]] = {}  # key -> (reason, message) for the status
         self._on_change = on_change or (lambda verb, key, detail: None)
 
     def resolve(self, value: Any) -> Any:
@@ -75,6 +77,11 @@ class Context:
 
     def changed(self, verb: str, key: str, detail: str) -> None:
         self._on_change(verb, key, detail)
+
+    def note(self, key: str, reason: str, message: str) -> None:
+        """Something the status should say about a resource that is not a change (a certificate that
+        cannot be imported, one pending validation). Never private key material."""
+        self.notes[key] = (reason, message)
 
 
 class Kind(abc.ABC):
@@ -103,14 +110,54 @@ class Kind(abc.ABC):
     @abc.abstractmethod
     def delete(self, ctx: Context, actual: Observed) -> None: ...
 
+    def blocked(self, ctx: Context, desired: Any) -> str | None:
+        """Why `desired` cannot be created now (None: it can). By default: a resource it refers to waits."""
+        for ref in _refs(desired):
+            if ref.key in ctx.waiting:
+                return f"waits for {ref.key}"
+        return None
+
     def deletion_order(self, found: list[Observed]) -> list[Observed]:
         """The order to delete several resources of this kind in (dependents first)."""
         return found
 
     def diff(self, ctx: Context, desired: Any, actual: Observed) -> list[FieldDiff]:
         want = self.fields(ctx, desired, actual)
-        return [FieldDiff(desired.key, path, value, actual.fields.get(path))
-                for path, value in want.items() if not _same(value, actual.fields.get(path))]
+        have = dict(actual.fields)
+        if self.tagged:
+            want["tags"] = self.ownership_tags(ctx, desired, actual)
+            have["tags"] = {k: actual.tags[k] for k in want["tags"] if k in actual.tags}
+        return [FieldDiff(desired.key, path, value, have.get(path))
+                for path, value in want.items() if not _same(value, have.get(path))]
+
+    # Kinds whose tags come with every observation compare their ownership tags too (a changed uid tag
+    # is drift); listeners and rules are read without tags, to save a call, and their parent is owned.
+    tagged: bool = False
+
+    def ownership_tags(self, ctx: Context, desired: Any, actual: Observed | None) -> dict[str, str]:
+        tags = ctx.owner.tags(desired.key)
+        if ctx.owner.uid is None and actual is not None and UID_TAG in actual.tags:
+            tags[UID_TAG] = actual.tags[UID_TAG]  # the CLI does not know the object's uid: keep it
+        return dict(sorted(tags.items()))
+
+    def retag(self, ctx: Context, actual: Observed, tags: dict[str, str]) -> None:
+        """Put the ownership tags back (only kinds with `tagged = True`)."""
+        raise NotImplementedError
+
+
+def _refs(value: Any) -> Iterator[Ref]:
+    if isinstance(value, Ref):
+        yield value
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            if f.repr:  # material (repr=False) holds no references
+                yield from _refs(getattr(value, f.name))
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _refs(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _refs(v)
 
 
 def _same(desired: Any, actual: Any) -> bool:

@@ -192,6 +192,11 @@ class Services(Kind):
         ctx.aws.ecs.update_service(cluster=desired.cluster, service=desired.name, **self._params(ctx, desired, changed))
         ctx.changed("Updated", desired.key, ", ".join(sorted(changed)))
 
+    tagged = True
+
+    def retag(self, ctx: Context, actual: Observed, tags: dict[str, str]) -> None:
+        ctx.aws.ecs.tag_resource(resourceArn=actual.id, tags=to_ecs(tags))
+
     def delete(self, ctx: Context, actual: Observed) -> None:
         ecs = ctx.aws.ecs
         cluster = actual.info["clusterArn"]

@@ -2,6 +2,7 @@
 load balancer (a replacement) means a new listener there."""
 from __future__ import annotations
 
+from dataclasses import replace as dataclass_replace
 from typing import Any
 
 import botocore.exceptions
@@ -10,7 +11,8 @@ from controller import desired as d
 from controller.aws import error_code
 from controller.ownership import to_aws
 from controller.resources import actions
-from controller.resources.base import Context, FieldDiff, Kind, Observed
+from controller.resources.base import UNKNOWN, Context, FieldDiff, Kind, Observed, chunks
+from controller.resources.certificate import is_usable
 
 
 class Listeners(Kind):
@@ -23,7 +25,44 @@ class Listeners(Kind):
                                "defaultAction": actions.canonical_desired(ctx, desired.default_action)}
         if desired.protocol == "HTTPS":  # AWS reports a policy on HTTP listeners too; it means nothing there
             out["sslPolicy"] = desired.ssl_policy
+            out.update(self._certificates(ctx, desired, actual))
         return out
+
+    def _certificates(self, ctx: Context, desired: d.Listener, actual: Observed | None) -> dict[str, Any]:
+        """defaultCertificate (changed with modify_listener) and sniCertificates (add/remove_listener_certificates),
+        as ARNs. A certificate that cannot be used now (its Secret is
+        broken, it waits for validation) does not take away the one the listener has: it keeps it."""
+        have_default = actual.fields.get("defaultCertificate") if actual else None
+        have_sni = set(actual.fields.get("sniCertificates") or []) if actual else set()
+
+        def arn_of(ref: d.Ref, have: set[str]) -> str | None:
+            found = ctx.resolved.get(ref.key)
+            if is_usable(found):
+                return found.id
+            if found is not None or ref.key in ctx.waiting:  # known but not usable, or not importable
+                return found.id if found is not None and found.id in have else None
+            return UNKNOWN  # created on apply (a plan)
+
+        if not desired.certificates:
+            return {}
+        default = arn_of(desired.certificates[0], {have_default} if have_default else set()) or have_default
+        sni = {arn for ref in desired.certificates[1:] if (arn := arn_of(ref, have_sni))} - {default}
+        return {"defaultCertificate": default, "sniCertificates": sorted(sni)}
+
+    def blocked(self, ctx: Context, desired: d.Listener) -> str | None:
+        """A listener waits for its load balancer and target groups, and an HTTPS one for a usable default
+        certificate (SNI certificates that are not ready yet are added later)."""
+        if waiting := super().blocked(ctx, dataclass_replace(desired, certificates=desired.certificates[:1])):
+            if desired.certificates and desired.certificates[0].key in ctx.waiting:
+                key = desired.certificates[0].key
+                return f"waits for its default certificate {key}: {ctx.waiting[key]}"
+            return waiting
+        if desired.protocol == "HTTPS" and desired.certificates:
+            found = ctx.resolved.get(desired.certificates[0].key)
+            if found is not None and not is_usable(found):
+                return (f"waits for its default certificate {desired.certificates[0].key} ({found.id}), "
+                        f"which is {found.info.get('status')}")
+        return None
 
     def observe(self, ctx: Context, desired: list[d.Listener], owned: dict[str, dict[str, str]]) -> list[Observed]:
         # Every listener on a load balancer we own is ours (one someone added by hand is reported as extra).
@@ -37,7 +76,24 @@ class Listeners(Kind):
             except botocore.exceptions.ClientError as exc:
                 if error_code(exc) != "LoadBalancerNotFound":
                     raise
+        for listener in found:
+            if listener.fields["protocol"] == "HTTPS":
+                listener.fields.update(self._read_certificates(ctx, listener.id))
         return found
+
+    def _read_certificates(self, ctx: Context, listener_arn: str) -> dict[str, Any]:
+        # describe_listeners lists SNI certificates too in moto (AWS lists only the default one):
+        # describe_listener_certificates and its IsDefault flag tell them apart on both.
+        try:
+            pages = ctx.aws.elbv2.get_paginator("describe_listener_certificates").paginate(ListenerArn=listener_arn)
+            entries = [c for page in pages for c in page["Certificates"]]
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) != "ListenerNotFound":
+                raise
+            entries = []
+        default = next((c["CertificateArn"] for c in entries if c.get("IsDefault")), None)
+        return {"defaultCertificate": default,
+                "sniCertificates": sorted({c["CertificateArn"] for c in entries if not c.get("IsDefault")} - {default})}
 
     def _observed(self, listener: dict) -> Observed:
         fields = {"loadBalancerArn": listener["LoadBalancerArn"], "port": listener["Port"],
@@ -49,22 +105,53 @@ class Listeners(Kind):
 
     def create(self, ctx: Context, desired: d.Listener) -> Observed:
         params: dict[str, Any] = {}
+        certificates = self._certificates(ctx, desired, None) if desired.protocol == "HTTPS" else {}
         if desired.protocol == "HTTPS":
             params["SslPolicy"] = desired.ssl_policy
+            params["Certificates"] = [{"CertificateArn": certificates["defaultCertificate"]}]
         listener = ctx.aws.elbv2.create_listener(
             LoadBalancerArn=ctx.resolve(desired.load_balancer), Port=desired.port, Protocol=desired.protocol,
             DefaultActions=actions.to_aws(ctx, desired.default_action),
             Tags=to_aws(ctx.owner.tags(desired.key)), **params)["Listeners"][0]
         ctx.changed("Created", desired.key, listener["ListenerArn"])
-        return self._observed(listener)
+        created = self._observed(listener)
+        if certificates:
+            created.fields.update(defaultCertificate=certificates["defaultCertificate"], sniCertificates=[])
+            self._converge_sni(ctx, desired, created, certificates["sniCertificates"])
+        return created
+
+    def _converge_sni(self, ctx: Context, desired: d.Listener, actual: Observed, wanted: list[str]) -> None:
+        have, wanted = set(actual.fields.get("sniCertificates") or []), set(wanted) - {UNKNOWN}
+        add, remove = sorted(wanted - have), sorted(have - wanted)
+        elbv2 = ctx.aws.elbv2
+        for group in chunks(add, 10):  # add first: a client asking for a name served by both keeps working
+            elbv2.add_listener_certificates(ListenerArn=actual.id, Certificates=[{"CertificateArn": a} for a in group])
+        for group in chunks(remove, 10):
+            elbv2.remove_listener_certificates(ListenerArn=actual.id,
+                                               Certificates=[{"CertificateArn": a} for a in group])
+        actual.fields["sniCertificates"] = sorted(wanted)
+        if add or remove:
+            ctx.changed("Updated", desired.key, f"SNI certificates: +{len(add)} -{len(remove)}")
 
     def update(self, ctx: Context, desired: d.Listener, actual: Observed, diffs: list[FieldDiff]) -> None:
+        want = self.fields(ctx, desired, actual)
         params: dict[str, Any] = {"Port": desired.port, "Protocol": desired.protocol,
                                   "DefaultActions": actions.to_aws(ctx, desired.default_action)}
         if desired.protocol == "HTTPS":
             params["SslPolicy"] = desired.ssl_policy
-        ctx.aws.elbv2.modify_listener(ListenerArn=actual.id, **params)
-        ctx.changed("Updated", desired.key, ", ".join(sorted(x.field for x in diffs)))
+        new_default = want.get("defaultCertificate") != actual.fields.get("defaultCertificate")
+        if new_default and want.get("defaultCertificate"):
+            params["Certificates"] = [{"CertificateArn": want["defaultCertificate"]}]
+        listener_fields = [x.field for x in diffs if x.field != "sniCertificates"]
+        if listener_fields:
+            ctx.aws.elbv2.modify_listener(ListenerArn=actual.id, **params)
+            ctx.changed("Updated", desired.key, ", ".join(sorted(listener_fields)))
+            if "Certificates" in params:
+                # moto drops the SNI certificates when the default one is replaced (AWS keeps them):
+                # read them again, then converge.
+                actual.fields.update(self._read_certificates(ctx, actual.id))
+        if desired.protocol == "HTTPS":
+            self._converge_sni(ctx, desired, actual, want.get("sniCertificates") or [])
 
     def delete(self, ctx: Context, actual: Observed) -> None:
         try:
@@ -72,4 +159,5 @@ class Listeners(Kind):
         except botocore.exceptions.ClientError as exc:
             if error_code(exc) != "ListenerNotFound":
                 raise
+        actual.info["deleted"] = True  # its certificates may go now (resources/certificate.py)
         ctx.changed("Deleted", actual.key or actual.id, actual.id)

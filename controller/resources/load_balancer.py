@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import botocore.exceptions
-
 from controller import desired as d
-from controller.aws import error_code
 from controller.ownership import RESOURCE_TAG, owner_description, to_aws
-from controller.resources.base import Conflict, Context, FieldDiff, Kind, Observed, describe_many
-from controller.resources.elbv2 import tags_by_arn
+from controller.resources.base import Conflict, Context, FieldDiff, Kind, Observed
+from controller.resources.elbv2 import owned_and_same_named, tags_by_arn
 
 ATTRIBUTE_FIELDS = {
     "idle_timeout.timeout_seconds": "attributes.idleTimeoutSeconds",
@@ -50,22 +47,9 @@ class LoadBalancers(Kind):
 
     def observe(self, ctx: Context, desired: list[d.LoadBalancer], owned: dict[str, dict[str, str]]) -> list[Observed]:
         elbv2 = ctx.aws.elbv2
-        arns = [arn for arn in owned if ":loadbalancer/app/" in arn]
-        lbs = describe_many(elbv2.describe_load_balancers, "LoadBalancerArns", arns, "LoadBalancers",
-                            {"LoadBalancerNotFound"})
-        tags = {lb["LoadBalancerArn"]: owned[lb["LoadBalancerArn"]] for lb in lbs}
-        for lb in desired:
-            if lb.name in {x["LoadBalancerName"] for x in lbs}:
-                continue
-            try:
-                found = elbv2.describe_load_balancers(Names=[lb.name])["LoadBalancers"]
-            except botocore.exceptions.ClientError as exc:
-                if error_code(exc) != "LoadBalancerNotFound":
-                    raise
-                continue
-            lbs += found
-            tags.update(tags_by_arn(elbv2, [x["LoadBalancerArn"] for x in found]))
-        return [self._observed(ctx, lb, tags.get(lb["LoadBalancerArn"], {})) for lb in lbs]
+        found = owned_and_same_named(elbv2, elbv2.describe_load_balancers, owned=owned, arn_marker=":loadbalancer/app/",
+                                     names=[lb.name for lb in desired], noun="LoadBalancer")
+        return [self._observed(ctx, lb, tags) for lb, tags in found]
 
     def _observed(self, ctx: Context, lb: dict, tags: dict[str, str]) -> Observed:
         arn = lb["LoadBalancerArn"]
@@ -116,11 +100,20 @@ class LoadBalancers(Kind):
             elbv2.modify_load_balancer_attributes(LoadBalancerArn=actual.id, Attributes=attrs)
         ctx.changed("Updated", desired.key, ", ".join(sorted(changed)))
 
+    tagged = True
+
+    def retag(self, ctx: Context, actual: Observed, tags: dict[str, str]) -> None:
+        ctx.aws.elbv2.add_tags(ResourceArns=[actual.id], Tags=to_aws(tags))
+
     def delete(self, ctx: Context, actual: Observed) -> None:
+        self.check_deletable(actual)
+        # Succeeds for a load balancer that is already gone (AWS and moto agree).
+        ctx.aws.elbv2.delete_load_balancer(LoadBalancerArn=actual.id)
+        ctx.changed("Deleted", actual.key or actual.id, actual.id)
+
+    def check_deletable(self, actual: Observed) -> None:
+        # moto deletes a protected load balancer anyway (shared/reference/moto-fidelity.md): check it here.
         if actual.fields.get("attributes.deletionProtection") == "true":
             raise DeletionProtected(
                 f"load balancer {actual.name} ({actual.id}) has deletion protection on; set "
                 "spec.loadBalancer.attributes.deletionProtection: false (or turn it off in AWS) to let it go")
-        # Succeeds for a load balancer that is already gone (AWS and moto agree).
-        ctx.aws.elbv2.delete_load_balancer(LoadBalancerArn=actual.id)
-        ctx.changed("Deleted", actual.key or actual.id, actual.id)

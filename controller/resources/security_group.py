@@ -33,6 +33,16 @@ def rules_of(group: dict) -> set[Rule]:
     return rules
 
 
+def descriptions_of(group: dict) -> dict[Rule, str]:
+    out: dict[Rule, str] = {}
+    for perm in group.get("IpPermissions", []):
+        key = (perm.get("IpProtocol"), perm.get("FromPort"), perm.get("ToPort"))
+        for entries, id_key in (("IpRanges", "CidrIp"), ("Ipv6Ranges", "CidrIpv6"),
+                                ("UserIdGroupPairs", "GroupId"), ("PrefixListIds", "PrefixListId")):
+            out.update({(*key, e[id_key]): e.get("Description", "") for e in perm.get(entries, [])})
+    return out
+
+
 def permission(rule: Rule, description: str = "") -> dict[str, Any]:
     proto, lo, hi, source = rule
     perm: dict[str, Any] = {"IpProtocol": proto}
@@ -114,12 +124,19 @@ class SecurityGroups(Kind):
         have: set[Rule] = actual.info["rules"]
         ec2 = ctx.aws.ec2
         add = [permission(r, wanted[r]) for r in sorted(set(wanted) - have, key=str)]
-        remove = [permission(r) for r in sorted(have - set(wanted), key=str)]
+        # moto revokes a group-referencing rule only when the description matches too (AWS ignores it).
+        described = descriptions_of(actual.raw)
+        remove = [permission(r, described.get(r, "")) for r in sorted(have - set(wanted), key=str)]
         if add:  # authorise before revoking, so traffic that is still wanted never drops
             ec2.authorize_security_group_ingress(GroupId=actual.id, IpPermissions=add)
         if remove:
             ec2.revoke_security_group_ingress(GroupId=actual.id, IpPermissions=remove)
         ctx.changed("Updated", desired.key, f"ingress: +{len(add)} -{len(remove)} rules")
+
+    tagged = True
+
+    def retag(self, ctx: Context, actual: Observed, tags: dict[str, str]) -> None:
+        ctx.aws.ec2.create_tags(Resources=[actual.id], Tags=to_aws(tags))
 
     def delete(self, ctx: Context, actual: Observed) -> None:
         try:

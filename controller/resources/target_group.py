@@ -8,8 +8,8 @@ import botocore.exceptions
 from controller import desired as d
 from controller.aws import error_code
 from controller.ownership import RESOURCE_TAG, owner_description, to_aws
-from controller.resources.base import Conflict, Context, FieldDiff, Kind, Observed, describe_many
-from controller.resources.elbv2 import tags_by_arn
+from controller.resources.base import Conflict, Context, FieldDiff, Kind, Observed
+from controller.resources.elbv2 import owned_and_same_named, tags_by_arn
 
 # AWS attribute key -> the field path a user reads in the drift report.
 ATTRIBUTE_FIELDS = {
@@ -59,23 +59,9 @@ class TargetGroups(Kind):
 
     def observe(self, ctx: Context, desired: list[d.TargetGroup], owned: dict[str, dict[str, str]]) -> list[Observed]:
         elbv2 = ctx.aws.elbv2
-        arns = [arn for arn in owned if ":targetgroup/" in arn]
-        groups = describe_many(elbv2.describe_target_groups, "TargetGroupArns", arns, "TargetGroups",
-                               {"TargetGroupNotFound"})
-        tags = {g["TargetGroupArn"]: owned[g["TargetGroupArn"]] for g in groups}
-        seen = {g["TargetGroupName"] for g in groups}
-        for tg in desired:  # a same-named group we do not own (or whose tags the index has not seen yet)
-            if tg.name in seen:
-                continue
-            try:
-                found = elbv2.describe_target_groups(Names=[tg.name])["TargetGroups"]
-            except botocore.exceptions.ClientError as exc:
-                if error_code(exc) != "TargetGroupNotFound":
-                    raise
-                continue
-            groups += found
-            tags.update(tags_by_arn(elbv2, [g["TargetGroupArn"] for g in found]))
-        return [self._observed(ctx, g, tags.get(g["TargetGroupArn"], {})) for g in groups]
+        found = owned_and_same_named(elbv2, elbv2.describe_target_groups, owned=owned, arn_marker=":targetgroup/",
+                                     names=[tg.name for tg in desired], noun="TargetGroup")
+        return [self._observed(ctx, group, tags) for group, tags in found]
 
     def _observed(self, ctx: Context, group: dict, tags: dict[str, str]) -> Observed:
         elbv2 = ctx.aws.elbv2
@@ -139,6 +125,11 @@ class TargetGroups(Kind):
         if attrs:
             elbv2.modify_target_group_attributes(TargetGroupArn=actual.id, Attributes=attrs)
         ctx.changed("Updated", desired.key, ", ".join(sorted(changed)))
+
+    tagged = True
+
+    def retag(self, ctx: Context, actual: Observed, tags: dict[str, str]) -> None:
+        ctx.aws.elbv2.add_tags(ResourceArns=[actual.id], Tags=to_aws(tags))
 
     def delete(self, ctx: Context, actual: Observed) -> None:
         try:

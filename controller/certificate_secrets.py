@@ -1,0 +1,123 @@
+"""The Secrets behind listener certificates, as the operator handles them (desired.build gets their content):
+
+- secretRef: a kubernetes.io/tls Secret the user (or cert-manager) writes. Read only.
+- selfSigned: the operator mints the certificate (controller/certs.py) and keeps it, with its key, in a
+  Secret of its own in the resource's namespace (owner annotation, and an ownerReference so Kubernetes
+  removes it with the resource). A restart reads it back instead of minting a new one; a certificate due
+  for renewal, or one that no longer fits the spec, is replaced in the same Secret.
+
+No AWS here. Nothing here logs or raises with Secret content.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from controller import GROUP, KIND, VERSION, certs, desired
+from controller.kube import Client, KubeError
+from controller.ownership import OWNER_TAG, RESOURCE_TAG, Owner
+
+MANAGED_BY = ("app.kubernetes.io/managed-by", "ecs-alb-operator")
+
+
+@dataclasses.dataclass
+class Gathered:
+    secrets: dict[tuple[str, str], desired.SecretContent]  # for desired.build
+    versions: dict[tuple[str, str], str | None]             # resourceVersion of each referenced Secret
+    minted: list[str] = dataclasses.field(default_factory=list)   # "Secret ns/name (commonName)" written anew
+    problems: list[str] = dataclasses.field(default_factory=list)
+
+
+def referenced(namespace: str, spec: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """The (namespace, name) of every Secret a secretRef names. Reads the raw spec (a kopf index calls it
+    for objects whose spec may not even parse)."""
+    out = set()
+    for listener in spec.get("listeners") or []:
+        for source in (listener or {}).get("certificates") or []:
+            ref = (source or {}).get("secretRef") or {}
+            if ref.get("name"):
+                out.add((ref.get("namespace") or namespace, ref["name"]))
+    return out
+
+
+def needed(resource: Any) -> bool:
+    return any(c.secret_ref is not None or c.self_signed is not None
+               for l in resource.spec.listeners for c in l.certificates)
+
+
+def gather(resource: Any, owner: Owner, client: Client) -> Gathered:
+    namespace = resource.metadata.namespace
+    out = Gathered(secrets={}, versions={})
+    names = {(c.secret_ref.namespace or namespace, c.secret_ref.name)
+             for l in resource.spec.listeners for c in l.certificates if c.secret_ref is not None}
+    for key in sorted(names):
+        try:
+            body = client.get_secret(*key)
+        except KubeError as exc:
+            out.secrets[key] = f"could not be read ({exc}); the operator needs get on secrets there"
+            out.versions[key] = None
+            continue
+        out.secrets[key] = body
+        out.versions[key] = (body or {}).get("metadata", {}).get("resourceVersion")
+    seen: set[str] = set()
+    for listener in resource.spec.listeners:
+        for source in listener.certificates:
+            if source.self_signed is None:
+                continue
+            key = desired.certificate_key(source, namespace)
+            if key not in seen:
+                seen.add(key)
+                _self_signed(resource, owner, client, key, source.self_signed, out)
+    return out
+
+
+def _self_signed(resource: Any, owner: Owner, client: Client, key: str, spec: Any, out: Gathered) -> None:
+    namespace = resource.metadata.namespace
+    name = desired.self_signed_secret_name(resource.metadata.name, key)
+    where = f"Secret {namespace}/{name}"
+    try:
+        body = client.get_secret(namespace, name)
+        if body is not None and (body.get("metadata", {}).get("annotations") or {}).get(OWNER_TAG) != owner.ref:
+            out.problems.append(f"{where} exists and is not this resource's; it is left alone (the self-signed "
+                                f"certificate for {spec.common_name} is not kept across restarts)")
+            return
+        if body is not None and _fits(body, spec, where):
+            out.secrets[(namespace, name)] = body
+            return
+        material = certs.self_signed(spec.common_name, spec.subject_alternative_names, spec.days)
+        data = {"data": certs.secret_data(material)}
+        if body is None:
+            body = client.create_secret(namespace, {**_manifest(resource, owner, name, key), **data})
+        else:
+            body = client.patch_secret(namespace, name, {"metadata": {
+                "resourceVersion": body["metadata"].get("resourceVersion")}, **data})
+    except KubeError as exc:
+        # The engine mints one itself when ACM has none that fits; it is just not kept in Kubernetes.
+        out.problems.append(f"{where}: {exc}")
+        return
+    out.secrets[(namespace, name)] = body
+    out.minted.append(f"{where} ({spec.common_name}, {spec.days} days)")
+
+
+def _fits(body: Mapping[str, Any], spec: Any, where: str) -> bool:
+    try:
+        material = certs.from_secret(body, source=where)
+    except certs.CertificateError:
+        return False
+    return (certs.fits_self_signed(material.info, spec.common_name, spec.subject_alternative_names, spec.days)
+            and not certs.renewal_due(material.info.not_before, material.info.not_after))
+
+
+def _manifest(resource: Any, owner: Owner, name: str, key: str) -> dict[str, Any]:
+    meta = resource.metadata
+    return {
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+        "metadata": {
+            "name": name, "namespace": meta.namespace, "labels": dict([MANAGED_BY]),
+            "annotations": {OWNER_TAG: owner.ref, RESOURCE_TAG: key},
+            # Kubernetes deletes the Secret with its EcsAlbService (the operator's role may not delete Secrets).
+            "ownerReferences": [{"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "name": meta.name, "uid": meta.uid,
+                                 "controller": True, "blockOwnerDeletion": False}] if meta.uid else [],
+        },
+    }
