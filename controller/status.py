@@ -61,7 +61,7 @@ def resources_status(result: Result) -> dict[str, Any]:
                                "state": lb.info.get("state")}
     out["listeners"] = [{"port": o.info["port"], "protocol": o.info["protocol"], "arn": o.id,
                          "rules": _rule_count(res.get(d.rules_key(o.info["port"])))}
-                        for k, o in sorted(res.items()) if o.kind == "listener"]
+                        for o in sorted((o for o in res.values() if o.kind == "listener"), key=lambda o: o.info["port"])]
     out["targetGroups"] = [{"name": k.split("/", 1)[1], "awsName": o.name, "arn": o.id,
                             **result.target_health.get(k, {})}
                            for k, o in sorted(res.items()) if o.kind == "targetGroup"]
