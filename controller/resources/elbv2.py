@@ -7,8 +7,8 @@ from typing import Any
 import botocore.exceptions
 
 from controller.aws import error_code
-from controller.ownership import from_aws
-from controller.resources.base import chunks, describe_many
+from controller.ownership import from_aws, to_aws
+from controller.resources.base import Context, Observed, chunks, describe_many
 
 
 def tags_by_arn(elbv2: Any, arns: list[str]) -> dict[str, dict[str, str]]:
@@ -40,3 +40,12 @@ def owned_and_same_named(elbv2: Any, describe: Callable[..., dict], *, owned: di
         items += found
         tags.update(tags_by_arn(elbv2, [i[f"{noun}Arn"] for i in found]))
     return [(i, tags.get(i[f"{noun}Arn"], {})) for i in items]
+
+
+class TaggedByArn:
+    """ELBv2 kinds whose ownership tags are compared (and put back with add_tags)."""
+
+    tagged = True
+
+    def retag(self, ctx: Context, actual: Observed, tags: dict[str, str]) -> None:
+        ctx.aws.elbv2.add_tags(ResourceArns=[actual.id], Tags=to_aws(tags))

@@ -7,7 +7,7 @@ from typing import Any
 from controller import desired as d
 from controller.ownership import RESOURCE_TAG, owner_description, to_aws
 from controller.resources.base import Conflict, Context, FieldDiff, Kind, Observed
-from controller.resources.elbv2 import owned_and_same_named, tags_by_arn
+from controller.resources.elbv2 import TaggedByArn, owned_and_same_named, tags_by_arn
 
 ATTRIBUTE_FIELDS = {
     "idle_timeout.timeout_seconds": "attributes.idleTimeoutSeconds",
@@ -29,7 +29,7 @@ class DeletionProtected(Exception):
     """The load balancer has deletion protection on: the operator will not turn it off by itself."""
 
 
-class LoadBalancers(Kind):
+class LoadBalancers(TaggedByArn, Kind):
     kind = "loadBalancer"
     immutable = frozenset({"name", "scheme", "type"})
 
@@ -99,11 +99,6 @@ class LoadBalancers(Kind):
         if attrs:
             elbv2.modify_load_balancer_attributes(LoadBalancerArn=actual.id, Attributes=attrs)
         ctx.changed("Updated", desired.key, ", ".join(sorted(changed)))
-
-    tagged = True
-
-    def retag(self, ctx: Context, actual: Observed, tags: dict[str, str]) -> None:
-        ctx.aws.elbv2.add_tags(ResourceArns=[actual.id], Tags=to_aws(tags))
 
     def delete(self, ctx: Context, actual: Observed) -> None:
         self.check_deletable(actual)

@@ -9,7 +9,7 @@ from controller import desired as d
 from controller.aws import error_code
 from controller.ownership import RESOURCE_TAG, owner_description, to_aws
 from controller.resources.base import Conflict, Context, FieldDiff, Kind, Observed
-from controller.resources.elbv2 import owned_and_same_named, tags_by_arn
+from controller.resources.elbv2 import TaggedByArn, owned_and_same_named, tags_by_arn
 
 # AWS attribute key -> the field path a user reads in the drift report.
 ATTRIBUTE_FIELDS = {
@@ -41,7 +41,7 @@ def normalise_matcher(codes: str) -> str:
     return ",".join(part.strip() for part in str(codes).split(","))
 
 
-class TargetGroups(Kind):
+class TargetGroups(TaggedByArn, Kind):
     kind = "targetGroup"
     immutable = frozenset({"name", "port", "protocol", "protocolVersion", "targetType", "vpcId"})
 
@@ -125,11 +125,6 @@ class TargetGroups(Kind):
         if attrs:
             elbv2.modify_target_group_attributes(TargetGroupArn=actual.id, Attributes=attrs)
         ctx.changed("Updated", desired.key, ", ".join(sorted(changed)))
-
-    tagged = True
-
-    def retag(self, ctx: Context, actual: Observed, tags: dict[str, str]) -> None:
-        ctx.aws.elbv2.add_tags(ResourceArns=[actual.id], Tags=to_aws(tags))
 
     def delete(self, ctx: Context, actual: Observed) -> None:
         try:
