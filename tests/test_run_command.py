@@ -1,0 +1,65 @@
+"""`ecsalb run`, the image's entry point, as its own process: it logs in, serves liveness and metrics,
+and converges a resource, as it would in a cluster."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+
+import kmock
+
+from controller import devenv
+
+NS, NAME = "default", "ecs-learning"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_the_run_command_converges_a_resource_and_serves_liveness_and_metrics(emulator, moto_server, aws, prereqs):
+    liveness, metrics = free_port(), free_port()
+    env = {**os.environ, **devenv.FAKE_AWS_CREDENTIALS, "ECSALB_LOG_FORMAT": "json",
+           "ECSALB_METRICS_PORT": str(metrics)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "controller", "run", "--kube-url", str(emulator.url), "--endpoint-url",
+         moto_server.endpoint_url, "--region", "us-east-1", "--cluster-name", "test", "--drift-interval", "2",
+         "--liveness", f"http://127.0.0.1:{liveness}/healthz"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    try:
+        watched = kmock.resource(devenv.RESOURCE)
+        await devenv.wait_for(lambda: process.poll() is not None or any(
+            r.action == kmock.action.WATCH and r.resource == watched for r in list(emulator)), 30, interval=0.1,
+            message="the operator never started watching")
+        assert process.poll() is None, "the operator exited"
+        await devenv.apply(emulator, devenv.example_manifest(prereqs))
+
+        async def ready():
+            obj = await devenv.get(emulator, NS, NAME)
+            return any(c["type"] == "Ready" and c["status"] == "True"
+                       for c in ((obj or {}).get("status") or {}).get("conditions", []))
+        await devenv.wait_for(ready, 30, interval=0.2, message="never Ready")
+        loop = asyncio.get_running_loop()
+        healthz = await loop.run_in_executor(None, lambda: urllib.request.urlopen(
+            f"http://127.0.0.1:{liveness}/healthz").status)
+        scraped = await loop.run_in_executor(None, lambda: urllib.request.urlopen(
+            f"http://127.0.0.1:{metrics}/metrics").read().decode())
+        assert healthz == 200
+        assert 'ecsalb_reconciles_total{result="success"} 1.0' in scraped
+        assert aws.elbv2.describe_load_balancers(Names=["ECS-Learning-Alb"])["LoadBalancers"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            output = process.communicate(timeout=20)[0].decode()
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output = process.communicate()[0].decode()
+    assert process.returncode == 0, output[-3000:]
+    # JSON logs, one object a line, bound to the resource.
+    assert '"namespace": "default"' in output and '"name": "ecs-learning"' in output and '"event": "aws change"' in output
