@@ -155,8 +155,6 @@ def _run(body: kopf.Body, patch: kopf.Patch, *, drift_check: bool, memo: kopf.Me
         return  # a spec error or conflict waits for the user, not for a timer
     resource = _parse(body, patch, log)
     owner = _owner(body)
-    secrets = _certificate_secrets(body, resource, owner, memo, log)
-    stack = desired.build(resource, owner, secrets)
     aws = aws_registry().for_region(resource.spec.region)
     # A drift check is only drift when the last spec change was applied; otherwise it is a retry.
     in_sync = (previous.get("observedGeneration") == generation and
@@ -168,8 +166,10 @@ def _run(body: kopf.Body, patch: kopf.Patch, *, drift_check: bool, memo: kopf.Me
         kopf.info(dict(body), reason=verb, message=f"{key}: {detail}")
 
     started = time.monotonic()
-    with _lock(owner.ref):
+    with _lock(owner.ref):  # also keeps the timer and a spec change from minting two self-signed certificates
         try:
+            secrets = _certificate_secrets(body, resource, owner, memo, log)
+            stack = desired.build(resource, owner, secrets)
             result = engine.reconcile(aws, owner, stack, apply=not report_only,
                                       known=set((previous.get("resources") or {}).keys()), on_change=on_change)
         except Exception as exc:  # classified below: every outcome lands in the status
