@@ -250,3 +250,16 @@ def test_desired_count_set_by_hand_without_autoscaling_is_drift_and_put_back(aws
     result = converge(aws, manifest)
     assert [(x.resource, x.field, x.desired, x.actual) for x in result.drift] == [("service", "desiredCount", 1, 6)]
     assert the_service(aws)["desiredCount"] == 1
+
+
+def test_a_pinned_task_definition_revision_is_read_once_and_a_family_every_time(aws, manifest):
+    manifest["spec"]["service"]["taskDefinition"] = "ecs-learning-task:1"
+    converge(aws, manifest)
+    aws.counter.reset()
+    converge(aws, manifest)
+    assert "ecs.DescribeTaskDefinition" not in aws.counter.snapshot(), "a revision never changes"
+    manifest["spec"]["service"]["taskDefinition"] = "ecs-learning-task"  # the family: latest ACTIVE revision
+    converge(aws, manifest)
+    aws.counter.reset()
+    converge(aws, manifest)
+    assert aws.counter.snapshot()["ecs.DescribeTaskDefinition"] == 1, "a family may gain a revision at any time"

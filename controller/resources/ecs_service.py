@@ -24,9 +24,16 @@ class Services(Kind):
     kind = "service"
     immutable = frozenset({"name", "cluster", "launchType"})
 
+    def __init__(self) -> None:
+        # A pinned revision (family:revision or an ARN) never changes: read once per process, not per reconcile.
+        self._pinned: dict[tuple[str, str, str], dict] = {}
+
     def task_definition(self, ctx: Context, desired: d.Service) -> dict:
         """The task definition the spec names (family -> latest ACTIVE revision), once per reconcile."""
         cache = ctx.cache.setdefault("taskDefinitions", {})
+        pinned = (ctx.aws.endpoint_url or "", ctx.aws.region, desired.task_definition)
+        if desired.task_definition not in cache and pinned in self._pinned:
+            cache[desired.task_definition] = self._pinned[pinned]
         if desired.task_definition not in cache:
             try:
                 cache[desired.task_definition] = ctx.aws.ecs.describe_task_definition(
@@ -37,6 +44,8 @@ class Services(Kind):
                 raise MissingDependency(
                     f"spec.service.taskDefinition: task definition {desired.task_definition!r} was not found in "
                     f"region {ctx.aws.region}; register it (the operator does not own task definitions)") from exc
+            if ":" in desired.task_definition:
+                self._pinned[pinned] = cache[desired.task_definition]
         return cache[desired.task_definition]
 
     def check_containers(self, ctx: Context, desired: d.Service) -> None:
