@@ -92,6 +92,10 @@ def _waiting(result: engine.Result) -> list[str]:
             + [f"  {reason}: {message}" for key, (reason, message) in sorted(result.notes.items())])
 
 
+def _print_change(verb: str, key: str, detail: str) -> None:
+    print(f"  {verb} {key}: {detail}", file=sys.stderr)
+
+
 def _emit(args: argparse.Namespace, report: list[dict[str, Any]], text: list[str]) -> None:
     if args.output == "json":
         print(json.dumps(report, indent=2, default=str))
@@ -120,8 +124,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     items, secrets = load(args.file)
     for res in items:
         aws, owner, stack = _context(res, settings, secrets)
-        result = engine.reconcile(aws, owner, stack, apply=True,
-                                  on_change=lambda verb, key, detail: print(f"  {verb} {key}: {detail}", file=sys.stderr))
+        result = engine.reconcile(aws, owner, stack, apply=True, on_change=_print_change)
         lb = result.resources.get(desired.LOAD_BALANCER)
         report.append({"resource": owner.ref, "changes": [_change(c) for c in result.changes],
                        "loadBalancer": {"arn": lb.id, "dnsName": lb.info.get("dnsName")} if lb else None,
@@ -141,8 +144,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
         if res.spec.policies.deletion == "Retain" and not args.ignore_retain:
             text.append(f"{owner.ref}: policies.deletion is Retain, nothing deleted (--ignore-retain deletes anyway)")
             continue
-        result = engine.delete_all(aws, owner, stack,
-                                   on_change=lambda verb, key, detail: print(f"  {verb} {key}: {detail}", file=sys.stderr))
+        result = engine.delete_all(aws, owner, stack, on_change=_print_change)
         report.append({"resource": owner.ref, "deleted": [_change(c) for c in result.changes]})
         text.append(f"{owner.ref}: {len(result.changes)} owned resource(s) deleted")
     _emit(args, report, text)
@@ -154,16 +156,14 @@ def cmd_drift(args: argparse.Namespace) -> int:
     items, secrets = load(args.file)
     for res in items:
         aws, owner, stack = _context(res, settings, secrets)
-        # Without a status to remember what existed, a missing resource counts as drift once any of the
-        # stack exists (a stack never applied is "not created yet", not drift).
-        probe = engine.reconcile(aws, owner, stack, apply=False)
-        known = {w.key for w in stack.items()} if probe.resources else set()
-        result = engine.reconcile(aws, owner, stack, apply=False, known=known) if known else probe
-        entries = [x.as_dict() for x in result.drift] if known else []
+        # No status remembers what existed: known=None lets the engine count a missing resource as drift
+        # once any of the stack exists (a stack never applied is "not created yet", not drift).
+        result = engine.reconcile(aws, owner, stack, apply=False, known=None)
+        applied = bool(result.resources)
+        entries = [x.as_dict() for x in result.drift] if applied else []
         drifted |= bool(entries)
-        report.append({"resource": owner.ref, "drift": entries, "driftCount": len(entries),
-                       "applied": bool(known)})
-        if not known:
+        report.append({"resource": owner.ref, "drift": entries, "driftCount": len(entries), "applied": applied})
+        if not applied:
             text.append(f"{owner.ref}: not applied yet (nothing owned found on AWS)")
         else:
             text.append(f"{owner.ref}: " + (f"{len(entries)} drifted field(s)" if entries else "no drift"))

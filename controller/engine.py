@@ -24,7 +24,8 @@ from controller.resources.rule import Rules
 from controller.resources.security_group import SecurityGroups
 from controller.resources.target_group import TargetGroups
 
-KINDS: list[Kind] = [Certificates(), SecurityGroups(), TargetGroups(), LoadBalancers(), Listeners(), Rules(), Services()]
+LOAD_BALANCERS = LoadBalancers()
+KINDS: list[Kind] = [Certificates(), SecurityGroups(), TargetGroups(), LOAD_BALANCERS, Listeners(), Rules(), Services()]
 BY_KIND = {k.kind: k for k in KINDS}
 # The Resource Groups Tagging API finds everything a stack owns in one call (listeners are found through
 # their load balancer, security groups by an EC2 tag filter).
@@ -78,17 +79,17 @@ def owned_arns(ctx: Context) -> dict[str, dict[str, str]]:
     return out
 
 
-def observe(ctx: Context, stack: d.Stack | None) -> None:
+def observe(ctx: Context, stack: d.Stack | None, wanted: dict[str, list[Any]] | None = None) -> None:
     """Read everything the owner owns, kind by kind (later kinds may use earlier observations)."""
-    wanted = desired_by_kind(stack)
+    wanted = wanted or desired_by_kind(stack)
     owned = owned_arns(ctx)
     for kind in KINDS:
         ctx.observed[kind.kind] = kind.observe(ctx, wanted[kind.kind], owned)
 
 
-def _conflicts(ctx: Context, stack: d.Stack) -> None:
+def _conflicts(ctx: Context, wanted: dict[str, list[Any]]) -> None:
     for kind in KINDS:
-        for want in desired_by_kind(stack)[kind.kind]:
+        for want in wanted[kind.kind]:
             names = {getattr(want, "name", None), getattr(want, "alt_name", None)} - {None}
             for o in ctx.observed[kind.kind]:
                 if o.key is None and o.name in names and not any(
@@ -97,19 +98,24 @@ def _conflicts(ctx: Context, stack: d.Stack) -> None:
                                    if not o.tags else f"owned by someone else (tags {_owner_tags(o)})")
 
 
-def reconcile(aws: AwsClients, owner: Owner, stack: d.Stack, *, apply: bool, known: set[str] = frozenset(),
+def reconcile(aws: AwsClients, owner: Owner, stack: d.Stack, *, apply: bool, known: set[str] | None = frozenset(),
               on_change: Callable[[str, str, str], None] | None = None) -> Result:
     """Converge AWS toward `stack` (apply=True) or only say what would change (apply=False).
-    `known` are keys the previous run saw: one of them missing now is drift (deleted out of band)."""
+    `known` are keys the previous run saw: one of them missing now is drift (deleted out of band). None,
+    for a caller with no memory of a previous run (the CLI): once any of the stack exists, all of it is known."""
     ctx = Context(aws, owner, on_change=on_change)
-    observe(ctx, stack)
-    _conflicts(ctx, stack)
+    wanted = desired_by_kind(stack)
+    observe(ctx, stack, wanted)
+    _conflicts(ctx, wanted)
+    if known is None:
+        exists = any(o.key is not None for found in ctx.observed.values() for o in found)
+        known = {w.key for ws in wanted.values() for w in ws} if exists else set()
     changes: list[Change] = []
     drift: list[FieldDiff] = []
     keep: set[str] = set()  # ids of observed resources that stay
 
     for kind in KINDS:
-        for want in desired_by_kind(stack)[kind.kind]:
+        for want in wanted[kind.kind]:
             candidates = [o for o in ctx.observed[kind.kind] if o.key == want.key]
             current, diffs = _best(ctx, kind, want, candidates)
             if current is None:
@@ -150,7 +156,7 @@ def reconcile(aws: AwsClients, owner: Owner, stack: d.Stack, *, apply: bool, kno
                     if len(tags) < len(now_diffs):
                         kind.update(ctx, want, current, [x for x in now_diffs if x.field != "tags"])
 
-    wanted_keys = {w.key for ws in desired_by_kind(stack).values() for w in ws}
+    wanted_keys = {w.key for ws in wanted.values() for w in ws}
     for kind in reversed(KINDS):
         for o in kind.deletion_order(ctx.observed[kind.kind]):
             if o.key is None or o.id in keep:
@@ -178,8 +184,10 @@ def delete_all(aws: AwsClients, owner: Owner, stack: d.Stack | None, *, apply: b
     ctx = Context(aws, owner, on_change=on_change)
     ctx.cache["deleting"] = True
     observe(ctx, stack)
-    if apply:
-        _check_deletable(ctx, stack)
+    if apply:  # before anything is deleted, so a refusal leaves the service serving
+        for o in ctx.observed["loadBalancer"]:
+            if o.key is not None:
+                _release_protection(ctx, o, stack)
     changes = []
     for kind in reversed(KINDS):
         for o in kind.deletion_order(ctx.observed[kind.kind]):
@@ -191,23 +199,22 @@ def delete_all(aws: AwsClients, owner: Owner, stack: d.Stack | None, *, apply: b
     return Result(changes=changes, drift=[], resources={}, unsupported=[], applied=apply, notes=dict(ctx.notes))
 
 
-def _check_deletable(ctx: Context, stack: d.Stack | None) -> None:
-    """Protection the spec keeps on stops the deletion before anything is deleted, so the service keeps
-    serving while the user decides (the operator retries; the status says why)."""
-    for o in ctx.observed["loadBalancer"]:
-        if o.key is not None and (stack is None or stack.load_balancer.attributes["deletion_protection.enabled"] == "true"):
-            LoadBalancers().check_deletable(o)
+def _release_protection(ctx: Context, o: Observed, stack: d.Stack | None) -> None:
+    """Deletion protection the spec no longer asks for is switched off; protection the spec keeps (or that
+    is on with no spec to say otherwise) stops the deletion with a clear message (DeletionProtected)."""
+    path = LB_ATTRIBUTE_FIELDS["deletion_protection.enabled"]
+    if o.fields.get(path) != "true":
+        return
+    if stack is None or stack.load_balancer.attributes["deletion_protection.enabled"] == "true":
+        LOAD_BALANCERS.check_deletable(o)  # raises
+    ctx.aws.elbv2.modify_load_balancer_attributes(
+        LoadBalancerArn=o.id, Attributes=[{"Key": "deletion_protection.enabled", "Value": "false"}])
+    o.fields[path] = "false"
 
 
 def _delete(ctx: Context, kind: Kind, o: Observed, stack: d.Stack | None) -> None:
-    if kind.kind == "loadBalancer" and stack is not None:
-        # Protection the spec no longer asks for is switched off first; protection the spec asks for stays
-        # and stops the deletion with a clear message (DeletionProtected).
-        path = LB_ATTRIBUTE_FIELDS["deletion_protection.enabled"]
-        if o.fields.get(path) == "true" and stack.load_balancer.attributes["deletion_protection.enabled"] == "false":
-            ctx.aws.elbv2.modify_load_balancer_attributes(
-                LoadBalancerArn=o.id, Attributes=[{"Key": "deletion_protection.enabled", "Value": "false"}])
-            o.fields[path] = "false"
+    if kind.kind == "loadBalancer":
+        _release_protection(ctx, o, stack)
     kind.delete(ctx, o)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -117,6 +118,14 @@ def _register(registry: kopf.OperatorRegistry, tick: int) -> None:
         _remove(body, patch)
 
 
+def _announcer(body: kopf.Body, log: Any) -> Callable[[str, str, str], None]:
+    """Every AWS create, update and delete: a log line and a Kubernetes event."""
+    def on_change(verb: str, key: str, detail: str) -> None:
+        log.info("aws change", verb=verb, resource=key, detail=detail)
+        kopf.info(dict(body), reason=verb, message=f"{key}: {detail}")
+    return on_change
+
+
 def _drift_interval(body: kopf.Body) -> float:
     per_resource = (body.get("spec", {}).get("policies") or {}).get("driftCheckIntervalSeconds")
     return float(per_resource or _state["settings"].drift_interval_seconds)
@@ -161,10 +170,7 @@ def _run(body: kopf.Body, patch: kopf.Patch, *, drift_check: bool, memo: kopf.Me
                any(c.get("type") == "Synced" and c.get("status") == "True" for c in previous.get("conditions", [])))
     report_only = drift_check and in_sync and resource.spec.policies.drift == "Report"
 
-    def on_change(verb: str, key: str, detail: str) -> None:
-        log.info("aws change", verb=verb, resource=key, detail=detail)
-        kopf.info(dict(body), reason=verb, message=f"{key}: {detail}")
-
+    on_change = _announcer(body, log)
     started = time.monotonic()
     with _lock(owner.ref):  # also keeps the timer and a spec change from minting two self-signed certificates
         try:
@@ -339,10 +345,7 @@ def _remove(body: kopf.Body, patch: kopf.Patch) -> None:
     stack = desired.build(resource, owner) if resource else None
     aws = aws_registry().for_region(region)
 
-    def on_change(verb: str, key: str, detail: str) -> None:
-        log.info("aws change", verb=verb, resource=key, detail=detail)
-        kopf.info(dict(body), reason=verb, message=f"{key}: {detail}")
-
+    on_change = _announcer(body, log)
     with _lock(owner.ref):
         try:
             engine.delete_all(aws, owner, stack, on_change=on_change)
