@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import threading
 from typing import Any
@@ -11,6 +12,7 @@ import botocore.config
 import botocore.exceptions
 import botocore.parsers
 
+from controller.fleet.budget import Budget, parse_overrides
 from controller.settings import Settings
 
 class _RedactImportedKeys(logging.Filter):
@@ -26,7 +28,7 @@ class _RedactImportedKeys(logging.Filter):
 
 logging.getLogger("botocore.endpoint").addFilter(_RedactImportedKeys())
 
-SERVICES = ("ec2", "elbv2", "ecs", "acm", "resourcegroupstaggingapi", "application-autoscaling")
+SERVICES = ("ec2", "elbv2", "ecs", "acm", "resourcegroupstaggingapi", "application-autoscaling", "sqs", "sts")
 _READ_PREFIXES = ("Describe", "List", "Get")
 
 
@@ -60,14 +62,25 @@ def is_read(operation: str) -> bool:
     return operation.startswith(_READ_PREFIXES)
 
 
+# Error codes with which AWS says "slow down" (counted per attempt by the budget, see AwsClients._throttled).
+THROTTLING_CODES = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded", "TooManyRequestsException",
+    "RequestThrottled", "SlowDown", "RequestThrottledException",
+})
+
+
 class AwsClients:
-    """boto3 clients for one region. Thread-safe to share (botocore clients are)."""
+    """boto3 clients for one region. Thread-safe to share (botocore clients are).
+
+    Without a budget it makes its own from settings.budget (a Registry passes the one it shares)."""
 
     def __init__(self, settings: Settings, region: str | None = None,
-                 counter: CallCounter | None = None, session: boto3.Session | None = None) -> None:
+                 counter: CallCounter | None = None, session: boto3.Session | None = None,
+                 budget: Budget | None = None) -> None:
         self.region = region or settings.region
         self.endpoint_url = settings.endpoint_url
         self.counter = counter or CallCounter()
+        self.budget = budget if budget is not None else Budget(parse_overrides(settings.budget))
         self._session = session or boto3.Session()
         self._config = botocore.config.Config(
             region_name=self.region,
@@ -90,19 +103,36 @@ class AwsClients:
                 client = self._session.client(service, config=self._config, endpoint_url=self.endpoint_url)
                 # botocore's event system (public API): 'before-call' fires once per operation, before retries.
                 client.meta.events.register("before-call.*.*", self._count)
+                # 'request-created' fires once per HTTP attempt (botocore's Endpoint.create_request, again for
+                # each retry), before the request is signed; presigned URLs never fire it. One token each.
+                name = client.meta.service_model.service_name  # "elbv2", as budget.bucket_of expects
+                client.meta.events.register("request-created.*.*", functools.partial(self._take, name))
+                # 'needs-retry' fires after every attempt with response=(http_response, parsed) or None.
+                client.meta.events.register("needs-retry.*.*", functools.partial(self._throttled, name))
                 self._clients[service] = client
             return self._clients[service]
 
     def _count(self, model: Any, **_: Any) -> None:
         self.counter.record(f"{model.service_model.service_name}.{model.name}")
 
+    def _take(self, service: str, operation_name: str = "", **_: Any) -> None:
+        self.budget.take(self.region, service, operation_name)  # returns None: botocore ignores the handler
+
+    def _throttled(self, service: str, response: Any = None, operation: Any = None, **_: Any) -> None:
+        if response is None or operation is None:  # no answer (a connection error): nothing to count
+            return
+        code = (response[1] or {}).get("Error", {}).get("Code")
+        if code in THROTTLING_CODES:
+            self.budget.throttled(self.region, service, operation.name)
+
 
 class Registry:
-    """AwsClients per region, sharing one call counter: the composition root owns one of these."""
+    """AwsClients per region, sharing one call counter and one AWS API budget: the composition root owns one."""
 
-    def __init__(self, settings: Settings, counter: CallCounter | None = None) -> None:
+    def __init__(self, settings: Settings, counter: CallCounter | None = None, budget: Budget | None = None) -> None:
         self.settings = settings
         self.counter = counter or CallCounter()
+        self.budget = budget if budget is not None else Budget(parse_overrides(settings.budget))
         self._by_region: dict[str, AwsClients] = {}
         self._lock = threading.Lock()
 
@@ -110,7 +140,7 @@ class Registry:
         region = region or self.settings.region
         with self._lock:
             if region not in self._by_region:
-                self._by_region[region] = AwsClients(self.settings, region, self.counter)
+                self._by_region[region] = AwsClients(self.settings, region, self.counter, budget=self.budget)
             return self._by_region[region]
 
 

@@ -1,12 +1,14 @@
-"""Prometheus metrics on /metrics: drift, drift checks, reconciles, and AWS calls by operation."""
+"""Prometheus metrics on /metrics: drift, drift checks, reconciles, AWS calls by operation, and the AWS API budget."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from controller.aws import CallCounter
+from controller.fleet.budget import Budget
 
 
 class _AwsCalls:
@@ -24,8 +26,68 @@ class _AwsCalls:
         yield family
 
 
+class _AwsBudget:
+    """Reads the one AWS API budget (controller/fleet/budget.py): tokens taken, waits, AWS's throttling answers."""
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self.budget.snapshot()
+        by_bucket = ["region", "bucket"]
+        tokens = CounterMetricFamily("ecsalb_aws_budget_tokens", "Budget tokens taken (one per HTTP attempt)",
+                                     labels=by_bucket)
+        waited = CounterMetricFamily("ecsalb_aws_budget_wait_seconds", "Seconds AWS attempts waited for a token",
+                                     labels=by_bucket)
+        waits = CounterMetricFamily("ecsalb_aws_budget_waits", "AWS attempts that had to wait for a token",
+                                    labels=by_bucket)
+        rate = GaugeMetricFamily("ecsalb_aws_budget_rate", "Configured budget refill, tokens per second",
+                                 labels=by_bucket)
+        throttled = CounterMetricFamily("ecsalb_aws_throttled", "AWS attempts answered with a throttling error",
+                                        labels=["region", "service", "operation"])
+        for family, key in ((tokens, "tokens"), (waited, "waited_seconds"), (waits, "waits"), (rate, "rates")):
+            for (region, bucket), value in sorted(snap[key].items()):
+                family.add_metric([region, bucket], value)
+        for (region, call), count in sorted(snap["throttled"].items()):
+            service, operation = call.split(".", 1)
+            throttled.add_metric([region, service, operation], count)
+        yield from (tokens, waited, waits, rate, throttled)
+
+
+class _Fleet:
+    """The fleet layer (controller/fleet/): how often what list calls return is compared (the sweep interval),
+    the period in which every managed field of every stack is compared (derived from fleet size and budget)."""
+
+    def __init__(self, fleet: Any) -> None:
+        self.fleet = fleet
+
+    def collect(self) -> Iterator[Metric]:
+        families = {
+            "stacks": GaugeMetricFamily("ecsalb_fleet_stacks", "Stacks in the fleet's checks", labels=["region"]),
+            "interval": GaugeMetricFamily("ecsalb_fleet_sweep_interval_seconds",
+                                          "Seconds between sweeps (list-call fields compared this often)",
+                                          labels=["region"]),
+            "took": GaugeMetricFamily("ecsalb_fleet_sweep_duration_seconds", "How long the last sweep took",
+                                      labels=["region"]),
+            "deep": GaugeMetricFamily("ecsalb_fleet_deep_period_seconds",
+                                      "Every managed field of every stack is compared at least this often",
+                                      labels=["region"]),
+            "sweeps": CounterMetricFamily("ecsalb_fleet_sweeps", "Sweeps done", labels=["region"]),
+        }
+        for inv in self.fleet.inventories():
+            region = [inv.aws.region]
+            families["stacks"].add_metric(region, inv.stacks)
+            families["interval"].add_metric(region, inv.sweep_interval)
+            families["took"].add_metric(region, inv.last_sweep_seconds)
+            families["deep"].add_metric(region, inv.deep_period())
+            families["sweeps"].add_metric(region, inv.sweeps)
+        events = CounterMetricFamily("ecsalb_fleet_events", "AWS events that named a resource of the operator's")
+        events.add_metric([], self.fleet.events_received)
+        yield from (*families.values(), events)
+
+
 class Metrics:
-    def __init__(self, counter: CallCounter) -> None:
+    def __init__(self, counter: CallCounter, budget: Budget | None = None, fleet: Any = None) -> None:
         self.registry = CollectorRegistry()
         self.drifted_fields = Gauge("ecsalb_drifted_fields", "Fields that differ from the spec, per resource",
                                     ["namespace", "name"], registry=self.registry)
@@ -36,6 +98,10 @@ class Metrics:
         self.reconciles = Counter("ecsalb_reconciles", "Reconciles after a spec change, by result",
                                   ["result"], registry=self.registry)
         self.registry.register(_AwsCalls(counter))
+        if budget is not None:
+            self.registry.register(_AwsBudget(budget))
+        if fleet is not None:
+            self.registry.register(_Fleet(fleet))
         self.port: int | None = None
 
     def serve(self, port: int, address: str = "0.0.0.0") -> int:

@@ -37,3 +37,20 @@ class Settings:
     # what waits for a person (a conflict, a missing cluster, an AWS validation error).
     transient_retry_seconds: float = 15.0
     slow_retry_seconds: float = 60.0
+    # The fleet layer (controller/fleet/). fleet=False makes every stack read AWS on its own timer, as before
+    # the fleet layer existed (kept to compare against in bench/fleet.py).
+    fleet: bool = dataclasses.field(default_factory=lambda: os.environ.get("ECSALB_FLEET", "on") != "off")
+    # How often one sweep per Region lists everything the operator owns (the fields list calls return);
+    # None: the drift interval.
+    sweep_interval_seconds: float | None = dataclasses.field(
+        default_factory=lambda: float(os.environ["ECSALB_SWEEP_INTERVAL"]) if os.environ.get("ECSALB_SWEEP_INTERVAL")
+        else None)
+    # The shortest period in which every managed field of every stack is compared; the operator makes it longer
+    # when the fleet is too large for the budget (the period it uses is a metric and in each status).
+    deep_interval_seconds: float = dataclasses.field(
+        default_factory=lambda: float(os.environ.get("ECSALB_DEEP_INTERVAL", "600")))
+    # Client-side AWS API budget: "bucket=rate/burst,..." overrides (e.g. "elb-describe=5/20"), "off" for none.
+    budget: str = dataclasses.field(default_factory=lambda: os.environ.get("ECSALB_BUDGET", ""))
+    # Optional: the SQS queue an EventBridge rule fills with CloudTrail management events (manifests/events/).
+    events_queue_url: str | None = dataclasses.field(
+        default_factory=lambda: os.environ.get("ECSALB_EVENTS_QUEUE_URL") or None)

@@ -25,7 +25,9 @@ def moto_server() -> Iterator[devenv.MotoServer]:
 def aws(moto_server: devenv.MotoServer) -> AwsClients:
     """Clients of an empty moto (only the default VPC)."""
     moto_server.reset()
-    return AwsClients(Settings(endpoint_url=moto_server.endpoint_url, region=REGION, max_attempts=3), REGION)
+    # No client-side budget in tests (tests/test_budget.py tests it): moto is not AWS's rate-limited API.
+    return AwsClients(Settings(endpoint_url=moto_server.endpoint_url, region=REGION, max_attempts=3, budget="off"),
+                      REGION)
 
 
 @pytest.fixture()
@@ -37,7 +39,8 @@ def prereqs(aws: AwsClients) -> devenv.Prerequisites:
 def settings(moto_server: devenv.MotoServer, aws: AwsClients) -> Settings:
     """The operator's settings against moto (reset by `aws`); operator_running() adds kube_url."""
     return Settings(endpoint_url=moto_server.endpoint_url, region=REGION, max_attempts=3,
-                    cluster_name="test", drift_interval_seconds=2, log_format="console")
+                    cluster_name="test", drift_interval_seconds=2, deep_interval_seconds=2, budget="off",
+                    log_format="console")
 
 
 @pytest.fixture()
