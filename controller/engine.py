@@ -27,10 +27,10 @@ from controller.resources.target_group import TargetGroups
 LOAD_BALANCERS = LoadBalancers()
 KINDS: list[Kind] = [Certificates(), SecurityGroups(), TargetGroups(), LOAD_BALANCERS, Listeners(), Rules(), Services()]
 BY_KIND = {k.kind: k for k in KINDS}
-# The Resource Groups Tagging API finds everything a stack owns in one call (listeners are found through
-# their load balancer, security groups by an EC2 tag filter).
-TAGGED_TYPES = ["elasticloadbalancing:loadbalancer", "elasticloadbalancing:targetgroup", "ecs:service",
-                "acm:certificate"]
+# What a fleet sweep's list calls return (controller/fleet/inventory.py): a shallow check compares these kinds
+# alone, without their attributes (read per resource, so only on the deep schedule).
+SHALLOW_KINDS = frozenset({"securityGroup", "targetGroup", "loadBalancer", "service"})
+DEEP_FIELD_PREFIX = "attributes."
 
 
 @dataclasses.dataclass
@@ -69,22 +69,14 @@ def desired_by_kind(stack: d.Stack | None) -> dict[str, list[Any]]:
     return {k.kind: [i for i in items if i.kind == k.kind] for k in KINDS}
 
 
-def owned_arns(ctx: Context) -> dict[str, dict[str, str]]:
-    out: dict[str, dict[str, str]] = {}
-    pages = ctx.aws.resourcegroupstaggingapi.get_paginator("get_resources").paginate(
-        TagFilters=ctx.owner.tag_filters(), ResourceTypeFilters=TAGGED_TYPES)
-    for page in pages:
-        for item in page["ResourceTagMappingList"]:
-            out[item["ResourceARN"]] = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
-    return out
-
-
-def observe(ctx: Context, stack: d.Stack | None, wanted: dict[str, list[Any]] | None = None) -> None:
+def observe(ctx: Context, stack: d.Stack | None, wanted: dict[str, list[Any]] | None = None,
+            kinds: frozenset[str] | None = None) -> None:
     """Read everything the owner owns, kind by kind (later kinds may use earlier observations)."""
     wanted = wanted or desired_by_kind(stack)
-    owned = owned_arns(ctx)
+    owned = ctx.reads.owned()
     for kind in KINDS:
-        ctx.observed[kind.kind] = kind.observe(ctx, wanted[kind.kind], owned)
+        ctx.observed[kind.kind] = kind.observe(ctx, wanted[kind.kind], owned) if kinds is None or \
+            kind.kind in kinds else []
 
 
 def _conflicts(ctx: Context, wanted: dict[str, list[Any]]) -> None:
@@ -99,13 +91,20 @@ def _conflicts(ctx: Context, wanted: dict[str, list[Any]]) -> None:
 
 
 def reconcile(aws: AwsClients, owner: Owner, stack: d.Stack, *, apply: bool, known: set[str] | None = frozenset(),
-              on_change: Callable[[str, str, str], None] | None = None) -> Result:
+              on_change: Callable[[str, str, str], None] | None = None, reads: Any = None,
+              shallow: bool = False) -> Result:
     """Converge AWS toward `stack` (apply=True) or only say what would change (apply=False).
     `known` are keys the previous run saw: one of them missing now is drift (deleted out of band). None,
-    for a caller with no memory of a previous run (the CLI): once any of the stack exists, all of it is known."""
-    ctx = Context(aws, owner, on_change=on_change)
+    for a caller with no memory of a previous run (the CLI): once any of the stack exists, all of it is known.
+    `reads` is where observations come from (default: AWS, live; the operator's periodic checks pass the
+    fleet inventory's). `shallow` compares only what list calls return (SHALLOW_KINDS, no attributes): a
+    fleet check of a stack whose unbatchable reads are not due yet; it must not apply."""
+    assert not (shallow and apply), "a shallow observation leaves out resources: it cannot be applied"
+    ctx = Context(aws, owner, on_change=on_change, reads=reads)
     wanted = desired_by_kind(stack)
-    observe(ctx, stack, wanted)
+    if shallow:
+        wanted = {kind: (items if kind in SHALLOW_KINDS else []) for kind, items in wanted.items()}
+    observe(ctx, stack, wanted, SHALLOW_KINDS if shallow else None)
     _conflicts(ctx, wanted)
     if known is None:
         exists = any(o.key is not None for found in ctx.observed.values() for o in found)
@@ -118,6 +117,8 @@ def reconcile(aws: AwsClients, owner: Owner, stack: d.Stack, *, apply: bool, kno
         for want in wanted[kind.kind]:
             candidates = [o for o in ctx.observed[kind.kind] if o.key == want.key]
             current, diffs = _best(ctx, kind, want, candidates)
+            if shallow:
+                diffs = [x for x in diffs if not x.field.startswith(DEEP_FIELD_PREFIX)]
             if current is None:
                 if want.key in known:
                     drift.append(FieldDiff(want.key, "exists", "present", "missing"))

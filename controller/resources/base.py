@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-import botocore.exceptions
-
-from controller.aws import AwsClients, error_code
+from controller.aws import AwsClients
 from controller.desired import Ref
+from controller.fleet.reads import LiveReads
 from controller.ownership import UID_TAG, Owner
 
 # What a desired field shows when it refers to a resource that does not exist yet.
@@ -59,9 +58,12 @@ class FieldDiff:
 class Context:
     """What a kind needs to act: AWS clients, the owner, and the ids of resources resolved so far."""
 
-    def __init__(self, aws: AwsClients, owner: Owner, *, on_change: Callable[[str, str, str], None] | None = None):
+    def __init__(self, aws: AwsClients, owner: Owner, *, on_change: Callable[[str, str, str], None] | None = None,
+                 reads: Any = None):
         self.aws = aws
         self.owner = owner
+        # Where observe() reads from: AWS directly, or the fleet inventory (controller/fleet/).
+        self.reads: LiveReads = reads if reads is not None else LiveReads(aws, owner)
         self.resolved: dict[str, Observed] = {}
         self.observed: dict[str, list[Observed]] = {}  # by kind: everything owned that observe() found
         self.cache: dict[str, Any] = {}  # lookups valid for one reconcile (e.g. task definition -> ARN)
@@ -179,23 +181,3 @@ def _contains_unknown(value: Any) -> bool:
 def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
-
-
-def describe_many(call: Callable[..., dict], param: str, ids: Iterable[str], result_key: str,
-                  not_found: set[str], batch: int = 20) -> list[dict]:
-    """Describe by lists of ids, `batch` at a time; if one id is gone (deleted out of band, while the tagging
-    index still lists it), fall back to one call per id for that batch and skip the missing ones."""
-    out: list[dict] = []
-    for group in chunks(sorted(set(ids)), batch):
-        try:
-            out.extend(call(**{param: group})[result_key])
-        except botocore.exceptions.ClientError as exc:
-            if error_code(exc) not in not_found:
-                raise
-            for one in group:
-                try:
-                    out.extend(call(**{param: [one]})[result_key])
-                except botocore.exceptions.ClientError as inner:
-                    if error_code(inner) not in not_found:
-                        raise
-    return out

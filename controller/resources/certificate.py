@@ -20,7 +20,8 @@ import botocore.exceptions
 from controller import certs
 from controller import desired as d
 from controller.aws import error_code
-from controller.ownership import RESOURCE_TAG, from_aws, to_aws
+from controller.fleet.reads import LiveReads
+from controller.ownership import RESOURCE_TAG, to_aws
 from controller.resources.base import Context, FieldDiff, Kind, MissingDependency, Observed
 
 IMPORTED = ("secretRef", "selfSigned")
@@ -57,29 +58,24 @@ class Certificates(Kind):
     immutable = frozenset({"acm.domainName", "acm.subjectAlternativeNames"})
 
     def observe(self, ctx: Context, desired: list[d.Certificate], owned: dict[str, dict[str, str]]) -> list[Observed]:
-        acm = ctx.aws.acm
         found: list[Observed] = []
         for arn in sorted(a for a in owned if ":acm:" in a):
-            certificate = self._describe(ctx, arn)
+            certificate = ctx.reads.certificate(arn)
             if certificate is not None:
                 found.append(self._observed(certificate, owned[arn]))
         if not ctx.cache.get("deleting"):  # the user's certificates matter only to listeners being converged
             mine = {o.id for o in found}
             for want in desired:
                 if want.source == "arn" and want.arn not in mine:
-                    certificate = self._describe(ctx, want.arn)
+                    certificate = ctx.reads.certificate(want.arn)
                     if certificate is not None:
-                        tags = from_aws(acm.list_tags_for_certificate(CertificateArn=want.arn).get("Tags"))
+                        tags = ctx.reads.certificate_tags(want.arn)
                         found.append(self._observed(certificate, tags, key=want.key))
         return found
 
     def _describe(self, ctx: Context, arn: str | None) -> dict | None:
-        try:
-            return ctx.aws.acm.describe_certificate(CertificateArn=arn)["Certificate"]
-        except botocore.exceptions.ClientError as exc:
-            if error_code(exc) in (NOT_FOUND, "ValidationException"):
-                return None
-            raise
+        """After its own write: read live, not from the inventory."""
+        return LiveReads(ctx.aws, ctx.owner).certificate(arn)
 
     def _observed(self, c: dict, tags: dict[str, str], key: str | None = None) -> Observed:
         referenced = key is not None  # named by `arn` in the spec: never ours

@@ -9,7 +9,7 @@ import botocore.exceptions
 from controller import desired as d
 from controller.aws import error_code
 from controller.ownership import RESOURCE_TAG, from_aws, to_ecs
-from controller.resources.base import UNKNOWN, Context, FieldDiff, Kind, MissingDependency, Observed, chunks
+from controller.resources.base import UNKNOWN, Context, FieldDiff, Kind, MissingDependency, Observed
 
 LIVE = ("ACTIVE", "DRAINING")  # INACTIVE services linger in describe and tagging results for a while
 
@@ -36,8 +36,7 @@ class Services(Kind):
             cache[desired.task_definition] = self._pinned[pinned]
         if desired.task_definition not in cache:
             try:
-                cache[desired.task_definition] = ctx.aws.ecs.describe_task_definition(
-                    taskDefinition=desired.task_definition)["taskDefinition"]
+                cache[desired.task_definition] = ctx.reads.task_definition(desired.task_definition)
             except botocore.exceptions.ClientError as exc:
                 if error_code(exc) not in ("ClientException", "InvalidParameterException"):
                     raise
@@ -70,10 +69,7 @@ class Services(Kind):
         cache = ctx.cache.setdefault("autoscaled", {})
         resource_id = f"service/{desired.cluster}/{desired.name}"
         if resource_id not in cache:
-            targets = ctx.aws.application_autoscaling.describe_scalable_targets(
-                ServiceNamespace="ecs", ResourceIds=[resource_id],
-                ScalableDimension="ecs:service:DesiredCount")["ScalableTargets"]
-            cache[resource_id] = bool(targets)
+            cache[resource_id] = bool(ctx.reads.scalable_targets(resource_id))
         return cache[resource_id]
 
     def fields(self, ctx: Context, desired: d.Service, actual: Observed | None) -> dict[str, Any]:
@@ -98,7 +94,6 @@ class Services(Kind):
         return out
 
     def observe(self, ctx: Context, desired: list[d.Service], owned: dict[str, dict[str, str]]) -> list[Observed]:
-        ecs = ctx.aws.ecs
         wanted: dict[str, set[str]] = {}  # cluster -> service names or ARNs
         for svc in desired:
             if not ctx.cache.get("deleting"):
@@ -109,18 +104,17 @@ class Services(Kind):
                 wanted.setdefault(cluster_of(arn), set()).add(arn)
         found: dict[str, dict] = {}
         for cluster, names in wanted.items():
-            for group in chunks(sorted(names), 10):  # describe_services takes at most 10
-                try:
-                    services = ecs.describe_services(cluster=cluster, services=group, include=["TAGS"])["services"]
-                except botocore.exceptions.ClientError as exc:
-                    if error_code(exc) != "ClusterNotFoundException":
-                        raise
-                    if any(s.cluster == cluster for s in desired):
-                        raise MissingDependency(
-                            f"spec.service.cluster: ECS cluster {cluster!r} was not found in region "
-                            f"{ctx.aws.region}; create it (the operator does not own clusters)") from exc
-                    continue
-                found.update({s["serviceArn"]: s for s in services if s.get("status") in LIVE})
+            try:
+                services = ctx.reads.services(cluster, sorted(names))
+            except botocore.exceptions.ClientError as exc:
+                if error_code(exc) != "ClusterNotFoundException":
+                    raise
+                if any(s.cluster == cluster for s in desired):
+                    raise MissingDependency(
+                        f"spec.service.cluster: ECS cluster {cluster!r} was not found in region "
+                        f"{ctx.aws.region}; create it (the operator does not own clusters)") from exc
+                continue
+            found.update({s["serviceArn"]: s for s in services if s.get("status") in LIVE})
         return [self._observed(ctx, s) for s in found.values()]
 
     def _observed(self, ctx: Context, svc: dict) -> Observed:

@@ -9,6 +9,7 @@ import botocore.exceptions
 
 from controller import desired as d
 from controller.aws import error_code
+from controller.fleet.reads import LiveReads
 from controller.ownership import to_aws
 from controller.resources import actions
 from controller.resources.base import UNKNOWN, Context, FieldDiff, Kind, Observed, chunks
@@ -70,27 +71,16 @@ class Listeners(Kind):
         for lb in ctx.observed.get("loadBalancer", []):
             if lb.key is None:
                 continue
-            try:
-                pages = ctx.aws.elbv2.get_paginator("describe_listeners").paginate(LoadBalancerArn=lb.id)
-                found += [self._observed(l) for page in pages for l in page["Listeners"]]
-            except botocore.exceptions.ClientError as exc:
-                if error_code(exc) != "LoadBalancerNotFound":
-                    raise
+            found += [self._observed(listener) for listener in ctx.reads.listeners(lb.id)]
         for listener in found:
             if listener.fields["protocol"] == "HTTPS":
-                listener.fields.update(self._read_certificates(ctx, listener.id))
+                listener.fields.update(self._read_certificates(ctx.reads, listener.id))
         return found
 
-    def _read_certificates(self, ctx: Context, listener_arn: str) -> dict[str, Any]:
+    def _read_certificates(self, reads: LiveReads, listener_arn: str) -> dict[str, Any]:
         # describe_listeners lists SNI certificates too in moto (AWS lists only the default one):
         # describe_listener_certificates and its IsDefault flag tell them apart on both.
-        try:
-            pages = ctx.aws.elbv2.get_paginator("describe_listener_certificates").paginate(ListenerArn=listener_arn)
-            entries = [c for page in pages for c in page["Certificates"]]
-        except botocore.exceptions.ClientError as exc:
-            if error_code(exc) != "ListenerNotFound":
-                raise
-            entries = []
+        entries = reads.listener_certificates(listener_arn)
         default = next((c["CertificateArn"] for c in entries if c.get("IsDefault")), None)
         return {"defaultCertificate": default,
                 "sniCertificates": sorted({c["CertificateArn"] for c in entries if not c.get("IsDefault")} - {default})}
@@ -149,7 +139,7 @@ class Listeners(Kind):
             if "Certificates" in params:
                 # moto drops the SNI certificates when the default one is replaced (AWS keeps them):
                 # read them again, then converge.
-                actual.fields.update(self._read_certificates(ctx, actual.id))
+                actual.fields.update(self._read_certificates(LiveReads(ctx.aws, ctx.owner), actual.id))
         if desired.protocol == "HTTPS":
             self._converge_sni(ctx, desired, actual, want.get("sniCertificates") or [])
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from controller import desired as d
+from controller.fleet.reads import LiveReads
 from controller.ownership import RESOURCE_TAG, owner_description, to_aws
 from controller.resources.base import Conflict, Context, FieldDiff, Kind, Observed
-from controller.resources.elbv2 import TaggedByArn, owned_and_same_named, tags_by_arn
+from controller.resources.elbv2 import TaggedByArn, tags_by_arn
 
 ATTRIBUTE_FIELDS = {
     "idle_timeout.timeout_seconds": "attributes.idleTimeoutSeconds",
@@ -46,15 +47,12 @@ class LoadBalancers(TaggedByArn, Kind):
         return out
 
     def observe(self, ctx: Context, desired: list[d.LoadBalancer], owned: dict[str, dict[str, str]]) -> list[Observed]:
-        elbv2 = ctx.aws.elbv2
-        found = owned_and_same_named(elbv2, elbv2.describe_load_balancers, owned=owned, arn_marker=":loadbalancer/app/",
-                                     names=[lb.name for lb in desired], noun="LoadBalancer")
+        found = ctx.reads.load_balancers(owned, [lb.name for lb in desired])
         return [self._observed(ctx, lb, tags) for lb, tags in found]
 
-    def _observed(self, ctx: Context, lb: dict, tags: dict[str, str]) -> Observed:
+    def _observed(self, ctx: Context, lb: dict, tags: dict[str, str], *, live: bool = False) -> Observed:
         arn = lb["LoadBalancerArn"]
-        attrs = {a["Key"]: a["Value"] for a in
-                 ctx.aws.elbv2.describe_load_balancer_attributes(LoadBalancerArn=arn)["Attributes"]}
+        attrs = (LiveReads(ctx.aws, ctx.owner) if live else ctx.reads).lb_attributes(arn)
         fields: dict[str, Any] = {
             "name": lb["LoadBalancerName"], "scheme": lb.get("Scheme"), "type": lb.get("Type"),
             "ipAddressType": lb.get("IpAddressType"),
@@ -83,7 +81,7 @@ class LoadBalancers(TaggedByArn, Kind):
         ctx.changed("Created", desired.key, arn)
         elbv2.modify_load_balancer_attributes(
             LoadBalancerArn=arn, Attributes=[{"Key": k, "Value": v} for k, v in desired.attributes.items()])
-        return self._observed(ctx, lb, tags)
+        return self._observed(ctx, lb, tags, live=True)
 
     def update(self, ctx: Context, desired: d.LoadBalancer, actual: Observed, diffs: list[FieldDiff]) -> None:
         elbv2 = ctx.aws.elbv2

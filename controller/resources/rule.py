@@ -15,6 +15,7 @@ import botocore.exceptions
 
 from controller import desired as d
 from controller.aws import error_code
+from controller.fleet.reads import LiveReads
 from controller.ownership import to_aws
 from controller.resources import actions
 from controller.resources.base import UNKNOWN, Context, FieldDiff, Kind, Observed
@@ -141,19 +142,13 @@ class Rules(Kind):
         for listener in ctx.observed.get("listener", []):
             if listener.key is None:
                 continue
-            rules = self._describe(ctx, listener.id)
+            rules = self._describe(ctx.reads, listener.id)
             if rules:
                 found.append(self._observed(listener.id, listener.info["port"], rules))
         return found
 
-    def _describe(self, ctx: Context, listener_arn: str) -> list[dict]:
-        try:
-            pages = ctx.aws.elbv2.get_paginator("describe_rules").paginate(ListenerArn=listener_arn)
-            rules = [r for page in pages for r in page["Rules"] if not r.get("IsDefault")]
-        except botocore.exceptions.ClientError as exc:
-            if error_code(exc) != "ListenerNotFound":
-                raise
-            return []
+    def _describe(self, reads: LiveReads, listener_arn: str) -> list[dict]:
+        rules = [r for r in reads.rules(listener_arn) if not r.get("IsDefault")]
         return sorted(rules, key=lambda r: int(r["Priority"]))  # moto lists them in creation order
 
     def _observed(self, listener_arn: str, port: int, rules: list[dict]) -> Observed:
@@ -171,12 +166,12 @@ class Rules(Kind):
         if listener_arn == UNKNOWN:
             raise RuntimeError(f"{desired.key}: listener {desired.listener.key} does not exist yet")
         self._converge(ctx, desired, listener_arn, [])
-        return self._observed(listener_arn, desired.port, self._describe(ctx, listener_arn))
+        return self._observed(listener_arn, desired.port, self._describe(LiveReads(ctx.aws, ctx.owner), listener_arn))
 
     def update(self, ctx: Context, desired: d.ListenerRules, actual: Observed, diffs: list[FieldDiff]) -> None:
         listener_arn = actual.info["listenerArn"]
         self._converge(ctx, desired, listener_arn, actual.raw["rules"])
-        fresh = self._observed(listener_arn, desired.port, self._describe(ctx, listener_arn))
+        fresh = self._observed(listener_arn, desired.port, self._describe(LiveReads(ctx.aws, ctx.owner), listener_arn))
         actual.fields, actual.raw, actual.info = fresh.fields, fresh.raw, fresh.info  # for the status
 
     def _converge(self, ctx: Context, desired: d.ListenerRules, listener_arn: str, current: list[dict]) -> None:

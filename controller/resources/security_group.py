@@ -7,6 +7,7 @@ import botocore.exceptions
 
 from controller import desired as d
 from controller.aws import error_code
+from controller.fleet.reads import LiveReads
 from controller.ownership import RESOURCE_TAG, from_aws, to_aws
 from controller.resources.base import UNKNOWN, Context, FieldDiff, Kind, Observed
 
@@ -81,16 +82,12 @@ class SecurityGroups(Kind):
             info={"rules": rules_of(group)})
 
     def observe(self, ctx: Context, desired: list[d.SecurityGroup], owned: dict[str, dict[str, str]]) -> list[Observed]:
-        ec2 = ctx.aws.ec2
-        # Filtering by tag is strongly consistent and never fails on a group deleted out of band.
-        filters = [{"Name": f"tag:{f['Key']}", "Values": f["Values"]} for f in ctx.owner.tag_filters()]
-        groups = _paginate(ec2, filters)
-        found = [self._observed(ctx, g) for g in groups]
+        found = [self._observed(ctx, g) for g in ctx.reads.owned_security_groups()]
         missing = [sg for sg in desired if sg.key not in {o.key for o in found}]
         if missing:  # same name, not ours: report, never touch
             for vpc in {sg.vpc_id for sg in missing}:
                 names = [sg.name for sg in missing if sg.vpc_id == vpc]
-                others = _paginate(ec2, [{"Name": "vpc-id", "Values": [vpc]}, {"Name": "group-name", "Values": names}])
+                others = ctx.reads.security_groups_named(vpc, names)
                 found += [self._observed(ctx, g) for g in others if g["GroupId"] not in {o.id for o in found}]
         return found
 
@@ -105,8 +102,7 @@ class SecurityGroups(Kind):
             if error_code(exc) != "InvalidGroup.Duplicate":
                 raise
             # Created by an earlier run that crashed before it was observed: adopt it only if it is ours.
-            group = _paginate(ec2, [{"Name": "vpc-id", "Values": [desired.vpc_id]},
-                                    {"Name": "group-name", "Values": [desired.name]}])[0]
+            group = LiveReads(ctx.aws, ctx.owner).security_groups_named(desired.vpc_id, [desired.name])[0]
             if not ctx.owner.owns(from_aws(group.get("Tags"))):
                 raise
             group_id = group["GroupId"]
@@ -153,9 +149,3 @@ class SecurityGroups(Kind):
     def _describe(self, ctx: Context, group_id: str) -> Observed:
         return self._observed(ctx, ctx.aws.ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0])
 
-
-def _paginate(ec2: Any, filters: list[dict]) -> list[dict]:
-    groups: list[dict] = []
-    for page in ec2.get_paginator("describe_security_groups").paginate(Filters=filters):
-        groups.extend(page["SecurityGroups"])
-    return groups

@@ -7,9 +7,10 @@ import botocore.exceptions
 
 from controller import desired as d
 from controller.aws import error_code
+from controller.fleet.reads import LiveReads
 from controller.ownership import RESOURCE_TAG, owner_description, to_aws
 from controller.resources.base import Conflict, Context, FieldDiff, Kind, Observed
-from controller.resources.elbv2 import TaggedByArn, owned_and_same_named, tags_by_arn
+from controller.resources.elbv2 import TaggedByArn, tags_by_arn
 
 # AWS attribute key -> the field path a user reads in the drift report.
 ATTRIBUTE_FIELDS = {
@@ -58,15 +59,12 @@ class TargetGroups(TaggedByArn, Kind):
         return out
 
     def observe(self, ctx: Context, desired: list[d.TargetGroup], owned: dict[str, dict[str, str]]) -> list[Observed]:
-        elbv2 = ctx.aws.elbv2
-        found = owned_and_same_named(elbv2, elbv2.describe_target_groups, owned=owned, arn_marker=":targetgroup/",
-                                     names=[tg.name for tg in desired], noun="TargetGroup")
+        found = ctx.reads.target_groups(owned, [tg.name for tg in desired])
         return [self._observed(ctx, group, tags) for group, tags in found]
 
-    def _observed(self, ctx: Context, group: dict, tags: dict[str, str]) -> Observed:
-        elbv2 = ctx.aws.elbv2
+    def _observed(self, ctx: Context, group: dict, tags: dict[str, str], *, live: bool = False) -> Observed:
         arn = group["TargetGroupArn"]
-        attrs = {a["Key"]: a["Value"] for a in elbv2.describe_target_group_attributes(TargetGroupArn=arn)["Attributes"]}
+        attrs = (LiveReads(ctx.aws, ctx.owner) if live else ctx.reads).tg_attributes(arn)
         fields: dict[str, Any] = {
             "name": group["TargetGroupName"], "port": group.get("Port"), "protocol": group.get("Protocol"),
             "protocolVersion": group.get("ProtocolVersion", "HTTP1"), "targetType": group.get("TargetType"),
@@ -82,8 +80,7 @@ class TargetGroups(TaggedByArn, Kind):
 
     def health(self, ctx: Context, actual: Observed) -> dict[str, int]:
         """Target counts by state, for the status."""
-        states = [t["TargetHealth"]["State"] for t in
-                  ctx.aws.elbv2.describe_target_health(TargetGroupArn=actual.id)["TargetHealthDescriptions"]]
+        states = [t["TargetHealth"]["State"] for t in ctx.reads.target_health(actual.id)]
         return {"healthy": states.count("healthy"),
                 "unhealthy": sum(s not in ("healthy", "draining", "unused") for s in states), "total": len(states)}
 
@@ -110,7 +107,7 @@ class TargetGroups(TaggedByArn, Kind):
         ctx.changed("Created", desired.key, arn)
         elbv2.modify_target_group_attributes(
             TargetGroupArn=arn, Attributes=[{"Key": k, "Value": v} for k, v in desired.attributes.items()])
-        return self._observed(ctx, group, ctx.owner.tags(desired.key))
+        return self._observed(ctx, group, ctx.owner.tags(desired.key), live=True)
 
     def update(self, ctx: Context, desired: d.TargetGroup, actual: Observed, diffs: list[FieldDiff]) -> None:
         elbv2 = ctx.aws.elbv2
