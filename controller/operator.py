@@ -15,6 +15,8 @@ from typing import Any
 import kopf
 
 from controller import GROUP, PLURAL, VERSION, certificate_secrets, desired, engine, kube, logs, status
+from controller.fleet import budget, events
+from controller.fleet.scheduler import Fleet
 from controller.metrics import Metrics
 from controller.aws import Registry, error_code, is_transient
 from controller.ownership import Owner
@@ -35,7 +37,12 @@ def configure(settings: Settings, registry: kopf.OperatorRegistry | None = None)
     """The composition root for the operator: settings, AWS clients, logging, handlers (registered once)."""
     _state["settings"] = settings
     _state["aws"] = Registry(settings)
-    _state["metrics"] = Metrics(_state["aws"].counter)
+    if _state.get("fleet") is not None:
+        _state["fleet"].close()  # a new configuration (tests configure once per operator run)
+    _state["fleet"] = Fleet(_state["aws"], settings.cluster_name, sweep_interval=settings.sweep_interval_seconds
+                            or settings.drift_interval_seconds, deep_interval=settings.deep_interval_seconds) \
+        if settings.fleet else None
+    _state["metrics"] = Metrics(_state["aws"].counter, _state["aws"].budget, fleet=_state["fleet"])
     if settings.metrics_port is not None:
         _state["metrics"].serve(settings.metrics_port, settings.metrics_address)
     logs.configure(settings.log_format, settings.log_level)
@@ -45,9 +52,27 @@ def configure(settings: Settings, registry: kopf.OperatorRegistry | None = None)
         _state["registered"].add(id(registry))
 
 
+def fleet() -> Fleet | None:
+    return _state.get("fleet")
+
+
+def _start_events(log: Any) -> None:
+    """The optional SQS queue of AWS events (manifests/events/): a change made in the console reaches the
+    stack it touched in seconds instead of at its next periodic check."""
+    settings, the_fleet = _state["settings"], fleet()
+    if not settings.events_queue_url or the_fleet is None:
+        return
+    aws = aws_registry().for_region(events.queue_region(settings.events_queue_url) or settings.region)
+    own = events.own_principal_arns(aws.sts)
+    queue = events.EventQueue(aws.sqs, settings.events_queue_url, the_fleet.on_ids, own, log=log)
+    _state["events"] = queue
+    queue.start(the_fleet.stop)
+    log.info("reading AWS events", queue=settings.events_queue_url, own_principals=sorted(own))
+
+
 def metrics() -> Metrics:
     if _state.get("metrics") is None:
-        _state["metrics"] = Metrics(aws_registry().counter)
+        _state["metrics"] = Metrics(aws_registry().counter, aws_registry().budget)
     return _state["metrics"]
 
 
@@ -67,6 +92,12 @@ def _register(registry: kopf.OperatorRegistry, tick: int) -> None:
     def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.persistence.finalizer = FINALIZER
         settings.execution.max_workers = 16
+        _start_events(logs.get())
+
+    @kopf.on.cleanup(registry=registry)
+    def cleanup(**_: Any) -> None:
+        if fleet() is not None:
+            fleet().close()
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -95,10 +126,19 @@ def _register(registry: kopf.OperatorRegistry, tick: int) -> None:
                 memo["certificates_changed"] = True
 
     @kopf.on.resume(*RESOURCE, registry=registry)
+    def resume(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+        # A restart: a stack that was in sync waits for its turn in the fleet's checks (spread over the deep
+        # period) instead of a thousand stacks reading AWS at once; one whose spec changed meanwhile converges.
+        if fleet() is not None and _in_sync(dict(body.get("status") or {}), body.meta.get("generation")):
+            _schedule(body, memo)
+            return
+        _run(body, patch, drift_check=False, memo=memo)
+
     @kopf.on.create(*RESOURCE, registry=registry)
     @kopf.on.update(*RESOURCE, registry=registry, field="spec")
     def converge(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-        _run(body, patch, drift_check=False, memo=memo)
+        with budget.priority(budget.HIGH):  # a change a user just made goes before periodic checks
+            _run(body, patch, drift_check=False, memo=memo)
 
     @kopf.timer(*RESOURCE, registry=registry, interval=tick, initial_delay=tick)
     def drift_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
@@ -106,6 +146,9 @@ def _register(registry: kopf.OperatorRegistry, tick: int) -> None:
             return
         if memo.pop("certificates_changed", False):  # a certificate's Secret changed: converge now
             _run(body, patch, drift_check=False, memo=memo)
+            return
+        if fleet() is not None:
+            _fleet_check(body, patch, memo)
             return
         interval = _drift_interval(body)
         if time.monotonic() - memo.get("last_drift_check", 0.0) < interval:
@@ -115,7 +158,96 @@ def _register(registry: kopf.OperatorRegistry, tick: int) -> None:
 
     @kopf.on.delete(*RESOURCE, registry=registry)
     def remove(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-        _remove(body, patch)
+        with budget.priority(budget.HIGH):
+            _remove(body, patch)
+        if fleet() is not None:
+            fleet().inventory(_region(body)).forget(_owner(body).ref)
+
+
+def _region(body: kopf.Body) -> str | None:
+    return (body.get("spec") or {}).get("region")
+
+
+def _in_sync(previous: dict, generation: Any) -> bool:
+    """The last spec change was applied (so a check now is a drift check, not a retry)."""
+    return previous.get("observedGeneration") == generation and any(
+        c.get("type") == "Synced" and c.get("status") == "True" for c in previous.get("conditions", []))
+
+
+def _schedule(body: kopf.Body, memo: kopf.Memo) -> None:
+    """Put the stack into the fleet's schedule: its next deep check a period after its last full one (kept in
+    the status across restarts), or at a slot of its own when that is past."""
+    inv = fleet().inventory(_region(body))  # type: ignore[union-attr]
+    ref = _owner(body).ref
+    inv.register(ref)
+    if "next_deep" not in memo:
+        last_full = status.parse_time((body.get("status") or {}).get("lastFullCheckTime"))
+        ago = time.time() - last_full if last_full is not None else None
+        memo["next_deep"] = inv.first_deep(ref, time.monotonic() - ago if ago is not None else None)
+        memo.setdefault("live_at", 0.0)
+
+
+def _fleet_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
+    """One timer tick of a stack in the fleet: a live check when something woke it (an AWS event, its load
+    balancer turning active); else, once per sweep, a comparison with the inventory, which goes live only
+    when the inventory shows a difference or cannot answer."""
+    the_fleet = fleet()
+    assert the_fleet is not None
+    _schedule(body, memo)
+    ref = _owner(body).ref
+    previous = dict(body.get("status") or {})
+    if why := the_fleet.woken(ref):
+        logs.get(namespace=body.meta.namespace, name=body.meta.name).info("checking now", why=why)
+        with budget.priority(budget.NORMAL):
+            _run(body, patch, drift_check=True, memo=memo)
+        return
+    inv = the_fleet.inventory(_region(body))
+    sweep = inv.latest
+    # A sweep that started before this stack's last live run may not have seen what that run wrote.
+    if sweep is None or sweep.id == memo.get("last_sweep") or sweep.started < memo.get("live_at", 0.0):
+        return
+    per_resource = (body.get("spec", {}).get("policies") or {}).get("driftCheckIntervalSeconds")
+    if per_resource and time.monotonic() - memo.get("live_at", 0.0) < float(per_resource) or \
+            per_resource and time.monotonic() - memo.get("last_check", 0.0) < float(per_resource):
+        return  # the resource's own interval: compared that often, not at every sweep
+    memo["last_sweep"] = sweep.id
+    memo["last_check"] = time.monotonic()
+    if not _in_sync(previous, body.meta.get("generation")) or previous.get("drift") or _not_ready(previous):
+        _run(body, patch, drift_check=True, memo=memo)  # a retry, or drift to re-check: live
+        return
+    now = time.monotonic()
+    deep = now >= memo["next_deep"]
+    log = logs.get(namespace=body.meta.namespace, name=body.meta.name)
+    try:
+        resource = parse_spec(dict(body))
+        owner = _owner(body)
+        secrets = _certificate_secrets(body, resource, owner, memo, log)
+        stack = desired.build(resource, owner, secrets)
+        reads = inv.reads(owner, sweep, deep=deep)
+        with budget.priority(budget.LOW), _lock(owner.ref):
+            result = engine.reconcile(aws_registry().for_region(resource.spec.region), owner, stack, apply=False,
+                                      known=set((previous.get("resources") or {}).keys()), reads=reads,
+                                      shallow=reads.shallow)
+    except Exception as exc:  # the inventory cannot answer (or the spec went bad): the live check decides
+        log.info("inventory check inconclusive, checking live", reason=f"{type(exc).__name__}: {exc}")
+        _run(body, patch, drift_check=True, memo=memo)
+        return
+    if result.changes or result.drift or result.waiting:
+        log.info("inventory shows a difference, checking live", changes=len(result.changes), drift=len(result.drift))
+        _run(body, patch, drift_check=True, memo=memo)
+        return
+    kept = reads.commit()
+    _count(True, "clean", now)
+    if kept is not None and reads.deep:
+        period = max(float(per_resource), inv.deep_interval) if per_resource else inv.deep_period()
+        memo["next_deep"] = time.monotonic() + period
+        patch.status["lastFullCheckTime"] = engine.now()
+        patch.status["fullCheckPeriodSeconds"] = round(period)
+        log.debug("full check from the inventory", elb_calls=kept.elb_calls)
+
+
+def _not_ready(previous: dict) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") != "True" for c in previous.get("conditions", []))
 
 
 def _announcer(body: kopf.Body, log: Any) -> Callable[[str, str, str], None]:
@@ -166,27 +298,50 @@ def _run(body: kopf.Body, patch: kopf.Patch, *, drift_check: bool, memo: kopf.Me
     owner = _owner(body)
     aws = aws_registry().for_region(resource.spec.region)
     # A drift check is only drift when the last spec change was applied; otherwise it is a retry.
-    in_sync = (previous.get("observedGeneration") == generation and
-               any(c.get("type") == "Synced" and c.get("status") == "True" for c in previous.get("conditions", [])))
+    in_sync = _in_sync(previous, generation)
     report_only = drift_check and in_sync and resource.spec.policies.drift == "Report"
 
     on_change = _announcer(body, log)
     started = time.monotonic()
+    # In a fleet, a live run keeps what it read for the inventory checks that follow it.
+    reads = fleet().inventory(resource.spec.region).recording(owner) if fleet() is not None else None
     with _lock(owner.ref):  # also keeps the timer and a spec change from minting two self-signed certificates
         try:
             secrets = _certificate_secrets(body, resource, owner, memo, log)
             stack = desired.build(resource, owner, secrets)
             result = engine.reconcile(aws, owner, stack, apply=not report_only,
-                                      known=set((previous.get("resources") or {}).keys()), on_change=on_change)
+                                      known=set((previous.get("resources") or {}).keys()), on_change=on_change,
+                                      reads=reads)
         except Exception as exc:  # classified below: every outcome lands in the status
             _count(drift_check, "error", started)
+            _after_live(body, memo, None)
             _failed(body, patch, previous, exc, log, raise_for_retry=not drift_check)
             return
     _count(drift_check, "drift" if result.drift and drift_check else "clean" if drift_check else "success", started)
     _succeeded(body, patch, previous, result, resource, drift_check=drift_check and in_sync, log=log)
+    _after_live(body, memo, result)
+    if reads is not None:
+        reads.commit({c.kind for c in result.changes} if result.applied else set())
     _certificates(body, patch, previous, stack, result, log)
     reported = len(result.drift) if report_only else 0
     metrics().drifted_fields.labels(body.meta.namespace, body.meta.name).set(reported)
+
+
+def _after_live(body: kopf.Body, memo: kopf.Memo | None, result: engine.Result | None) -> None:
+    """A live run compared every field: the fleet's next deep check of this stack is a period away, and no
+    sweep that started before now may stand for it (it has not seen what this run wrote)."""
+    the_fleet = fleet()
+    if the_fleet is None or memo is None:
+        return
+    inv = the_fleet.inventory(_region(body))
+    inv.register(_owner(body).ref)
+    memo["live_at"] = time.monotonic()
+    if result is None:
+        return
+    memo["next_deep"] = time.monotonic() + inv.deep_period()
+    lb = result.resources.get(desired.LOAD_BALANCER)
+    if lb is not None and lb.info.get("state") == "provisioning":  # Ready as soon as AWS says active
+        the_fleet.watch_load_balancer(_region(body), lb.id, _owner(body).ref)
 
 
 def _certificate_secrets(body: kopf.Body, resource: EcsAlbService, owner: Owner, memo: kopf.Memo | None,
@@ -297,6 +452,7 @@ def _succeeded(body: kopf.Body, patch: kopf.Patch, previous: dict, result: engin
     out["conditions"] = status.set_conditions(old, *conditions)
     out["observedGeneration"] = body.meta.get("generation")
     out["lastSyncTime"] = stamp
+    out["lastFullCheckTime"] = stamp  # a live run compares every managed field
     out["unsupported"] = result.unsupported
     for key, value in out.items():
         patch.status[key] = value

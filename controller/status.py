@@ -140,3 +140,11 @@ def certificate_conditions(previous: list[dict] | None, entries: list[dict[str, 
 
 def _parse_time(text: str) -> datetime.datetime:
     return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+
+
+def parse_time(text: str | None) -> float | None:
+    """A status timestamp as seconds since the epoch (None when absent or unreadable)."""
+    try:
+        return _parse_time(text).timestamp() if text else None
+    except ValueError:
+        return None

@@ -76,12 +76,12 @@ async def test_the_operator_reports_no_drift_for_the_full_example(emulator, sett
             return obj if ready and conditions.get("Drifted", {}).get("reason") == "NoDrift" and \
                 obj["status"].get("lastSyncTime") else None
         obj = await devenv.wait_for(checked_and_clean, 20, interval=0.2, message="never Ready without drift")
-        first_sync = obj["status"]["lastSyncTime"]
+        first_check = obj["status"]["lastFullCheckTime"]
 
-        async def another_check():
+        async def another_check():  # a full check from the fleet inventory: listeners, rules, certificates too
             o = await devenv.get(emulator, "default", "ecs-learning")
-            return o if o["status"]["lastSyncTime"] != first_sync else None
-        obj = await devenv.wait_for(another_check, 10, interval=0.2, message="no further drift check")
+            return o if o["status"]["lastFullCheckTime"] != first_check else None
+        obj = await devenv.wait_for(another_check, 10, interval=0.2, message="no further full check")
     assert obj["status"]["driftCount"] == 0 and obj["status"]["drift"] == []
     assert [l["port"] for l in obj["status"]["listeners"]] == [80, 443]
 

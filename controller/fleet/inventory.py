@@ -1,0 +1,347 @@
+"""The shared fleet inventory: one sweep per Region reads everything the operator owns with list and batch calls,
+and every stack's periodic check is compared against it.
+
+A sweep costs the same few calls whether the fleet has ten stacks or a thousand: the tagging API (100 ARNs a
+page) for ownership tags, describe_load_balancers and describe_target_groups paged at 400, security groups by one
+tag filter, ECS describe_services 10 a call, scalable targets paged. What no list call returns (load balancer
+and target group attributes, listeners, rules, listener certificates, ACM certificates) is read per stack on a
+"deep" schedule, spread evenly over a period that the fleet size and the API budget decide (never shorter than
+configured): the budget is the input, the coverage period the output.
+
+An inventory check never acts on what it sees: any difference, anything it cannot answer (`Stale`), or any
+error sends the stack to a live check (fleet/reads.LiveReads), which reports or corrects drift as before. So a
+stale sweep costs an extra live check, never a wrong report or a wrong write.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+from controller.aws import AwsClients
+from controller.fleet import budget
+from controller.fleet.reads import LB_MARKER, TAGGED_TYPES, TG_MARKER, LiveReads, Tags, chunks
+from controller.ownership import CLUSTER_TAG, OWNER_TAG, Owner, from_aws
+
+log = logging.getLogger("ecsalb.fleet")
+
+# The share of the ELB Describe budget that deep reads may use; the rest stays free for spec changes, event-
+# triggered checks and provisioning polls (they take tokens first anyway: they have a higher priority).
+DEEP_SHARE = 0.6
+# Unbatchable ELB reads of one stack's deep check before one has been measured: attributes of the load balancer
+# and of the target group, listeners, the rules of one listener.
+DEEP_CALLS_GUESS = 4.0
+
+
+class Stale(Exception):
+    """The sweep cannot answer this question (e.g. a same-named resource whose tags it has not indexed)."""
+
+
+@dataclasses.dataclass
+class Sweep:
+    """What one sweep saw: AWS's own answers, indexed."""
+    id: int
+    started: float                 # time.monotonic()
+    finished: float
+    tagged: dict[str, Tags]        # ARN -> tags of everything carrying this operator's cluster tag
+    load_balancers: dict[str, dict]
+    lb_names: dict[str, list[dict]]
+    target_groups: dict[str, dict]
+    tg_names: dict[str, list[dict]]
+    security_groups: list[dict]    # those with this operator's cluster tag
+    services: dict[str, dict]      # service ARN -> describe_services entry (with tags)
+    scalable: set[str]             # ECS resource ids that have a scalable target
+    elb_calls: int = 0
+
+    def owner_of(self, resource_id: str) -> str | None:
+        """The owner (namespace/name) of an ARN or security group id this sweep knows."""
+        tags = self.tagged.get(resource_id)
+        if tags is None:
+            tags = next((from_aws(g.get("Tags")) for g in self.security_groups if g["GroupId"] == resource_id), None)
+        return (tags or {}).get(OWNER_TAG)
+
+
+@dataclasses.dataclass
+class Deep:
+    """One stack's unbatchable reads, as last read."""
+    values: dict[tuple[str, str], Any]
+    read_at: float                 # time.monotonic() of the last full (deep) read
+    elb_calls: int
+
+
+class Inventory:
+    """One Region's sweep, the deep reads of its stacks, and the schedule that spreads them."""
+
+    def __init__(self, aws: AwsClients, cluster: str, *, sweep_interval: float, deep_interval: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.aws = aws
+        self.cluster = cluster
+        self.sweep_interval = sweep_interval
+        self.deep_interval = deep_interval
+        self.clock = clock
+        self.latest: Sweep | None = None
+        self.sweeps = 0
+        self.last_sweep_seconds = 0.0
+        self._deep: dict[str, Deep] = {}
+        self._stacks: set[str] = set()
+        self._task_definitions: dict[str, tuple[int, dict]] = {}
+        self._lock = threading.Lock()
+        self.swept = threading.Condition(self._lock)
+
+    # --- the fleet ------------------------------------------------------------------------------
+    def register(self, ref: str) -> None:
+        with self._lock:
+            self._stacks.add(ref)
+
+    def forget(self, ref: str) -> None:
+        with self._lock:
+            self._stacks.discard(ref)
+            self._deep.pop(ref, None)
+
+    @property
+    def stacks(self) -> int:
+        return len(self._stacks)
+
+    def deep_period(self) -> float:
+        """How long it takes to compare every field of every stack, inside the budget: the configured deep
+        interval, or longer when the fleet needs more unbatchable reads than the budget's deep share allows."""
+        with self._lock:
+            measured = [d.elb_calls for d in self._deep.values() if d.elb_calls]
+            stacks = len(self._stacks)
+        per_stack = sum(measured) / len(measured) if measured else DEEP_CALLS_GUESS
+        rate = self.aws.budget.rate(self.aws.region, "elb-describe") if self.aws.budget else None
+        rate = rate or budget.DEFAULTS["elb-describe"][0]
+        sweep_rate = (self.latest.elb_calls if self.latest else 0) / max(self.sweep_interval, 1.0)
+        deep_rate = max(rate * DEEP_SHARE - sweep_rate, 0.1)
+        return max(self.deep_interval, stacks * per_stack / deep_rate)
+
+    def first_deep(self, ref: str, last_full: float | None) -> float:
+        """When a stack's first deep check in this process is due: a period after its last full check, or, when
+        that is past (a restart), at a slot of its own in the coming period, so a thousand stacks resumed at
+        once spread their reads instead of bursting."""
+        now, period = self.clock(), self.deep_period()
+        if last_full is not None and last_full + period > now:
+            return last_full + period
+        return now + period * (zlib.crc32(ref.encode()) % 1000) / 1000
+
+    def last_full(self, ref: str) -> float | None:
+        with self._lock:
+            deep = self._deep.get(ref)
+        return deep.read_at if deep else None
+
+    # --- the sweep ------------------------------------------------------------------------------
+    def sweep(self) -> Sweep:
+        """Read everything this operator owns in the Region with list and batch calls (at low priority)."""
+        started = self.clock()
+        aws = self.aws
+        with budget.priority(budget.LOW):
+            tagged: dict[str, Tags] = {}
+            for page in aws.resourcegroupstaggingapi.get_paginator("get_resources").paginate(
+                    TagFilters=[{"Key": CLUSTER_TAG, "Values": [self.cluster]}], ResourceTypeFilters=TAGGED_TYPES,
+                    ResourcesPerPage=100):
+                for item in page["ResourceTagMappingList"]:
+                    tagged[item["ResourceARN"]] = from_aws(item.get("Tags"))
+            lb_pages = list(aws.elbv2.get_paginator("describe_load_balancers").paginate(PageSize=400))
+            tg_pages = list(aws.elbv2.get_paginator("describe_target_groups").paginate(PageSize=400))
+            lbs = [lb for page in lb_pages for lb in page["LoadBalancers"]]
+            tgs = [tg for page in tg_pages for tg in page["TargetGroups"]]
+            groups = [g for page in aws.ec2.get_paginator("describe_security_groups").paginate(
+                Filters=[{"Name": f"tag:{CLUSTER_TAG}", "Values": [self.cluster]}], MaxResults=1000)
+                for g in page["SecurityGroups"]]
+            services: dict[str, dict] = {}
+            by_cluster: dict[str, list[str]] = {}
+            for arn in tagged:
+                if ":service/" in arn and len(arn.split(":", 5)[-1].split("/")) == 3:
+                    by_cluster.setdefault(arn.split(":", 5)[-1].split("/")[1], []).append(arn)
+            for cluster, arns in by_cluster.items():
+                for group in chunks(sorted(arns), 10):
+                    answer = aws.ecs.describe_services(cluster=cluster, services=group, include=["TAGS"])
+                    services.update({s["serviceArn"]: s for s in answer["services"]})
+            scalable = {t["ResourceId"] for page in aws.application_autoscaling.get_paginator(
+                "describe_scalable_targets").paginate(ServiceNamespace="ecs")
+                for t in page["ScalableTargets"] if t.get("ScalableDimension") == "ecs:service:DesiredCount"}
+        lb_names: dict[str, list[dict]] = {}
+        for lb in lbs:
+            lb_names.setdefault(lb["LoadBalancerName"], []).append(lb)
+        tg_names: dict[str, list[dict]] = {}
+        for tg in tgs:
+            tg_names.setdefault(tg["TargetGroupName"], []).append(tg)
+        with self._lock:
+            sweep = Sweep(id=self.sweeps + 1, started=started, finished=self.clock(), tagged=tagged,
+                          load_balancers={lb["LoadBalancerArn"]: lb for lb in lbs}, lb_names=lb_names,
+                          target_groups={tg["TargetGroupArn"]: tg for tg in tgs}, tg_names=tg_names,
+                          security_groups=groups, services=services, scalable=scalable,
+                          elb_calls=len(lb_pages) + len(tg_pages))
+            self.latest = sweep
+            self.sweeps += 1
+            self.last_sweep_seconds = sweep.finished - started
+            self.swept.notify_all()
+        return sweep
+
+    # --- one stack's view -----------------------------------------------------------------------
+    def reads(self, owner: Owner, sweep: Sweep, *, deep: bool) -> InventoryReads:
+        """Reads for one stack's periodic check; `deep` reads the unbatchable parts again (else they come from
+        the stack's last deep read, or live where there is none yet)."""
+        with self._lock:
+            previous = self._deep.get(owner.ref)
+        return InventoryReads(self, owner, sweep, previous, deep=deep)
+
+    def recording(self, owner: Owner) -> RecordingReads:
+        """Live reads for a live run of one stack that keep its deep answers, so the inventory checks after it
+        need not read them again."""
+        return RecordingReads(self, owner)
+
+    def keep(self, ref: str, deep: Deep) -> None:
+        with self._lock:
+            if ref in self._stacks:
+                self._deep[ref] = deep
+
+    def task_definition(self, live: LiveReads, name: str) -> dict:
+        """A family resolves to its latest revision: read once per sweep for the whole fleet."""
+        sweep_id = self.latest.id if self.latest else 0
+        with self._lock:
+            cached = self._task_definitions.get(name)
+        if cached is not None and cached[0] == sweep_id:
+            return cached[1]
+        found = live.task_definition(name)
+        with self._lock:
+            self._task_definitions[name] = (sweep_id, found)
+        return found
+
+
+# What a change of one kind makes stale among the deep reads (they are read again at the next check).
+STALE_AFTER = {
+    "loadBalancer": ("lb_attributes", "listeners"), "targetGroup": ("tg_attributes",),
+    "listener": ("listeners", "listener_certificates", "rules"), "rule": ("rules",),
+    "certificate": ("certificate", "certificate_tags", "listener_certificates"),
+}
+
+
+class _DeepReads(LiveReads):
+    """The reads no list call can answer, each through `_read`: kept from an earlier read, or recorded."""
+
+    def _read(self, what: str, key: str, fetch: Callable[[], Any], *, elb: bool = True) -> Any:
+        raise NotImplementedError
+
+    def lb_attributes(self, arn: str) -> dict[str, str]:
+        return self._read("lb_attributes", arn, lambda: LiveReads.lb_attributes(self, arn))
+
+    def tg_attributes(self, arn: str) -> dict[str, str]:
+        return self._read("tg_attributes", arn, lambda: LiveReads.tg_attributes(self, arn))
+
+    def listeners(self, lb_arn: str) -> list[dict]:
+        return self._read("listeners", lb_arn, lambda: LiveReads.listeners(self, lb_arn))
+
+    def listener_certificates(self, listener_arn: str) -> list[dict]:
+        return self._read("listener_certificates", listener_arn,
+                          lambda: LiveReads.listener_certificates(self, listener_arn))
+
+    def rules(self, listener_arn: str) -> list[dict]:
+        return self._read("rules", listener_arn, lambda: LiveReads.rules(self, listener_arn))
+
+    def certificate(self, arn: str | None) -> dict | None:
+        return self._read("certificate", str(arn), lambda: LiveReads.certificate(self, arn), elb=False)
+
+    def certificate_tags(self, arn: str) -> Tags:
+        return self._read("certificate_tags", arn, lambda: LiveReads.certificate_tags(self, arn), elb=False)
+
+
+class RecordingReads(_DeepReads):
+    """Live reads that remember the unbatchable answers (see Inventory.recording)."""
+
+    def __init__(self, inventory: Inventory, owner: Owner) -> None:
+        super().__init__(inventory.aws, owner)
+        self.inventory = inventory
+        self.values: dict[tuple[str, str], Any] = {}
+        self.elb_calls = 0
+
+    def _read(self, what: str, key: str, fetch: Callable[[], Any], *, elb: bool = True) -> Any:
+        self.values[what, key] = value = fetch()
+        self.elb_calls += int(elb)
+        return value
+
+    def commit(self, changed_kinds: set[str]) -> None:
+        """Keep the answers a live run read, less those its own changes made stale."""
+        stale = {what for kind in changed_kinds for what in STALE_AFTER.get(kind, ())}
+        values = {k: v for k, v in self.values.items() if k[0] not in stale}
+        self.inventory.keep(self.owner.ref, Deep(values=values, read_at=self.inventory.clock(),
+                                                 elb_calls=self.elb_calls))
+
+
+class InventoryReads(_DeepReads):
+    """One stack's reads, answered from the sweep (what list calls return) and from the stack's deep reads."""
+
+    def __init__(self, inventory: Inventory, owner: Owner, sweep: Sweep, previous: Deep | None, *, deep: bool):
+        super().__init__(inventory.aws, owner)
+        self.inventory = inventory
+        self.sweep = sweep
+        self.deep = deep
+        # Not due, and nothing read yet in this process (a restart): compare what the sweep has, alone.
+        self.shallow = not deep and previous is None
+        self.values: dict[tuple[str, str], Any] = dict(previous.values) if previous and not deep else {}
+        self.elb_calls = previous.elb_calls if previous and not deep else 0
+        self._previous = previous
+
+    def _read(self, what: str, key: str, fetch: Callable[[], Any], *, elb: bool = True) -> Any:
+        if self.shallow:  # the engine leaves attributes out of a shallow comparison
+            return {}
+        if (what, key) not in self.values:
+            with budget.priority(budget.LOW):
+                self.values[what, key] = fetch()
+            self.elb_calls += int(elb)
+        return self.values[what, key]
+
+    def commit(self) -> Deep | None:
+        """Keep what this check read, for the next checks until the stack's next deep read."""
+        if self.shallow:
+            return None
+        read_at = self.inventory.clock() if self.deep else self._previous.read_at  # type: ignore[union-attr]
+        kept = Deep(values=dict(self.values), read_at=read_at, elb_calls=self.elb_calls)
+        self.inventory.keep(self.owner.ref, kept)
+        return kept
+
+    # --- from the sweep -------------------------------------------------------------------------
+    def owned(self) -> dict[str, Tags]:
+        return {arn: tags for arn, tags in self.sweep.tagged.items() if self.owner.owns(tags)}
+
+    def load_balancers(self, owned: dict[str, Tags], names: list[str]) -> list[tuple[dict, Tags]]:
+        return self._elb(owned, names, LB_MARKER, self.sweep.load_balancers, self.sweep.lb_names, "LoadBalancerArn")
+
+    def target_groups(self, owned: dict[str, Tags], names: list[str]) -> list[tuple[dict, Tags]]:
+        return self._elb(owned, names, TG_MARKER, self.sweep.target_groups, self.sweep.tg_names, "TargetGroupArn")
+
+    def _elb(self, owned: dict[str, Tags], names: list[str], marker: str, by_arn: dict[str, dict],
+             by_name: dict[str, list[dict]], arn_key: str) -> list[tuple[dict, Tags]]:
+        found = {arn: by_arn[arn] for arn in owned if marker in arn and arn in by_arn}
+        for name in names:
+            for item in by_name.get(name, []):
+                if item[arn_key] not in found:
+                    if item[arn_key] not in self.sweep.tagged:
+                        raise Stale(f"{item[arn_key]}: its tags are not in the sweep")
+                    found[item[arn_key]] = item
+        return [(item, self.sweep.tagged.get(arn, {})) for arn, item in found.items()]
+
+    def owned_security_groups(self) -> list[dict]:
+        return [g for g in self.sweep.security_groups if self.owner.owns(from_aws(g.get("Tags")))]
+
+    def security_groups_named(self, vpc_id: str, names: list[str]) -> list[dict]:
+        # Only groups with our cluster tag are swept: a same-named group of someone else's is for a live check.
+        raise Stale(f"security groups named {', '.join(names)} in {vpc_id}")
+
+    def services(self, cluster: str, names: list[str]) -> list[dict]:
+        out = []
+        for svc in self.sweep.services.values():
+            if svc["clusterArn"].rsplit("/", 1)[-1] == cluster and (
+                    svc["serviceArn"] in names or svc["serviceName"] in names):
+                out.append(svc)
+        return out
+
+    def scalable_targets(self, resource_id: str) -> list[dict]:
+        return [{"ResourceId": resource_id}] if resource_id in self.sweep.scalable else []
+
+    def task_definition(self, name: str) -> dict:
+        return self.inventory.task_definition(LiveReads(self.aws, self.owner), name)

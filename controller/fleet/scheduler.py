@@ -1,0 +1,142 @@
+"""The fleet's moving parts in one process: a sweeper per Region, the stacks waiting to be checked at once
+(woken by an event, or by their load balancer turning active), and the poll of what is being provisioned.
+
+The operator asks it two things per stack and timer tick: "should this stack be checked live now?" (`woken`)
+and "which sweep may this stack be compared with?" (`Inventory.latest`). Everything here is thread-based:
+kopf runs the sync handlers in executor threads, and AWS calls block on the budget.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from controller.aws import Registry, is_transient
+from controller.fleet import budget
+from controller.fleet.inventory import Inventory
+from controller.fleet.reads import chunks
+
+log = logging.getLogger("ecsalb.fleet")
+
+# A load balancer being provisioned is polled on this backoff (seconds), 20 ARNs a call for the whole fleet.
+PROVISIONING_BACKOFF = (2.0, 3.0, 5.0, 8.0, 13.0, 20.0)
+
+
+class Fleet:
+    def __init__(self, registry: Registry, cluster: str, *, sweep_interval: float, deep_interval: float) -> None:
+        self.registry = registry
+        self.cluster = cluster
+        self.sweep_interval = sweep_interval
+        self.deep_interval = deep_interval
+        self.stop = threading.Event()
+        self._inventories: dict[str, Inventory] = {}
+        self._threads: list[threading.Thread] = []
+        self._woken: dict[str, str] = {}           # owner ref -> why
+        self._provisioning: dict[str, dict[str, str]] = {}  # region -> load balancer ARN -> owner ref
+        self._lock = threading.Lock()
+        self.events_received = 0
+
+    # --- inventories and their sweepers --------------------------------------------------------
+    def inventory(self, region: str | None) -> Inventory:
+        aws = self.registry.for_region(region)
+        with self._lock:
+            if aws.region not in self._inventories:
+                inv = Inventory(aws, self.cluster, sweep_interval=self.sweep_interval,
+                                deep_interval=self.deep_interval)
+                self._inventories[aws.region] = inv
+                self._start(f"sweep {aws.region}", lambda: self._sweep_loop(inv))
+                self._start(f"provisioning {aws.region}", lambda: self._provisioning_loop(aws.region))
+            return self._inventories[aws.region]
+
+    def inventories(self) -> list[Inventory]:
+        with self._lock:
+            return list(self._inventories.values())
+
+    def _start(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _sweep_loop(self, inv: Inventory) -> None:
+        delay = 1.0
+        while not self.stop.is_set():
+            try:
+                sweep = inv.sweep()
+                log.debug("sweep", extra={"region": inv.aws.region, "stacks": inv.stacks,
+                                          "seconds": round(inv.last_sweep_seconds, 3)})
+                delay = 1.0
+                wait = max(self.sweep_interval - (time.monotonic() - sweep.started), 0.0)
+            except Exception as exc:  # the next sweep tries again; stacks keep their last one meanwhile
+                log.warning("sweep failed: %s", exc, exc_info=not is_transient(exc))
+                wait, delay = delay, min(delay * 2, self.sweep_interval)
+            self.stop.wait(wait)
+
+    def close(self) -> None:
+        self.stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    # --- stacks to check now ---------------------------------------------------------------------
+    def wake(self, ref: str, why: str) -> None:
+        with self._lock:
+            self._woken.setdefault(ref, why)
+
+    def woken(self, ref: str) -> str | None:
+        """Why the stack should be checked live now (once: the flag is taken), or None."""
+        with self._lock:
+            return self._woken.pop(ref, None)
+
+    def on_ids(self, ids: set[str]) -> None:
+        """Resource ids an event named (events.EventQueue's callback): wake the stacks that own them."""
+        self.events_received += 1
+        for inv in self.inventories():
+            sweep = inv.latest
+            if sweep is None:
+                continue
+            for resource_id in ids:
+                owner = sweep.owner_of(resource_id)
+                if owner is not None:
+                    self.wake(owner, f"an AWS event named {resource_id}")
+
+    # --- what is being provisioned -------------------------------------------------------------------
+    def watch_load_balancer(self, region: str | None, arn: str, ref: str) -> None:
+        region = self.registry.for_region(region).region
+        self.inventory(region)
+        with self._lock:
+            self._provisioning.setdefault(region, {})[arn] = ref
+
+    def _provisioning_loop(self, region: str) -> None:
+        aws = self.registry.for_region(region)
+        step = 0
+        while not self.stop.is_set():
+            with self._lock:
+                watched = dict(self._provisioning.get(region, {}))
+            if not watched:
+                step = 0
+                self.stop.wait(PROVISIONING_BACKOFF[0])
+                continue
+            try:
+                with budget.priority(budget.NORMAL):
+                    for group in chunks(sorted(watched), 20):
+                        answer = aws.elbv2.describe_load_balancers(LoadBalancerArns=group)["LoadBalancers"]
+                        for lb in answer:
+                            if lb.get("State", {}).get("Code") != "provisioning":
+                                self._done(region, lb["LoadBalancerArn"], "its load balancer is "
+                                           f"{lb.get('State', {}).get('Code')}")
+                        for gone in set(group) - {lb["LoadBalancerArn"] for lb in answer}:
+                            self._done(region, gone, "its load balancer is gone")
+            except Exception as exc:
+                if "LoadBalancerNotFound" in str(exc):  # one of a batch is gone: the stack's live check says what
+                    for arn in watched:
+                        self._done(region, arn, "its load balancer is gone")
+                else:
+                    log.warning("provisioning poll failed: %s", exc)
+            self.stop.wait(PROVISIONING_BACKOFF[min(step, len(PROVISIONING_BACKOFF) - 1)])
+            step += 1
+
+    def _done(self, region: str, arn: str, why: str) -> None:
+        with self._lock:
+            ref = self._provisioning.get(region, {}).pop(arn, None)
+        if ref is not None:
+            self.wake(ref, why)
