@@ -173,7 +173,10 @@ def reconcile(aws: AwsClients, owner: Owner, stack: d.Stack, *, apply: bool, kno
     target_health = {}
     if apply:
         tgs = BY_KIND["targetGroup"]
-        target_health = {k: tgs.health(ctx, o) for k, o in ctx.resolved.items() if o.kind == "targetGroup"}
+        created = {c.key for c in changes if c.verb in ("create", "replace")}
+        # A target group created in this run has no targets yet: nothing to ask AWS.
+        target_health = {k: tgs.health(ctx, o) if k not in created else {"healthy": 0, "unhealthy": 0, "total": 0}
+                         for k, o in ctx.resolved.items() if o.kind == "targetGroup"}
     return Result(changes=changes, drift=drift, resources=dict(ctx.resolved), unsupported=stack.unsupported,
                   applied=apply, target_health=target_health, waiting=dict(ctx.waiting), notes=dict(ctx.notes))
 

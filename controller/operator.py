@@ -20,6 +20,7 @@ from controller.fleet.scheduler import Fleet
 from controller.metrics import Metrics
 from controller.aws import Registry, error_code, is_transient
 from controller.ownership import Owner
+from controller.resources import target_group
 from controller.resources.base import Conflict, MissingDependency
 from controller.resources.load_balancer import DeletionProtected
 from controller.settings import Settings
@@ -91,7 +92,9 @@ def _register(registry: kopf.OperatorRegistry, tick: int) -> None:
     @kopf.on.startup(registry=registry)
     def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.persistence.finalizer = FINALIZER
-        settings.execution.max_workers = 16
+        # Handlers block while their AWS calls wait for budget tokens: enough threads that a spec change
+        # finds one free while periodic checks wait (deep checks take at most Fleet.deep_slots of them).
+        settings.execution.max_workers = 32
         _start_events(logs.get())
 
     @kopf.on.cleanup(registry=registry)
@@ -195,9 +198,12 @@ def _fleet_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
     assert the_fleet is not None
     _schedule(body, memo)
     ref = _owner(body).ref
-    previous = dict(body.get("status") or {})
     if why := the_fleet.woken(ref):
         logs.get(namespace=body.meta.namespace, name=body.meta.name).info("checking now", why=why)
+        with budget.priority(budget.NORMAL):
+            _run(body, patch, drift_check=True, memo=memo)
+        return
+    if (arn := the_fleet.became_active(ref)) and not _ready_now(body, patch, arn):
         with budget.priority(budget.NORMAL):
             _run(body, patch, drift_check=True, memo=memo)
         return
@@ -210,13 +216,27 @@ def _fleet_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
     if per_resource and time.monotonic() - memo.get("live_at", 0.0) < float(per_resource) or \
             per_resource and time.monotonic() - memo.get("last_check", 0.0) < float(per_resource):
         return  # the resource's own interval: compared that often, not at every sweep
+    now = time.monotonic()
+    deep = now >= memo["next_deep"]
+    # Deep checks wait for their tokens at low priority: a few at a time, so the handler threads stay free
+    # for spec changes. One that finds no slot tries again at the next tick.
+    if deep and not the_fleet.deep_slots.acquire(blocking=False):
+        return
+    try:
+        _inventory_check(body, patch, memo, inv, sweep, deep=deep, per_resource=per_resource)
+    finally:
+        if deep:
+            the_fleet.deep_slots.release()
+
+
+def _inventory_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, inv: Any, sweep: Any, *,
+                     deep: bool, per_resource: Any) -> None:
+    previous = dict(body.get("status") or {})
     memo["last_sweep"] = sweep.id
-    memo["last_check"] = time.monotonic()
+    memo["last_check"] = now = time.monotonic()
     if not _in_sync(previous, body.meta.get("generation")) or previous.get("drift") or _not_ready(previous):
         _run(body, patch, drift_check=True, memo=memo)  # a retry, or drift to re-check: live
         return
-    now = time.monotonic()
-    deep = now >= memo["next_deep"]
     log = logs.get(namespace=body.meta.namespace, name=body.meta.name)
     try:
         resource = parse_spec(dict(body))
@@ -238,12 +258,39 @@ def _fleet_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
         return
     kept = reads.commit()
     _count(True, "clean", now)
+    # The ECS service's counts and rollout state come with every sweep: the status follows them at no cost.
+    service = status.resources_status(result).get("service")
+    if service is not None and service != previous.get("service"):
+        patch.status["service"] = service
     if kept is not None and reads.deep:
+        # Target health is not drift, but the status shows it: refreshed with each full check.
+        result.target_health = {k: target_group.health_counts(reads.target_health(o.id))
+                                for k, o in result.resources.items() if o.kind == "targetGroup"}
+        groups = status.resources_status(result)["targetGroups"]
+        if groups != previous.get("targetGroups"):
+            patch.status["targetGroups"] = groups
         period = max(float(per_resource), inv.deep_interval) if per_resource else inv.deep_period()
         memo["next_deep"] = time.monotonic() + period
         patch.status["lastFullCheckTime"] = engine.now()
         patch.status["fullCheckPeriodSeconds"] = round(period)
         log.debug("full check from the inventory", elb_calls=kept.elb_calls)
+
+
+def _ready_now(body: kopf.Body, patch: kopf.Patch, arn: str) -> bool:
+    """The provisioning poll saw the load balancer turn active. If that is all the stack waited for (its
+    last run applied the whole spec), it is Ready now, with no AWS call; else (False) a live check decides."""
+    previous = dict(body.get("status") or {})
+    conditions = {c.get("type"): c for c in previous.get("conditions", [])}
+    lb = dict(previous.get("loadBalancer") or {})
+    if not (_in_sync(previous, body.meta.get("generation")) and lb.get("arn") == arn
+            and conditions.get("Ready", {}).get("reason") == "Provisioning"):
+        return False
+    lb["state"] = "active"
+    patch.status["loadBalancer"] = lb
+    old = previous.get("conditions")
+    patch.status["conditions"] = status.set_conditions(
+        old, status.condition(old, "Ready", True, "Ready", f"load balancer {lb.get('dnsName')} is active"))
+    return True
 
 
 def _not_ready(previous: dict) -> bool:

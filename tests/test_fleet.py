@@ -48,7 +48,7 @@ def elb_reads(counter: dict[str, int]) -> dict[str, int]:
 async def quiet_sweeps(n: int) -> dict[str, int]:
     """Wait for n more sweeps; the AWS calls made meanwhile, by operation."""
     the_fleet = operator.fleet()
-    inv = the_fleet.inventories()[0]
+    [inv] = await devenv.wait_for(the_fleet.inventories, 10, interval=0.05)  # once the first stack is seen
     operator.aws_registry().counter.reset()
     start = inv.sweeps
     await devenv.wait_for(lambda: inv.sweeps >= start + n, 20, interval=0.1)
@@ -63,9 +63,13 @@ async def test_periodic_checks_share_one_sweep_and_an_out_of_band_change_is_corr
         for m in manifests:
             await devenv.apply(emulator, m)
         await all_ready(emulator, [m["metadata"]["name"] for m in manifests])
-        await quiet_sweeps(2)  # let the first checks after creation settle
-        calls = await quiet_sweeps(3)
-        reads = elb_reads(calls)
+        # Once the first checks after creation are done (they read again what creating changed), the steady
+        # state: three sweeps with nothing but the sweep's own calls.
+        for _ in range(5):
+            calls = await quiet_sweeps(3)
+            reads = elb_reads(calls)
+            if set(reads) == {"DescribeLoadBalancers", "DescribeTargetGroups"}:
+                break
         # Three stacks and three sweeps: the same two paged list calls per sweep, and no stack read alone.
         assert set(reads) == {"DescribeLoadBalancers", "DescribeTargetGroups"}, reads
         assert reads["DescribeLoadBalancers"] <= 4 and reads["DescribeTargetGroups"] <= 4, reads
@@ -114,6 +118,15 @@ async def test_a_deep_field_is_compared_on_the_deep_schedule(emulator, settings,
         attrs = {a["Key"]: a["Value"] for a in aws.elbv2.describe_load_balancer_attributes(
             LoadBalancerArn=lb["LoadBalancerArn"])["Attributes"]}
         assert attrs["idle_timeout.timeout_seconds"] == "60"
+
+        # Target health is no drift, but the status shows it: a full check brings it up to date.
+        tg = aws.elbv2.describe_target_groups(Names=["tg-0"])["TargetGroups"][0]
+        aws.elbv2.register_targets(TargetGroupArn=tg["TargetGroupArn"], Targets=[{"Id": "10.0.10.7", "Port": 80}])
+
+        async def healthy():
+            obj = await devenv.get(emulator, NS, "svc-0")
+            return obj if obj["status"]["targetGroups"][0].get("healthy") == 1 else None
+        await devenv.wait_for(healthy, 20, interval=0.2, message="target health never refreshed")
 
 
 async def test_an_aws_event_on_the_queue_checks_its_stack_at_once(emulator, settings, aws, prereqs):
@@ -185,5 +198,31 @@ async def test_ready_follows_the_load_balancer_not_the_drift_interval(emulator, 
             return obj if condition(obj, "Synced").get("status") == "True" else None
         obj = await devenv.wait_for(provisioning, 15, interval=0.1)
         assert condition(obj, "Ready")["reason"] == "Provisioning"  # moto says provisioning until described
+        operator.aws_registry().counter.reset()
         obj = (await all_ready(emulator, ["svc-0"], timeout=15))["svc-0"]
         assert obj["status"]["loadBalancer"]["state"] == "active"
+        # The poll's answer was enough: no check read the stack again to say so.
+        reads = elb_reads(operator.aws_registry().counter.snapshot())
+        assert not {"DescribeListeners", "DescribeRules", "DescribeLoadBalancerAttributes"} & set(reads), reads
+
+
+async def test_the_service_counts_in_the_status_follow_the_sweep(emulator, settings, aws, prereqs):
+    settings = dataclasses.replace(settings, drift_interval_seconds=1, deep_interval_seconds=3600)
+    manifest = fleet_manifest(prereqs, 0)
+    async with devenv.operator_running(emulator, settings):
+        await devenv.apply(emulator, manifest)
+        await all_ready(emulator, ["svc-0"])
+        # Application Auto Scaling owns the count now: a new count is not drift, but the status shows it.
+        aws.application_autoscaling.register_scalable_target(
+            ServiceNamespace="ecs", ResourceId="service/ecs-learning-cluster/service-0",
+            ScalableDimension="ecs:service:DesiredCount", MinCapacity=1, MaxCapacity=5)
+        await quiet_sweeps(1)
+        aws.ecs.update_service(cluster="ecs-learning-cluster", service="service-0", desiredCount=3)
+
+        async def counted():
+            obj = await devenv.get(emulator, NS, "svc-0")
+            return obj if obj["status"]["service"]["runningCount"] == 3 else None
+        obj = await devenv.wait_for(counted, 15, interval=0.2, message="the status never showed the new count")
+        assert obj["status"]["service"]["desiredCount"] == 3 and not obj["status"].get("drift")
+        assert aws.ecs.describe_services(cluster="ecs-learning-cluster", services=["service-0"])[
+            "services"][0]["desiredCount"] == 3, "the operator put the count back"

@@ -22,7 +22,9 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
-from controller.aws import AwsClients
+import botocore.exceptions
+
+from controller.aws import AwsClients, error_code
 from controller.fleet import budget
 from controller.fleet.reads import LB_MARKER, TAGGED_TYPES, TG_MARKER, LiveReads, Tags, chunks
 from controller.ownership import CLUSTER_TAG, OWNER_TAG, Owner, from_aws
@@ -159,7 +161,12 @@ class Inventory:
                     by_cluster.setdefault(arn.split(":", 5)[-1].split("/")[1], []).append(arn)
             for cluster, arns in by_cluster.items():
                 for group in chunks(sorted(arns), 10):
-                    answer = aws.ecs.describe_services(cluster=cluster, services=group, include=["TAGS"])
+                    try:
+                        answer = aws.ecs.describe_services(cluster=cluster, services=group, include=["TAGS"])
+                    except botocore.exceptions.ClientError as exc:
+                        if error_code(exc) != "ClusterNotFoundException":
+                            raise
+                        break  # its stacks' checks find no service and go live, which says what is missing
                     services.update({s["serviceArn"]: s for s in answer["services"]})
             scalable = {t["ResourceId"] for page in aws.application_autoscaling.get_paginator(
                 "describe_scalable_targets").paginate(ServiceNamespace="ecs")
@@ -249,6 +256,9 @@ class _DeepReads(LiveReads):
     def certificate_tags(self, arn: str) -> Tags:
         return self._read("certificate_tags", arn, lambda: LiveReads.certificate_tags(self, arn), elb=False)
 
+    def target_health(self, tg_arn: str) -> list[dict]:
+        return self._read("target_health", tg_arn, lambda: LiveReads.target_health(self, tg_arn))
+
 
 class RecordingReads(_DeepReads):
     """Live reads that remember the unbatchable answers (see Inventory.recording)."""
@@ -263,6 +273,24 @@ class RecordingReads(_DeepReads):
         self.values[what, key] = value = fetch()
         self.elb_calls += int(elb)
         return value
+
+    def owned_security_groups(self) -> list[dict]:
+        """By the ids the latest sweep found, not by a tag filter per stack (one filter per sweep does the whole
+        fleet; an id lookup costs the same at any fleet size). A group created since that sweep is found by its
+        name: the kind looks up every wanted group it did not find."""
+        sweep = self.inventory.latest
+        if sweep is None:
+            return super().owned_security_groups()
+        ids = [g["GroupId"] for g in sweep.security_groups if self.owner.owns(from_aws(g.get("Tags")))]
+        if not ids:
+            return []
+        try:
+            groups = self.aws.ec2.describe_security_groups(GroupIds=ids)["SecurityGroups"]
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) != "InvalidGroup.NotFound":
+                raise
+            return super().owned_security_groups()  # one was deleted meanwhile: the tag filter says which
+        return [g for g in groups if self.owner.owns(from_aws(g.get("Tags")))]
 
     def commit(self, changed_kinds: set[str]) -> None:
         """Keep the answers a live run read, less those its own changes made stale."""

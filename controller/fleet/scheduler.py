@@ -21,6 +21,7 @@ log = logging.getLogger("ecsalb.fleet")
 
 # A load balancer being provisioned is polled on this backoff (seconds), 20 ARNs a call for the whole fleet.
 PROVISIONING_BACKOFF = (2.0, 3.0, 5.0, 8.0, 13.0, 20.0)
+DEEP_SLOTS = 4
 
 
 class Fleet:
@@ -33,9 +34,12 @@ class Fleet:
         self._inventories: dict[str, Inventory] = {}
         self._threads: list[threading.Thread] = []
         self._woken: dict[str, str] = {}           # owner ref -> why
+        self._active: dict[str, str] = {}          # owner ref -> ARN of its load balancer, seen active
         self._provisioning: dict[str, dict[str, str]] = {}  # region -> load balancer ARN -> owner ref
         self._lock = threading.Lock()
         self.events_received = 0
+        # How many stacks may read their unbatchable parts at once (see operator._fleet_check).
+        self.deep_slots = threading.BoundedSemaphore(DEEP_SLOTS)
 
     # --- inventories and their sweepers --------------------------------------------------------
     def inventory(self, region: str | None) -> Inventory:
@@ -87,6 +91,12 @@ class Fleet:
         with self._lock:
             return self._woken.pop(ref, None)
 
+    def became_active(self, ref: str) -> str | None:
+        """The ARN of the stack's load balancer if the provisioning poll saw it turn active (once), or None.
+        That alone makes a stack Ready whose last run applied everything: no check needs to read it again."""
+        with self._lock:
+            return self._active.pop(ref, None)
+
     def on_ids(self, ids: set[str]) -> None:
         """Resource ids an event named (events.EventQueue's callback): wake the stacks that own them."""
         self.events_received += 1
@@ -121,9 +131,11 @@ class Fleet:
                     for group in chunks(sorted(watched), 20):
                         answer = aws.elbv2.describe_load_balancers(LoadBalancerArns=group)["LoadBalancers"]
                         for lb in answer:
-                            if lb.get("State", {}).get("Code") != "provisioning":
-                                self._done(region, lb["LoadBalancerArn"], "its load balancer is "
-                                           f"{lb.get('State', {}).get('Code')}")
+                            state = lb.get("State", {}).get("Code")
+                            if state == "active":
+                                self._done(region, lb["LoadBalancerArn"], None)
+                            elif state != "provisioning":
+                                self._done(region, lb["LoadBalancerArn"], f"its load balancer is {state}")
                         for gone in set(group) - {lb["LoadBalancerArn"] for lb in answer}:
                             self._done(region, gone, "its load balancer is gone")
             except Exception as exc:
@@ -135,8 +147,11 @@ class Fleet:
             self.stop.wait(PROVISIONING_BACKOFF[min(step, len(PROVISIONING_BACKOFF) - 1)])
             step += 1
 
-    def _done(self, region: str, arn: str, why: str) -> None:
+    def _done(self, region: str, arn: str, why: str | None) -> None:
+        """Provisioning is over: active (why None), or something a live check should look at."""
         with self._lock:
             ref = self._provisioning.get(region, {}).pop(arn, None)
-        if ref is not None:
+            if ref is not None and why is None:
+                self._active[ref] = arn
+        if ref is not None and why is not None:
             self.wake(ref, why)

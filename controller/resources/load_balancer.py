@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from controller import desired as d
-from controller.fleet.reads import LiveReads
 from controller.ownership import RESOURCE_TAG, owner_description, to_aws
 from controller.resources.base import Conflict, Context, FieldDiff, Kind, Observed
 from controller.resources.elbv2 import TaggedByArn, tags_by_arn
@@ -50,9 +49,9 @@ class LoadBalancers(TaggedByArn, Kind):
         found = ctx.reads.load_balancers(owned, [lb.name for lb in desired])
         return [self._observed(ctx, lb, tags) for lb, tags in found]
 
-    def _observed(self, ctx: Context, lb: dict, tags: dict[str, str], *, live: bool = False) -> Observed:
+    def _observed(self, ctx: Context, lb: dict, tags: dict[str, str], attrs: dict[str, str] | None = None) -> Observed:
         arn = lb["LoadBalancerArn"]
-        attrs = (LiveReads(ctx.aws, ctx.owner) if live else ctx.reads).lb_attributes(arn)
+        attrs = ctx.reads.lb_attributes(arn) if attrs is None else attrs
         fields: dict[str, Any] = {
             "name": lb["LoadBalancerName"], "scheme": lb.get("Scheme"), "type": lb.get("Type"),
             "ipAddressType": lb.get("IpAddressType"),
@@ -79,9 +78,11 @@ class LoadBalancers(TaggedByArn, Kind):
         if tags.get(RESOURCE_TAG) != desired.key or not ctx.owner.owns(tags):
             raise Conflict(desired.key, arn, owner_description(tags))
         ctx.changed("Created", desired.key, arn)
-        elbv2.modify_load_balancer_attributes(
-            LoadBalancerArn=arn, Attributes=[{"Key": k, "Value": v} for k, v in desired.attributes.items()])
-        return self._observed(ctx, lb, tags, live=True)
+        # A new load balancer has AWS's defaults: set only what differs (the next check reads them all).
+        changed = [{"Key": k, "Value": v} for k, v in desired.attributes.items() if ATTRIBUTE_DEFAULTS.get(k) != v]
+        if changed:
+            elbv2.modify_load_balancer_attributes(LoadBalancerArn=arn, Attributes=changed)
+        return self._observed(ctx, lb, tags, attrs={**ATTRIBUTE_DEFAULTS, **desired.attributes})
 
     def update(self, ctx: Context, desired: d.LoadBalancer, actual: Observed, diffs: list[FieldDiff]) -> None:
         elbv2 = ctx.aws.elbv2

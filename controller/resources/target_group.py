@@ -7,7 +7,6 @@ import botocore.exceptions
 
 from controller import desired as d
 from controller.aws import error_code
-from controller.fleet.reads import LiveReads
 from controller.ownership import RESOURCE_TAG, owner_description, to_aws
 from controller.resources.base import Conflict, Context, FieldDiff, Kind, Observed
 from controller.resources.elbv2 import TaggedByArn, tags_by_arn
@@ -42,6 +41,13 @@ def normalise_matcher(codes: str) -> str:
     return ",".join(part.strip() for part in str(codes).split(","))
 
 
+def health_counts(descriptions: list[dict]) -> dict[str, int]:
+    """Target counts by state (describe_target_health), for the status."""
+    states = [t["TargetHealth"]["State"] for t in descriptions]
+    return {"healthy": states.count("healthy"),
+            "unhealthy": sum(s not in ("healthy", "draining", "unused") for s in states), "total": len(states)}
+
+
 class TargetGroups(TaggedByArn, Kind):
     kind = "targetGroup"
     immutable = frozenset({"name", "port", "protocol", "protocolVersion", "targetType", "vpcId"})
@@ -62,9 +68,9 @@ class TargetGroups(TaggedByArn, Kind):
         found = ctx.reads.target_groups(owned, [tg.name for tg in desired])
         return [self._observed(ctx, group, tags) for group, tags in found]
 
-    def _observed(self, ctx: Context, group: dict, tags: dict[str, str], *, live: bool = False) -> Observed:
+    def _observed(self, ctx: Context, group: dict, tags: dict[str, str], attrs: dict[str, str] | None = None) -> Observed:
         arn = group["TargetGroupArn"]
-        attrs = (LiveReads(ctx.aws, ctx.owner) if live else ctx.reads).tg_attributes(arn)
+        attrs = ctx.reads.tg_attributes(arn) if attrs is None else attrs
         fields: dict[str, Any] = {
             "name": group["TargetGroupName"], "port": group.get("Port"), "protocol": group.get("Protocol"),
             "protocolVersion": group.get("ProtocolVersion", "HTTP1"), "targetType": group.get("TargetType"),
@@ -79,10 +85,7 @@ class TargetGroups(TaggedByArn, Kind):
                         name=group["TargetGroupName"], fields=fields, tags=tags, raw=group)
 
     def health(self, ctx: Context, actual: Observed) -> dict[str, int]:
-        """Target counts by state, for the status."""
-        states = [t["TargetHealth"]["State"] for t in ctx.reads.target_health(actual.id)]
-        return {"healthy": states.count("healthy"),
-                "unhealthy": sum(s not in ("healthy", "draining", "unused") for s in states), "total": len(states)}
+        return health_counts(ctx.reads.target_health(actual.id))
 
     def create(self, ctx: Context, desired: d.TargetGroup) -> Observed:
         elbv2 = ctx.aws.elbv2
@@ -105,9 +108,11 @@ class TargetGroups(TaggedByArn, Kind):
                 raise Conflict(desired.key, group["TargetGroupArn"], owner_description(tags)) from exc
         arn = group["TargetGroupArn"]
         ctx.changed("Created", desired.key, arn)
-        elbv2.modify_target_group_attributes(
-            TargetGroupArn=arn, Attributes=[{"Key": k, "Value": v} for k, v in desired.attributes.items()])
-        return self._observed(ctx, group, ctx.owner.tags(desired.key), live=True)
+        # A new target group has AWS's defaults: set only what differs (the next check reads them all).
+        changed = [{"Key": k, "Value": v} for k, v in desired.attributes.items() if ATTRIBUTE_DEFAULTS.get(k) != v]
+        if changed:
+            elbv2.modify_target_group_attributes(TargetGroupArn=arn, Attributes=changed)
+        return self._observed(ctx, group, ctx.owner.tags(desired.key), attrs={**ATTRIBUTE_DEFAULTS, **desired.attributes})
 
     def update(self, ctx: Context, desired: d.TargetGroup, actual: Observed, diffs: list[FieldDiff]) -> None:
         elbv2 = ctx.aws.elbv2
