@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import copy
 import dataclasses
 import http.client
 import math
@@ -34,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -249,31 +248,8 @@ class BenchStack:
     build_seconds: float  # parse_spec + desired.build: the engine's input, no AWS
 
 
-def _forwards(spec: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    for listener in spec.get("listeners", []):
-        actions = [listener.get("defaultAction") or {}] + [rule.get("action") or {} for rule in listener.get("rules", [])]
-        for action in actions:
-            if action.get("forward"):
-                yield action["forward"]
-
-
 def make_manifest(prereqs: devenv.Prerequisites, index: int) -> dict[str, Any]:
-    """The example stack with every AWS name made unique: load balancer (derived from metadata), target
-    groups (suffixed, forwards updated) and the ECS service (one cluster holds all of them)."""
-    manifest = copy.deepcopy(devenv.example_manifest(prereqs, name=f"bench-{index:03d}", namespace=NAMESPACE))
-    spec = manifest["spec"]
-    spec["loadBalancer"].pop("name", None)  # derived: "<namespace>-<name>"
-    renamed = {}
-    for tg in spec["targetGroups"]:
-        renamed[tg["name"]] = new = f"{tg['name'][:27]}-{index:03d}"
-        tg["name"] = new
-    for forward in _forwards(spec):
-        if "targetGroup" in forward:
-            forward["targetGroup"] = renamed[forward["targetGroup"]]
-        for weighted in forward.get("targetGroups", []):
-            weighted["name"] = renamed[weighted["name"]]
-    spec["service"]["name"] = f"{spec['service']['name']}-{index:03d}"
-    return manifest
+    return devenv.fleet_manifest(prereqs, index, name=f"bench-{index:03d}", namespace=NAMESPACE)
 
 
 def make_stack(prereqs: devenv.Prerequisites, index: int) -> BenchStack:

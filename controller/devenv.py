@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import contextlib
 import copy
 import dataclasses
@@ -23,7 +24,7 @@ import sys
 import threading
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import aiohttp.web
@@ -58,8 +59,93 @@ T = TypeVar("T")
 
 # --- Kubernetes ---------------------------------------------------------------------------------
 
+class _RequestLog:
+    """kmock's request log (`Root._requests`): the requests in arrival order, all of them or the newest `limit`.
+
+    `len()` is the number of requests ever logged, which is what kmock uses it for: numbering requests
+    (`Request.id`), counting them against `RawHandler.limit`, and round-robin over servers. Iterating (which is
+    what `list(emulator)` and every view does) yields the retained ones.
+    """
+
+    def __init__(self, limit: int | None, on_wrap: Callable[[int], None] = lambda oldest_id: None) -> None:
+        if limit is not None and limit < 1:
+            raise ValueError(f"request_log_limit must be at least 1 (or None), not {limit}")
+        self.limit = limit
+        self._items: collections.deque[kmock.Request] = collections.deque(maxlen=limit)
+        self.total = 0
+        self._on_wrap = on_wrap  # called every `limit` requests with the oldest id retained
+
+    def append(self, request: kmock.Request) -> None:
+        self._items.append(request)
+        self.total += 1
+        if self.limit is not None and self.total % self.limit == 0:
+            self._on_wrap(self.oldest_id())
+
+    def __len__(self) -> int:
+        return self.total
+
+    def __iter__(self) -> Iterator[kmock.Request]:
+        return iter(self._items)
+
+    def oldest_id(self) -> int:
+        return self._items[0].id if self._items else self.total
+
+
+class _DirectMatching(kmock.RawHandler):
+    """kmock's request handler, with the membership test of each reaction done on the request alone.
+
+    kmock (0.8, `RawHandler._handle`) picks the reaction for a request with `request in reaction._source`.
+    For a view such as `emulator.fallback[kmock.action.LIST]` (a Filter on a Priority on the emulator) that
+    iterates the whole request log, evaluates the filter's criteria on every logged request and compares each
+    with the new one by identity: about 14 reactions x the whole log per request, so every request costs more
+    than the previous one, and a fleet of a few hundred objects never converges. For a chain of `Filter` and
+    `Priority` views on this emulator, the answer is known without the log: the request being served was
+    appended to the log before it was handled (`__call__`), a Priority passes every request of its source, and
+    a Filter passes those of its source that meet its criteria, so `request in view` is "every Filter's criteria
+    hold for this request", evaluated innermost first as kmock's own scan would. Any other view (slices, index,
+    AND/OR groups, exclusions, streams: what a test may add and what depends on other requests) is still answered
+    by kmock's scan. The loop is otherwise kmock's, unchanged: same order, same priorities, same fallbacks.
+    """
+
+    __slots__ = ()
+
+    def _sees(self, view: kmock.View, request: kmock.Request) -> bool:
+        filters: list[kmock.Filter] = []
+        node: Any = view
+        while node is not self:
+            if type(node) is kmock.Priority:
+                node = node._source
+            elif type(node) is kmock.Filter:
+                filters.append(node)
+                node = node._source
+            else:
+                return request in view  # kmock's own (scanning) membership test
+        return all(f.criteria(request) for f in reversed(filters))
+
+    async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        # As kmock.RawHandler._handle (kmock 0.8), with `self._sees(...)` for `request in payload._source`.
+        priorities: list[tuple[float, ...]] = [payload.priorities for payload in self._payloads]
+        max_length: int = max(len(priority) for priority in priorities) if priorities else 0
+        priorities = [tuple(-p for p in priority) for priority in priorities]  # reverse-sort
+        priorities = [priority + (0,) * (max_length - len(priority)) for priority in priorities]
+        indexes = sorted(range(len(priorities)), key=lambda index: priorities[index])
+        payloads = [self._payloads[index] for index in indexes]
+        for payload in payloads:
+            if self._sees(payload._source, request) and not payload._disabled.is_set():
+                try:
+                    return await payload(request)
+                except kmock.ReactionMismatchError:  # either mismatch or depletion
+                    payload._disabled.set()
+                except NotImplementedError:  # matched, but non-actionable (nothing to respond with)
+                    pass
+        raise NotImplementedError(
+            'Undefined server behaviour: no reaction matching the request is defined. '
+            'Consider adding a catch-all fallback reaction: `kmock.fallback << 404`.'
+        )
+
+
 @attrs.define(kw_only=True)
-class Emulator(kmock.KubernetesEmulator):
+class Emulator(kmock.KubernetesEmulator, _DirectMatching):
     """kmock's in-memory Kubernetes API, plus what kopf and kubectl expect of a real API server.
 
     Every write is stamped with resourceVersion (a counter); creates get uid, generation,
@@ -74,16 +160,39 @@ class Emulator(kmock.KubernetesEmulator):
 
     Kubernetes error answers (404, 409, 422) are answers, not server failures: they are returned as
     Status bodies and kept out of `errors`, which then lists only real failures of the emulator.
+
+    At fleet scale: each request costs the same however many came before it (`_DirectMatching`), and
+    `request_log_limit` keeps only the newest N requests in the log (`list(emulator)`, and each reaction's own
+    list), so a long benchmark does not grow without end. None (the default) keeps every request, as kmock
+    does. Request ids stay unique and increasing either way (`request_count` is the next one). A bound
+    changes no answer of the emulator's own reactions, which look at the request alone; a reaction a test
+    adds that depends on earlier requests (a slice such as `emulator['post'][:1]`) sees only the retained ones.
     """
 
+    request_log_limit: int | None = None
     _resource_version: int = attrs.field(default=0, init=False)
     # One write at a time: each write is read-check-stamp here, then kmock's own write.
     _writes: asyncio.Lock = attrs.field(factory=asyncio.Lock, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        self._requests = _RequestLog(self.request_log_limit, self._forget_before)  # type: ignore[assignment]
 
     @property
     def resource_version(self) -> str:
         """The latest resourceVersion given to any object."""
         return str(self._resource_version)
+
+    @property
+    def request_count(self) -> int:
+        """How many requests the emulator has received; also the id the next request will get."""
+        return len(self._requests)
+
+    def _forget_before(self, oldest_id: int) -> None:
+        # Each reaction keeps the requests it served, too: forget those the bounded log no longer holds
+        # (called every `limit` requests, so the cost per request stays flat).
+        for payload in self._payloads:
+            payload._requests[:] = [r for r in payload._requests if r.id >= oldest_id]
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         # kmock's path parser reads /api/v1/namespaces/NAME as "in namespace NAME" (and fails on
@@ -297,9 +406,12 @@ def install_crd(emulator: Emulator, crd: dict[str, Any] | None = None) -> str:
     return resource
 
 
-def new_emulator() -> Emulator:
-    """An emulator serving what the operator uses: EcsAlbServices, namespaces, events, secrets."""
-    emulator = Emulator()
+def new_emulator(*, request_log_limit: int | None = None) -> Emulator:
+    """An emulator serving what the operator uses: EcsAlbServices, namespaces, events, secrets.
+
+    `request_log_limit` keeps only the newest N requests in `list(emulator)` (see `Emulator`); a fleet
+    benchmark sets it, tests that inspect the requests leave it None (all kept)."""
+    emulator = Emulator(request_log_limit=request_log_limit)
     # Without verbs kopf serves nothing; without namespaces no watch of the custom resource opens;
     # without events kopf posts none (and says nothing about it).
     install_crd(emulator)
@@ -530,6 +642,28 @@ def example_manifest(prereqs: Prerequisites, *, name: str = "ecs-learning", name
     return manifest
 
 
+def fleet_manifest(prereqs: Prerequisites, index: int, *, name: str | None = None,
+                   namespace: str = "default") -> dict[str, Any]:
+    """The HTTP example as one stack of many: every AWS name its own (the load balancer's derived from
+    metadata, target groups suffixed and the forwards that name them updated, the ECS service suffixed)."""
+    manifest = example_manifest(prereqs, name=name or f"svc-{index:04d}", namespace=namespace)
+    spec = manifest["spec"]
+    spec["loadBalancer"].pop("name", None)  # derived: "<namespace>-<name>"
+    renamed = {}
+    for tg in spec["targetGroups"]:
+        renamed[tg["name"]] = new = f"{tg['name'][:27]}-{index:04d}"
+        tg["name"] = new
+    for listener in spec.get("listeners", []):
+        actions = [listener.get("defaultAction") or {}] + [rule.get("action") or {} for rule in listener.get("rules", [])]
+        for forward in (action["forward"] for action in actions if action.get("forward")):
+            if "targetGroup" in forward:
+                forward["targetGroup"] = renamed[forward["targetGroup"]]
+            for weighted in forward.get("targetGroups", []):
+                weighted["name"] = renamed[weighted["name"]]
+    spec["service"]["name"] = f"{spec['service']['name']}-{index:04d}"
+    return manifest
+
+
 # --- kopf in-process ----------------------------------------------------------------------------
 
 @contextlib.asynccontextmanager
@@ -547,7 +681,7 @@ async def operator_running(emulator: Emulator, settings: Settings, *,
 
         operator.configure(dataclasses.replace(settings, kube_url=str(emulator.url)))
     watched = kmock.resource(RESOURCE)
-    seen = len(list(emulator))
+    seen = emulator.request_count  # by id, not by position: a bounded log drops the oldest requests
     ready, stop = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(kopf.operator(clusterwide=True, standalone=True, registry=registry,
                                              ready_flag=ready, stop_flag=stop), name="kopf operator")
@@ -555,8 +689,8 @@ async def operator_running(emulator: Emulator, settings: Settings, *,
     def watching() -> bool:
         if task.done():
             return True
-        return ready.is_set() and any(request.action == kmock.action.WATCH and request.resource == watched
-                                      for request in list(emulator)[seen:])
+        return ready.is_set() and any(request.id >= seen and request.action == kmock.action.WATCH
+                                      and request.resource == watched for request in list(emulator))
 
     try:
         await wait_for(watching, timeout, message="the operator did not start watching EcsAlbServices")

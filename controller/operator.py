@@ -6,6 +6,7 @@ spec handlers from converging the same stack at the same time.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import threading
 import time
@@ -36,10 +37,12 @@ _locks_guard = threading.Lock()
 
 def configure(settings: Settings, registry: kopf.OperatorRegistry | None = None) -> None:
     """The composition root for the operator: settings, AWS clients, logging, handlers (registered once)."""
-    _state["settings"] = settings
-    _state["aws"] = Registry(settings)
     if _state.get("fleet") is not None:
         _state["fleet"].close()  # a new configuration (tests configure once per operator run)
+    if _state.get("executor") is not None:
+        _state.pop("executor").shutdown(wait=True)
+    _state["settings"] = settings
+    _state["aws"] = Registry(settings)
     _state["fleet"] = Fleet(_state["aws"], settings.cluster_name, sweep_interval=settings.sweep_interval_seconds
                             or settings.drift_interval_seconds, deep_interval=settings.deep_interval_seconds) \
         if settings.fleet else None
@@ -94,7 +97,10 @@ def _register(registry: kopf.OperatorRegistry, tick: int) -> None:
         settings.persistence.finalizer = FINALIZER
         # Handlers block while their AWS calls wait for budget tokens: enough threads that a spec change
         # finds one free while periodic checks wait (deep checks take at most Fleet.deep_slots of them).
-        settings.execution.max_workers = 32
+        # Ours, so that a new configuration (tests run the operator many times in one process) can wait for
+        # the handlers of the last run to finish before they see the new one's clients.
+        settings.execution.executor = _state["executor"] = concurrent.futures.ThreadPoolExecutor(
+            max_workers=32, thread_name_prefix="ecsalb-handler")
         _start_events(logs.get())
 
     @kopf.on.cleanup(registry=registry)

@@ -7,7 +7,6 @@ the SQS queue gets its stack checked at once, a restart reads no stack on its ow
 balancer's state."""
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 
@@ -19,15 +18,7 @@ STACKS = 3
 
 
 def fleet_manifest(prereqs: devenv.Prerequisites, index: int) -> dict:
-    """The HTTP example with every AWS name of its own (the load balancer's name derives from metadata)."""
-    manifest = copy.deepcopy(devenv.example_manifest(prereqs, name=f"svc-{index}"))
-    spec = manifest["spec"]
-    spec["loadBalancer"].pop("name", None)
-    tg = spec["targetGroups"][0]
-    tg["name"] = f"tg-{index}"
-    spec["listeners"][0]["defaultAction"]["forward"]["targetGroup"] = tg["name"]
-    spec["service"]["name"] = f"service-{index}"
-    return manifest
+    return devenv.fleet_manifest(prereqs, index, name=f"svc-{index}")
 
 
 def condition(obj: dict | None, type_: str) -> dict:
@@ -78,7 +69,7 @@ async def test_periodic_checks_share_one_sweep_and_an_out_of_band_change_is_corr
         assert not aws_mutations(calls), calls
 
         # Out of band: a field the sweep's list call returns. Corrected under Enforce and reported field by field.
-        tg = aws.elbv2.describe_target_groups(Names=["tg-1"])["TargetGroups"][0]
+        tg = aws.elbv2.describe_target_groups(Names=["ECS-Learning-TargetGroup-0001"])["TargetGroups"][0]
         aws.elbv2.modify_target_group(TargetGroupArn=tg["TargetGroupArn"], HealthCheckPath="/changed")
 
         async def corrected():
@@ -86,9 +77,9 @@ async def test_periodic_checks_share_one_sweep_and_an_out_of_band_change_is_corr
             return obj if (obj.get("status") or {}).get("lastDriftCorrection") else None
         obj = await devenv.wait_for(corrected, 15, interval=0.2, message="the change was never corrected")
         entries = obj["status"]["lastDriftCorrection"]["drift"]
-        assert {"resource": "targetGroup/tg-1", "field": "healthCheck.path", "desired": "/", "actual": "/changed"} \
+        assert {"resource": "targetGroup/ECS-Learning-TargetGroup-0001", "field": "healthCheck.path", "desired": "/", "actual": "/changed"} \
             in [{k: e[k] for k in ("resource", "field", "desired", "actual")} for e in entries]
-        assert aws.elbv2.describe_target_groups(Names=["tg-1"])["TargetGroups"][0]["HealthCheckPath"] == "/"
+        assert aws.elbv2.describe_target_groups(Names=["ECS-Learning-TargetGroup-0001"])["TargetGroups"][0]["HealthCheckPath"] == "/"
         for other in ("svc-0", "svc-2"):  # the others were not touched and say so
             assert not ((await devenv.get(emulator, NS, other))["status"].get("lastDriftCorrection"))
 
@@ -120,7 +111,7 @@ async def test_a_deep_field_is_compared_on_the_deep_schedule(emulator, settings,
         assert attrs["idle_timeout.timeout_seconds"] == "60"
 
         # Target health is no drift, but the status shows it: a full check brings it up to date.
-        tg = aws.elbv2.describe_target_groups(Names=["tg-0"])["TargetGroups"][0]
+        tg = aws.elbv2.describe_target_groups(Names=["ECS-Learning-TargetGroup-0000"])["TargetGroups"][0]
         aws.elbv2.register_targets(TargetGroupArn=tg["TargetGroupArn"], Targets=[{"Id": "10.0.10.7", "Port": 80}])
 
         async def healthy():
@@ -214,15 +205,15 @@ async def test_the_service_counts_in_the_status_follow_the_sweep(emulator, setti
         await all_ready(emulator, ["svc-0"])
         # Application Auto Scaling owns the count now: a new count is not drift, but the status shows it.
         aws.application_autoscaling.register_scalable_target(
-            ServiceNamespace="ecs", ResourceId="service/ecs-learning-cluster/service-0",
+            ServiceNamespace="ecs", ResourceId="service/ecs-learning-cluster/ecs-learning-service-0000",
             ScalableDimension="ecs:service:DesiredCount", MinCapacity=1, MaxCapacity=5)
         await quiet_sweeps(1)
-        aws.ecs.update_service(cluster="ecs-learning-cluster", service="service-0", desiredCount=3)
+        aws.ecs.update_service(cluster="ecs-learning-cluster", service="ecs-learning-service-0000", desiredCount=3)
 
         async def counted():
             obj = await devenv.get(emulator, NS, "svc-0")
             return obj if obj["status"]["service"]["runningCount"] == 3 else None
         obj = await devenv.wait_for(counted, 15, interval=0.2, message="the status never showed the new count")
         assert obj["status"]["service"]["desiredCount"] == 3 and not obj["status"].get("drift")
-        assert aws.ecs.describe_services(cluster="ecs-learning-cluster", services=["service-0"])[
+        assert aws.ecs.describe_services(cluster="ecs-learning-cluster", services=["ecs-learning-service-0000"])[
             "services"][0]["desiredCount"] == 3, "the operator put the count back"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import kmock
 import kopf
 import pytest
 
@@ -207,3 +208,65 @@ def test_prerequisites_and_example_manifest(aws, prereqs):
     https = devenv.example_manifest(prereqs, https=True, region="us-east-1")
     assert [listener["port"] for listener in https["spec"]["listeners"]] == [80, 443]
     assert https["spec"]["region"] == "us-east-1"
+
+
+async def test_each_request_is_matched_alone_not_against_the_whole_request_log(emulator):
+    # kmock matches a request to a reaction by scanning every logged request through the reaction's filter, so
+    # each request costs more than the one before (at 200 objects the operator never converged). The emulator
+    # asks a filter about the request being served only: a test's filter callback runs once per request.
+    asked: list[int] = []
+
+    def never(request: Any) -> bool:
+        asked.append(request.id)
+        return False
+
+    emulator[never] << 418  # a reaction that matches nothing, checked before the emulator's own ones
+    for i in range(30):
+        await devenv.apply(emulator, manifest(f"web-{i}"))
+        assert await devenv.get(emulator, "default", f"web-{i}")
+    assert len(asked) == 60  # one question per request (a scan would ask about 60 x 61 / 2 = 1830 times)
+    assert asked == sorted(set(asked))
+
+    # Views that depend on other requests are still kmock's own: the second GET of an object, and only it.
+    emulator[kmock.action.FETCH][31:32] << 418
+    path = devenv.object_path(devenv.RESOURCE, "default", "web-0")
+    statuses = []
+    for _ in range(3):
+        async with emulator.get(path) as response:
+            statuses.append(response.status)
+    assert statuses == [200, 418, 200]
+
+
+async def test_a_bounded_request_log_keeps_the_newest_requests_and_unique_ids(settings):
+    # What a fleet benchmark uses, so that hours of requests do not pile up in memory.
+    async with (emulator := devenv.new_emulator(request_log_limit=50)), kmock.Server(emulator):
+        for i in range(60):
+            await devenv.apply(emulator, manifest(f"web-{i}"))
+        assert len(await devenv.list_objects(emulator)) == 60  # every object is still there
+        logged = list(emulator)
+        assert len(logged) == 50 and emulator.request_count == 61
+        assert [r.id for r in logged] == list(range(11, 61))
+        # Each reaction's own list of the requests it served is trimmed too (every 50 requests).
+        assert sum(len(list(reaction)) for reaction in emulator._payloads) <= 100
+
+        # operator_running finds kopf's watch by request id, also when the log has dropped earlier requests.
+        registry = kopf.OperatorRegistry()
+
+        @kopf.on.login(registry=registry)
+        def login(**_: Any) -> kopf.ConnectionInfo:
+            return kopf.ConnectionInfo(server=str(emulator.url))
+
+        @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
+        def created(patch: kopf.Patch, **_: Any) -> None:
+            patch.status["phase"] = "Created"
+
+        async with devenv.operator_running(emulator, settings, registry=registry):
+            await devenv.apply(emulator, manifest("late"))
+
+            async def handled() -> bool:
+                obj = await devenv.get(emulator, "default", "late")
+                return bool(obj and obj.get("status", {}).get("phase") == "Created")
+
+            await devenv.wait_for(handled, 5)
+        assert len(list(emulator)) <= 50
+        assert not emulator.errors
