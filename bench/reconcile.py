@@ -346,7 +346,9 @@ def check_deleted(verify: AwsClients, s: BenchStack, result: engine.Result, samp
 # --- the run --------------------------------------------------------------------------------------
 
 def run(args: argparse.Namespace, moto: MotoProcess, phases: list[Phase]) -> dict[str, Any]:
-    settings = Settings(endpoint_url=moto.endpoint_url, region=REGION, cluster_name=CLUSTER_NAME)
+    # No client-side AWS budget: this measures what the engine calls and costs, not the pace the budget sets
+    # (bench/fleet.py measures that, with the operator's defaults).
+    settings = Settings(endpoint_url=moto.endpoint_url, region=REGION, cluster_name=CLUSTER_NAME, budget="off")
     verify = AwsClients(settings, REGION)  # set-up and checks: never counted
     aws = AwsClients(settings, REGION)     # the engine's: counted and timed
     meter = Meter(aws, moto)

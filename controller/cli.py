@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import logging
 import pathlib
+import signal
 import sys
+import threading
 from typing import Any
 
 import yaml
@@ -189,8 +193,39 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings.kube_url = args.kube_url
     settings.metrics_port = args.metrics_port if args.metrics_port else None
     operator.configure(settings)
-    kopf.run(clusterwide=True, standalone=True, liveness_endpoint=args.liveness)
+    # kopf runs in a thread of its own and the main thread takes SIGTERM/SIGINT: handlers that wait for AWS
+    # budget tokens must be told to give up (operator.stopping) before kopf waits for them to finish.
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        operator.stopping()
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
+    logging.getLogger("kopf._core.reactor.running").addFilter(_NotInMainThread())
+    failure: list[BaseException] = []
+
+    def run_kopf() -> None:
+        try:
+            kopf.run(clusterwide=True, standalone=True, liveness_endpoint=args.liveness, stop_flag=stop,
+                     loop=asyncio.new_event_loop())
+        except BaseException as exc:  # reported by the main thread, with the exit code
+            failure.append(exc)
+    thread = threading.Thread(target=run_kopf, name="kopf")
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.5)
+    if failure:
+        raise failure[0]
     return EXIT_OK
+
+
+class _NotInMainThread(logging.Filter):
+    """kopf warns that it ignores OS signals off the main thread: here the main thread takes them for it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "OS signals are ignored" not in record.getMessage()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -60,6 +60,15 @@ def fleet() -> Fleet | None:
     return _state.get("fleet")
 
 
+def stopping() -> None:
+    """SIGTERM: calls waiting for budget tokens give up at once (budget.Closed), the fleet's threads stop,
+    so the handlers end and kopf exits within the pod's grace period. Every step is safe to re-run."""
+    if _state.get("aws") is not None:
+        _state["aws"].budget.close()
+    if fleet() is not None:
+        fleet().close()
+
+
 def _start_events(log: Any) -> None:
     """The optional SQS queue of AWS events (manifests/events/): a change made in the console reaches the
     stack it touched in seconds instead of at its next periodic check."""
@@ -240,17 +249,21 @@ def _inventory_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, inv: A
     previous = dict(body.get("status") or {})
     memo["last_sweep"] = sweep.id
     memo["last_check"] = now = time.monotonic()
+    if previous.get("observedGeneration") != body.meta.get("generation"):
+        return  # a spec change not applied yet: its own handler (and kopf's retries of it) does that
     if not _in_sync(previous, body.meta.get("generation")) or previous.get("drift") or _not_ready(previous):
-        _run(body, patch, drift_check=True, memo=memo)  # a retry, or drift to re-check: live
+        _run(body, patch, drift_check=True, memo=memo)  # a failed check to retry, or drift to re-check: live
         return
     log = logs.get(namespace=body.meta.namespace, name=body.meta.name)
     try:
         resource = parse_spec(dict(body))
         owner = _owner(body)
-        secrets = _certificate_secrets(body, resource, owner, memo, log)
+        with _lock(owner.ref):  # a Secret may be minted: not twice at once
+            secrets = _certificate_secrets(body, resource, owner, memo, log)
         stack = desired.build(resource, owner, secrets)
         reads = inv.reads(owner, sweep, deep=deep)
-        with budget.priority(budget.LOW), _lock(owner.ref):
+        # Read-only: no lock, so a spec change to this stack never waits for a periodic check's tokens.
+        with budget.priority(budget.LOW):
             result = engine.reconcile(aws_registry().for_region(resource.spec.region), owner, stack, apply=False,
                                       known=set((previous.get("resources") or {}).keys()), reads=reads,
                                       shallow=reads.shallow)
@@ -513,6 +526,10 @@ def _succeeded(body: kopf.Body, patch: kopf.Patch, previous: dict, result: engin
 
 def _failed(body: kopf.Body, patch: kopf.Patch, previous: dict, exc: Exception, log: Any,
             *, raise_for_retry: bool) -> None:
+    if isinstance(exc, budget.Closed):  # stopping: nothing to report, the next operator goes on from AWS
+        if raise_for_retry:
+            raise kopf.TemporaryError(str(exc), delay=1) from exc
+        return
     old = previous.get("conditions")
     slow, fast = _state["settings"].slow_retry_seconds, _state["settings"].transient_retry_seconds
     if isinstance(exc, Conflict):

@@ -182,7 +182,9 @@ def test_bucket_of(service: str, operation: str, bucket: str | None) -> None:
 
 
 def test_defaults_are_half_the_published_elb_and_ec2_figures() -> None:
-    assert b.DEFAULTS["elb-describe"] == (5, 20)
+    assert b.DEFAULTS["elb-describe"] == (5, 15)
+    rate, burst = b.DEFAULTS["elb-describe"]
+    assert burst + rate <= 40 / 2, "never more than half of AWS's 40 in any one second"
     assert b.DEFAULTS["ec2"] == (10, 50)
     assert set(b.DEFAULTS) == {"elb-describe", "elb-mutate", "ec2", "ecs", "acm", "tagging", "autoscaling"}
 
@@ -289,3 +291,34 @@ def test_a_tiny_burst_makes_calls_wait(aws: AwsClients, moto_server) -> None:
     assert snap["waits"][(REGION, "ec2")] >= 1
     assert sleeps  # the bucket did make callers sleep
     assert budget.pending(REGION, "ec2") == 0
+
+
+def test_closing_the_budget_ends_every_wait_at_once():
+    """SIGTERM: a handler waiting for a token gives up (its step is retried after the restart)."""
+    bucket = b.TokenBucket(rate=0.001, burst=1)  # one token, then one every 1,000 s
+    bucket.acquire()
+    failures: list[BaseException] = []
+
+    def waiter() -> None:
+        try:
+            bucket.acquire(b.LOW)
+        except b.Closed as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=waiter) for _ in range(3)]
+    for t in threads:
+        t.start()
+    while bucket.pending() < 3:
+        time.sleep(0.01)
+    whole = b.Budget({"elb-describe": (0.001, 1)})
+    whole.close()
+    bucket.close()
+    for t in threads:
+        t.join(timeout=5)
+    assert len(failures) == 3 and not any(t.is_alive() for t in threads)
+    try:
+        whole.take("us-east-1", "elbv2", "DescribeLoadBalancers")
+    except b.Closed:
+        pass
+    else:
+        raise AssertionError("a closed budget still hands out tokens")

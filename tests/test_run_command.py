@@ -63,3 +63,35 @@ async def test_the_run_command_converges_a_resource_and_serves_liveness_and_metr
     assert process.returncode == 0, output[-3000:]
     # JSON logs, one object a line, bound to the resource.
     assert '"namespace": "default"' in output and '"name": "ecs-learning"' in output and '"event": "aws change"' in output
+
+
+async def test_sigterm_ends_the_operator_at_once_while_handlers_wait_for_the_aws_budget(emulator, moto_server, aws,
+                                                                                        prereqs):
+    # One ELB Describe token per 1,000 s: the create handler waits for AWS's budget and would for a long time.
+    env = {**os.environ, **devenv.FAKE_AWS_CREDENTIALS, "ECSALB_LOG_FORMAT": "json",
+           "ECSALB_BUDGET": "elb-describe=0.001/1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "controller", "run", "--kube-url", str(emulator.url), "--endpoint-url",
+         moto_server.endpoint_url, "--region", "us-east-1", "--cluster-name", "test",
+         "--liveness", f"http://127.0.0.1:{free_port()}/healthz", "--metrics-port", str(free_port())],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    try:
+        watched = kmock.resource(devenv.RESOURCE)
+        await devenv.wait_for(lambda: process.poll() is not None or any(
+            r.action == kmock.action.WATCH and r.resource == watched for r in list(emulator)), 30, interval=0.1,
+            message="the operator never started watching")
+        await devenv.apply(emulator, devenv.example_manifest(prereqs))
+        # The handler is under way (kopf put its finalizer first) and soon waits for its second ELB token.
+        async def handled():
+            obj = await devenv.get(emulator, NS, NAME)
+            return (obj or {}).get("metadata", {}).get("finalizers")
+        await devenv.wait_for(handled, 30, interval=0.1)
+        await asyncio.sleep(3)
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=15)[0].decode()  # kopf alone would wait for the handler
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, output[-3000:]
+    assert "OS signals are ignored" not in output

@@ -43,8 +43,10 @@ def current_priority() -> int:
 # (refill per second, burst) per bucket: half of what AWS publishes, since the account's buckets are shared
 # with every other tool (consoles, CI, other controllers).
 DEFAULTS: dict[str, tuple[float, float]] = {
-    # ELBv2 Describe*: bucket 40, refill 10/s (ELB user guide, "Request throttling for the ELB API").
-    "elb-describe": (5.0, 20.0),
+    # ELBv2 Describe*: bucket 40, refill 10/s (ELB user guide, "Request throttling for the ELB API"), so at most
+    # 40 in any one second. Half: 5/s, and a burst of 15, so that the burst and one second's refill together
+    # stay within 20 in any one second.
+    "elb-describe": (5.0, 15.0),
     # ELBv2 mutating actions: the user guide lists several per-action buckets, the smallest common ones around
     # refill 4/s, bucket 20 (figure from the brief; not re-verified here). One conservative shared bucket.
     "elb-mutate": (2.0, 10.0),
@@ -103,6 +105,11 @@ def parse_overrides(text: str) -> dict[str, tuple[float, float]] | None:
     return limits
 
 
+class Closed(Exception):
+    """The operator is stopping: a call that waits for a token gives up instead (it is retried after the
+    restart; every step is safe to re-run), so handlers end within a second of SIGTERM."""
+
+
 class TokenBucket:
     """Thread-safe token bucket with strict-priority waiters (FIFO within a priority).
 
@@ -121,6 +128,16 @@ class TokenBucket:
         self._tokens = self.burst
         self._stamp = clock()
         self._queues: dict[int, collections.deque[object]] = collections.defaultdict(collections.deque)
+        self._closed = False
+        self._closing = threading.Event()
+        if sleep is time.sleep:  # a real sleep that close() cuts short (a test's fake sleep is kept as given)
+            self._sleep = self._closing.wait
+    def close(self) -> None:
+        """Every waiter (now and later) raises Closed, the sleeping one too (it sleeps on `_closing`)."""
+        with self._cond:
+            self._closed = True
+            self._closing.set()
+            self._cond.notify_all()
 
     def _refill(self) -> None:
         now = self._clock()
@@ -143,6 +160,8 @@ class TokenBucket:
             queue.append(ticket)
             try:
                 while True:
+                    if self._closed:
+                        raise Closed("the operator is stopping")
                     if self._served_next(ticket, priority):
                         self._refill()
                         if self._tokens >= 1 - 1e-9:
@@ -198,6 +217,15 @@ class Budget:
         self._waited: collections.defaultdict[tuple[str, str], float] = collections.defaultdict(float)
         self._waits: collections.Counter[tuple[str, str]] = collections.Counter()
         self._throttled: collections.Counter[tuple[str, str]] = collections.Counter()
+        self._closed = False
+
+    def close(self) -> None:
+        """The operator is stopping: calls waiting for a token (and any later ones) raise Closed."""
+        with self._lock:
+            buckets = list(self._buckets.values())
+            self._closed = True
+        for b in buckets:
+            b.close()
 
     def _bucket(self, region: str, bucket: str) -> TokenBucket:
         with self._lock:
@@ -212,6 +240,8 @@ class Budget:
         bucket = bucket_of(service, operation)
         if bucket is None:
             return 0.0
+        if self._closed:
+            raise Closed("the operator is stopping")
         waited = self._bucket(region, bucket).acquire(current_priority()) if self.enabled else 0.0
         with self._lock:
             key = (region, bucket)
