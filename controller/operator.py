@@ -6,8 +6,11 @@ spec handlers from converging the same stack at the same time.
 """
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -39,8 +42,9 @@ def configure(settings: Settings, registry: kopf.OperatorRegistry | None = None)
     """The composition root for the operator: settings, AWS clients, logging, handlers (registered once)."""
     if _state.get("fleet") is not None:
         _state["fleet"].close()  # a new configuration (tests configure once per operator run)
-    if _state.get("executor") is not None:
-        _state.pop("executor").shutdown(wait=True)
+    for name in ("executor", "checks"):
+        if _state.get(name) is not None:
+            _state.pop(name).shutdown(wait=True)
     _state["settings"] = settings
     _state["aws"] = Registry(settings)
     _state["fleet"] = Fleet(_state["aws"], settings.cluster_name, sweep_interval=settings.sweep_interval_seconds
@@ -110,6 +114,8 @@ def _register(registry: kopf.OperatorRegistry, tick: int) -> None:
         # the handlers of the last run to finish before they see the new one's clients.
         settings.execution.executor = _state["executor"] = concurrent.futures.ThreadPoolExecutor(
             max_workers=32, thread_name_prefix="ecsalb-handler")
+        # The periodic checks' own threads (see drift_check): a few are enough, they mostly compare in memory.
+        _state["checks"] = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="ecsalb-check")
         _start_events(logs.get())
 
     @kopf.on.cleanup(registry=registry)
@@ -158,21 +164,23 @@ def _register(registry: kopf.OperatorRegistry, tick: int) -> None:
         with budget.priority(budget.HIGH):  # a change a user just made goes before periodic checks
             _run(body, patch, drift_check=False, memo=memo)
 
+    # Async: most ticks decide in the event loop that nothing is due; what is due runs on the checks' own
+    # threads, so a thousand timers never queue behind the creates and spec changes on kopf's threads.
     @kopf.timer(*RESOURCE, registry=registry, interval=tick, initial_delay=tick)
-    def drift_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    async def drift_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
         if body.meta.get("deletionTimestamp"):
             return
         if memo.pop("certificates_changed", False):  # a certificate's Secret changed: converge now
-            _run(body, patch, drift_check=False, memo=memo)
+            await _checking(_run, body, patch, drift_check=False, memo=memo)
             return
         if fleet() is not None:
-            _fleet_check(body, patch, memo)
+            await _fleet_check(body, patch, memo)
             return
         interval = _drift_interval(body)
         if time.monotonic() - memo.get("last_drift_check", 0.0) < interval:
             return
         memo["last_drift_check"] = time.monotonic()
-        _run(body, patch, drift_check=True, memo=memo)
+        await _checking(_run, body, patch, drift_check=True, memo=memo)
 
     @kopf.on.delete(*RESOURCE, registry=registry)
     def remove(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
@@ -205,7 +213,13 @@ def _schedule(body: kopf.Body, memo: kopf.Memo) -> None:
         memo.setdefault("live_at", 0.0)
 
 
-def _fleet_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
+async def _checking(fn: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+    """Run a periodic check's blocking work on the checks' threads (made at startup)."""
+    call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+    await asyncio.get_running_loop().run_in_executor(_state.get("checks"), call)
+
+
+async def _fleet_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
     """One timer tick of a stack in the fleet: a live check when something woke it (an AWS event, its load
     balancer turning active); else, once per sweep, a comparison with the inventory, which goes live only
     when the inventory shows a difference or cannot answer."""
@@ -215,12 +229,10 @@ def _fleet_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
     ref = _owner(body).ref
     if why := the_fleet.woken(ref):
         logs.get(namespace=body.meta.namespace, name=body.meta.name).info("checking now", why=why)
-        with budget.priority(budget.NORMAL):
-            _run(body, patch, drift_check=True, memo=memo)
+        await _checking(_run_now, body, patch, memo)
         return
     if (arn := the_fleet.became_active(ref)) and not _ready_now(body, patch, arn):
-        with budget.priority(budget.NORMAL):
-            _run(body, patch, drift_check=True, memo=memo)
+        await _checking(_run_now, body, patch, memo)
         return
     inv = the_fleet.inventory(_region(body))
     sweep = inv.latest
@@ -238,10 +250,16 @@ def _fleet_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
     if deep and not the_fleet.deep_slots.acquire(blocking=False):
         return
     try:
-        _inventory_check(body, patch, memo, inv, sweep, deep=deep, per_resource=per_resource)
+        await _checking(_inventory_check, body, patch, memo, inv, sweep, deep=deep, per_resource=per_resource)
     finally:
         if deep:
             the_fleet.deep_slots.release()
+
+
+def _run_now(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
+    """A live check out of turn (an event, a load balancer that is no longer provisioning)."""
+    with budget.priority(budget.NORMAL):
+        _run(body, patch, drift_check=True, memo=memo)
 
 
 def _inventory_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, inv: Any, sweep: Any, *,
