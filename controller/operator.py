@@ -269,6 +269,8 @@ def _inventory_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, inv: A
     memo["last_check"] = now = time.monotonic()
     if previous.get("observedGeneration") != body.meta.get("generation"):
         return  # a spec change not applied yet: its own handler (and kopf's retries of it) does that
+    if fleet() is not None and fleet().provisioning(_owner(body).ref):  # type: ignore[union-attr]
+        return  # its load balancer is being provisioned: the poll says when it is active
     if not _in_sync(previous, body.meta.get("generation")) or previous.get("drift") or _not_ready(previous):
         _run(body, patch, drift_check=True, memo=memo)  # a failed check to retry, or drift to re-check: live
         return

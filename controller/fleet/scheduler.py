@@ -116,6 +116,11 @@ class Fleet:
         with self._lock:
             self._provisioning.setdefault(region, {})[arn] = ref
 
+    def provisioning(self, ref: str) -> bool:
+        """Whether the poll is watching a load balancer of this stack (or has just seen it turn active)."""
+        with self._lock:
+            return ref in self._active or any(ref in watched.values() for watched in self._provisioning.values())
+
     def _provisioning_loop(self, region: str) -> None:
         aws = self.registry.for_region(region)
         step = 0
