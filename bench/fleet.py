@@ -51,7 +51,7 @@ import kmock  # noqa: E402
 from controller import devenv  # noqa: E402
 from controller.aws import AwsClients  # noqa: E402
 from controller.settings import Settings  # noqa: E402
-from reconcile import MotoProcess, _free_port, table  # noqa: E402
+from reconcile import MotoProcess, _free_port, proc_cpu_seconds, table  # noqa: E402
 
 REGION = "us-east-1"
 CLUSTER_NAME = "bench"  # the operator's ownership cluster tag (not the ECS cluster)
@@ -185,12 +185,7 @@ class OperatorProcess:
         if not self.alive():
             return None
         assert self.proc is not None
-        try:
-            with open(f"/proc/{self.proc.pid}/stat", encoding="ascii") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError, IndexError):
-            return None
+        return proc_cpu_seconds(self.proc.pid)
 
     def scrape(self) -> dict[str, list[tuple[dict[str, str], float]]]:
         """/metrics as {sample name: [(labels, value)]} (Prometheus text format)."""

@@ -69,6 +69,16 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def proc_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU of a process so far (Linux /proc; None elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class MotoProcess:
     """`python -m moto.server -H 127.0.0.1 -p PORT` as a child process; its request log goes to a temp file."""
 
@@ -134,14 +144,7 @@ class MotoProcess:
 
     def cpu_seconds(self) -> float | None:
         """User + system CPU of the moto process so far (Linux /proc; None elsewhere)."""
-        if self.proc is None:
-            return None
-        try:
-            with open(f"/proc/{self.proc.pid}/stat", encoding="ascii") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError, IndexError):
-            return None
+        return proc_cpu_seconds(self.proc.pid) if self.proc is not None else None
 
     def peak_rss_kib(self) -> int | None:
         if self.proc is None:

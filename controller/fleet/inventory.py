@@ -73,6 +73,10 @@ class Deep:
     values: dict[tuple[str, str], Any]
     read_at: float                 # time.monotonic() of the last full (deep) read
     elb_calls: int
+    # False after a live run that changed the stack: what it changed is not kept, so until the stack's next
+    # deep check its inventory checks compare what the sweep has alone (reading the rest then would put
+    # every new stack's reads in front of the schedule, at the moment a mass apply needs the budget most).
+    complete: bool = True
 
 
 class Inventory:
@@ -297,7 +301,7 @@ class RecordingReads(_DeepReads):
         stale = {what for kind in changed_kinds for what in STALE_AFTER.get(kind, ())}
         values = {k: v for k, v in self.values.items() if k[0] not in stale}
         self.inventory.keep(self.owner.ref, Deep(values=values, read_at=self.inventory.clock(),
-                                                 elb_calls=self.elb_calls))
+                                                 elb_calls=self.elb_calls, complete=values == self.values))
 
 
 class InventoryReads(_DeepReads):
@@ -308,8 +312,9 @@ class InventoryReads(_DeepReads):
         self.inventory = inventory
         self.sweep = sweep
         self.deep = deep
-        # Not due, and nothing read yet in this process (a restart): compare what the sweep has, alone.
-        self.shallow = not deep and previous is None
+        # Not due, and not all read since the last change (or nothing yet in this process, after a restart):
+        # compare what the sweep has, alone, until the stack's deep check.
+        self.shallow = not deep and (previous is None or not previous.complete)
         self.values: dict[tuple[str, str], Any] = dict(previous.values) if previous and not deep else {}
         self.elb_calls = previous.elb_calls if previous and not deep else 0
         self._previous = previous
