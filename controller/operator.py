@@ -321,6 +321,11 @@ def _ready_now(body: kopf.Body, patch: kopf.Patch, arn: str) -> bool:
     previous = dict(body.get("status") or {})
     conditions = {c.get("type"): c for c in previous.get("conditions", [])}
     lb = dict(previous.get("loadBalancer") or {})
+    if previous.get("observedGeneration") != body.meta.get("generation"):
+        # The run that created the load balancer has not written its status yet (or this body predates it):
+        # the poll was quicker. Look again at the next tick, rather than read the whole stack live.
+        fleet().still_active(_owner(body).ref, arn)  # type: ignore[union-attr]
+        return True
     if not (_in_sync(previous, body.meta.get("generation")) and lb.get("arn") == arn
             and conditions.get("Ready", {}).get("reason") == "Provisioning"):
         return False

@@ -116,6 +116,11 @@ class Fleet:
         with self._lock:
             self._provisioning.setdefault(region, {})[arn] = ref
 
+    def still_active(self, ref: str, arn: str) -> None:
+        """Keep the news for the stack's next tick (its own run's status had not arrived yet)."""
+        with self._lock:
+            self._active.setdefault(ref, arn)
+
     def provisioning(self, ref: str) -> bool:
         """Whether the poll is watching a load balancer of this stack (or has just seen it turn active)."""
         with self._lock:
