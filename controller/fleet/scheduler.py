@@ -71,6 +71,8 @@ class Fleet:
                                           "seconds": round(inv.last_sweep_seconds, 3)})
                 delay = 1.0
                 wait = max(self.sweep_interval - (time.monotonic() - sweep.started), 0.0)
+            except budget.Closed:
+                return  # the operator is stopping
             except Exception as exc:  # the next sweep tries again; stacks keep their last one meanwhile
                 log.warning("sweep failed: %s", exc, exc_info=not is_transient(exc))
                 wait, delay = delay, min(delay * 2, self.sweep_interval)
@@ -148,6 +150,8 @@ class Fleet:
                                 self._done(region, lb["LoadBalancerArn"], f"its load balancer is {state}")
                         for gone in set(group) - {lb["LoadBalancerArn"] for lb in answer}:
                             self._done(region, gone, "its load balancer is gone")
+            except budget.Closed:
+                return  # the operator is stopping
             except Exception as exc:
                 if "LoadBalancerNotFound" in str(exc):  # one of a batch is gone: the stack's live check says what
                     for arn in watched:
