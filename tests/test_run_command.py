@@ -23,20 +23,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def run_operator(emulator, moto_server, env: dict, *flags: str) -> subprocess.Popen:
+    """`ecsalb run` as its own process, against the emulator and moto, logging JSON."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "controller", "run", "--kube-url", str(emulator.url), "--endpoint-url",
+         moto_server.endpoint_url, "--region", "us-east-1", "--cluster-name", "test", *flags],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env={**os.environ, **devenv.FAKE_AWS_CREDENTIALS, "ECSALB_LOG_FORMAT": "json", **env})
+
+
+async def watching(emulator, process: subprocess.Popen) -> None:
+    """Until the operator watches EcsAlbServices (objects created before that go unseen for a while)."""
+    watched = kmock.resource(devenv.RESOURCE)
+    await devenv.wait_for(lambda: process.poll() is not None or any(
+        r.action == kmock.action.WATCH and r.resource == watched for r in list(emulator)), 30, interval=0.1,
+        message="the operator never started watching")
+
+
 async def test_the_run_command_converges_a_resource_and_serves_liveness_and_metrics(emulator, moto_server, aws, prereqs):
     liveness, metrics = free_port(), free_port()
-    env = {**os.environ, **devenv.FAKE_AWS_CREDENTIALS, "ECSALB_LOG_FORMAT": "json",
-           "ECSALB_METRICS_PORT": str(metrics)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "controller", "run", "--kube-url", str(emulator.url), "--endpoint-url",
-         moto_server.endpoint_url, "--region", "us-east-1", "--cluster-name", "test", "--drift-interval", "2",
-         "--liveness", f"http://127.0.0.1:{liveness}/healthz"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    process = run_operator(emulator, moto_server, {"ECSALB_METRICS_PORT": str(metrics)}, "--drift-interval", "2",
+                           "--liveness", f"http://127.0.0.1:{liveness}/healthz")
     try:
-        watched = kmock.resource(devenv.RESOURCE)
-        await devenv.wait_for(lambda: process.poll() is not None or any(
-            r.action == kmock.action.WATCH and r.resource == watched for r in list(emulator)), 30, interval=0.1,
-            message="the operator never started watching")
+        await watching(emulator, process)
         assert process.poll() is None, "the operator exited"
         await devenv.apply(emulator, devenv.example_manifest(prereqs))
 
@@ -68,18 +77,10 @@ async def test_the_run_command_converges_a_resource_and_serves_liveness_and_metr
 async def test_sigterm_ends_the_operator_at_once_while_handlers_wait_for_the_aws_budget(emulator, moto_server, aws,
                                                                                         prereqs):
     # One ELB Describe token per 1,000 s: the create handler waits for AWS's budget and would for a long time.
-    env = {**os.environ, **devenv.FAKE_AWS_CREDENTIALS, "ECSALB_LOG_FORMAT": "json",
-           "ECSALB_BUDGET": "elb-describe=0.001/1"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "controller", "run", "--kube-url", str(emulator.url), "--endpoint-url",
-         moto_server.endpoint_url, "--region", "us-east-1", "--cluster-name", "test",
-         "--liveness", f"http://127.0.0.1:{free_port()}/healthz", "--metrics-port", str(free_port())],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    process = run_operator(emulator, moto_server, {"ECSALB_BUDGET": "elb-describe=0.001/1"},
+                           "--liveness", f"http://127.0.0.1:{free_port()}/healthz", "--metrics-port", str(free_port()))
     try:
-        watched = kmock.resource(devenv.RESOURCE)
-        await devenv.wait_for(lambda: process.poll() is not None or any(
-            r.action == kmock.action.WATCH and r.resource == watched for r in list(emulator)), 30, interval=0.1,
-            message="the operator never started watching")
+        await watching(emulator, process)
         await devenv.apply(emulator, devenv.example_manifest(prereqs))
         # The handler is under way (kopf put its finalizer first) and soon waits for its second ELB token.
         async def handled():

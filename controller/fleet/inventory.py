@@ -96,7 +96,6 @@ class Inventory:
         self._stacks: set[str] = set()
         self._task_definitions: dict[str, tuple[int, dict]] = {}
         self._lock = threading.Lock()
-        self.swept = threading.Condition(self._lock)
 
     # --- the fleet ------------------------------------------------------------------------------
     def register(self, ref: str) -> None:
@@ -133,11 +132,6 @@ class Inventory:
         if last_full is not None and last_full + period > now:
             return last_full + period
         return now + period * (zlib.crc32(ref.encode()) % 1000) / 1000
-
-    def last_full(self, ref: str) -> float | None:
-        with self._lock:
-            deep = self._deep.get(ref)
-        return deep.read_at if deep else None
 
     # --- the sweep ------------------------------------------------------------------------------
     def sweep(self) -> Sweep:
@@ -190,7 +184,6 @@ class Inventory:
             self.latest = sweep
             self.sweeps += 1
             self.last_sweep_seconds = sweep.finished - started
-            self.swept.notify_all()
         return sweep
 
     # --- one stack's view -----------------------------------------------------------------------
