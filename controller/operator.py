@@ -603,14 +603,25 @@ def _remove(body: kopf.Body, patch: kopf.Patch) -> None:
             with contextlib.suppress(KeyError):
                 metrics().drifted_fields.remove(body.meta.namespace, body.meta.name)
         except DeletionProtected as exc:
-            old = (body.get("status") or {}).get("conditions")
-            patch.status["conditions"] = status.set_conditions(
-                old, status.condition(old, "Ready", False, "DeletionProtected", str(exc)))
-            if not _same_message(old, "Ready", str(exc)):
-                kopf.warn(dict(body), reason="DeletionProtected", message=str(exc))
+            _delete_blocked(body, patch, "DeletionProtected", str(exc))
             raise kopf.TemporaryError(str(exc), delay=30) from exc
         except Exception as exc:
-            message = f"deleting AWS resources: {exc}"
+            transient = is_transient(exc)
+            message = f"deleting AWS resources: {exc}" + ("" if transient else (
+                "; the operator retries. Fix the cause on AWS, or set spec.policies.deletion to "
+                "Retain to release this resource and leave what remains on AWS (remove it later with "
+                "`ecsalb delete`)"))
             log.warning("delete failed, will retry", error=str(exc))
-            delay = _state["settings"].dependency_retry_seconds if is_transient(exc) else 60
+            _delete_blocked(body, patch, "DeleteFailed", message, warn=not transient)
+            settings = _state["settings"]
+            delay = settings.dependency_retry_seconds if transient else settings.slow_retry_seconds
             raise kopf.TemporaryError(message, delay=delay) from exc
+
+
+def _delete_blocked(body: kopf.Body, patch: kopf.Patch, reason: str, message: str, *, warn: bool = True) -> None:
+    """A delete that cannot finish says so where a user looks (the Ready condition, and one Warning event
+    per distinct message), rather than leaving the resource Terminating in silence."""
+    old = (body.get("status") or {}).get("conditions")
+    patch.status["conditions"] = status.set_conditions(old, status.condition(old, "Ready", False, reason, message))
+    if warn and not _same_message(old, "Ready", message):
+        kopf.warn(dict(body), reason=reason, message=message)

@@ -10,6 +10,7 @@ import pytest
 from controller import devenv
 from controller.aws import AwsClients
 from controller.settings import Settings
+from tests.faults import FaultServer
 
 REGION = "us-east-1"
 
@@ -28,6 +29,20 @@ def aws(moto_server: devenv.MotoServer) -> AwsClients:
     # No client-side budget in tests (tests/test_budget.py tests it): moto is not AWS's rate-limited API.
     return AwsClients(Settings(endpoint_url=moto_server.endpoint_url, region=REGION, max_attempts=3, budget="off"),
                       REGION)
+
+
+@pytest.fixture(scope="session")
+def fault_server(moto_server: devenv.MotoServer) -> Iterator[FaultServer]:
+    with FaultServer() as server:
+        yield server
+
+
+@pytest.fixture()
+def faults(fault_server: FaultServer, aws: AwsClients) -> Iterator[FaultServer]:
+    """A front door to the same moto that answers chosen calls with AWS errors (tests/faults.py)."""
+    fault_server.injector.clear()
+    yield fault_server
+    fault_server.injector.clear()
 
 
 @pytest.fixture()

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 
 import pytest
 
@@ -14,19 +13,6 @@ from controller.spec import parse_spec
 from tests.faults import Fault, FaultServer
 
 OWNER = Owner("test", "default", "ecs-learning")
-
-
-@pytest.fixture(scope="session")
-def fault_server(moto_server) -> Iterator[FaultServer]:
-    with FaultServer() as server:
-        yield server
-
-
-@pytest.fixture()
-def faults(fault_server: FaultServer, aws: AwsClients) -> Iterator[FaultServer]:
-    fault_server.injector.clear()
-    yield fault_server
-    fault_server.injector.clear()
 
 
 def clients(faults: FaultServer) -> AwsClients:

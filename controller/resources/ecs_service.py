@@ -109,7 +109,9 @@ class Services(Kind):
             except botocore.exceptions.ClientError as exc:
                 if error_code(exc) != "ClusterNotFoundException":
                     raise
-                if any(s.cluster == cluster for s in desired):
+                # Deleting never needs the cluster the spec names (it may be a typo): what is owned was
+                # found by its tags, under the cluster in its own ARN.
+                if any(s.cluster == cluster for s in desired) and not ctx.cache.get("deleting"):
                     raise MissingDependency(
                         f"spec.service.cluster: ECS cluster {cluster!r} was not found in region "
                         f"{ctx.aws.region}; create it (the operator does not own clusters)") from exc
