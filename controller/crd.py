@@ -22,7 +22,7 @@ _KEPT = {
     "type", "description", "enum", "required", "nullable",
     "minimum", "maximum", "minLength", "maxLength", "pattern", "minItems", "maxItems",
     "x-kubernetes-int-or-string", "x-kubernetes-list-type", "x-kubernetes-list-map-keys",
-    "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-preserve-unknown-fields", "x-kubernetes-validations",
 }
 
 

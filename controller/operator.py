@@ -191,7 +191,7 @@ def _register(registry: kopf.OperatorRegistry, tick: int) -> None:
 
 
 def _region(body: kopf.Body) -> str | None:
-    return (body.get("spec") or {}).get("region")
+    return (body.get("status") or {}).get("region") or (body.get("spec") or {}).get("region")
 
 
 def _in_sync(previous: dict, generation: Any) -> bool:
@@ -360,7 +360,9 @@ def _owner(body: kopf.Body) -> Owner:
 
 def _parse(body: kopf.Body, patch: kopf.Patch, log: Any) -> EcsAlbService:
     try:
-        return parse_spec(dict(body))
+        resource = parse_spec(dict(body))
+        _check_region(body, resource)
+        return resource
     except SpecError as exc:
         message = str(exc)
         log.warning("invalid spec", error=message)
@@ -373,6 +375,19 @@ def _parse(body: kopf.Body, patch: kopf.Patch, log: Any) -> EcsAlbService:
             kopf.warn(dict(body), reason="InvalidSpec", message=message)
         # Terminal: nothing on AWS is touched, nothing is retried until the spec changes.
         raise kopf.PermanentError(message) from exc
+
+
+def _check_region(body: kopf.Body, resource: EcsAlbService) -> None:
+    """A stack stays in the Region it was built in (status.region): moving it in place would leave the old
+    Region's resources running and untracked. The CRD refuses an edit of spec.region at admission; this also
+    covers adding or removing spec.region, and a change of the operator's own Region."""
+    built_in = (body.get("status") or {}).get("region")
+    wanted = aws_registry().for_region(resource.spec.region).region
+    if built_in and built_in != wanted:
+        raise SpecError([("spec.region", (
+            f"this stack's AWS resources are in {built_in}; a Region cannot be changed in place. Set spec.region "
+            f"back to {built_in!r}; to run the service in {wanted}, create another EcsAlbService there and "
+            f"delete this one (its delete cleans {built_in})"))])
 
 
 def _same_message(conditions: list[dict] | None, type_: str, message: str) -> bool:
@@ -388,6 +403,7 @@ def _run(body: kopf.Body, patch: kopf.Patch, *, drift_check: bool, memo: kopf.Me
     resource = _parse(body, patch, log)
     owner = _owner(body)
     aws = aws_registry().for_region(resource.spec.region)
+    patch.status["region"] = aws.region  # before anything is created there: a delete must know where to look
     # A drift check is only drift when the last spec change was applied; otherwise it is a retry.
     in_sync = _in_sync(previous, generation)
     report_only = drift_check and in_sync and resource.spec.policies.drift == "Report"
@@ -592,7 +608,8 @@ def _remove(body: kopf.Body, patch: kopf.Patch) -> None:
         resource: EcsAlbService | None = parse_spec(dict(body))
     except SpecError:
         resource = None  # an invalid spec must still be deletable: find everything by its tags alone
-    region = resource.spec.region if resource else spec.get("region")
+    # Where the stack was built, whatever the spec says now (a refused Region edit, or a spec that no longer parses).
+    region = (body.get("status") or {}).get("region") or (resource.spec.region if resource else spec.get("region"))
     stack = desired.build(resource, owner) if resource else None
     aws = aws_registry().for_region(region)
 

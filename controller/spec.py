@@ -751,7 +751,12 @@ class Service(_Model):
 class EcsAlbServiceSpec(_Model):
     """One ALB, its listeners and target groups, and the ECS service behind them."""
 
-    region: str | None = Field(None, description="Default: the operator's region.")
+    region: str | None = Field(
+        None, description="Default: the operator's region. Fixed once set: a stack is not moved between Regions.",
+        json_schema_extra={"x-kubernetes-validations": [{
+            "rule": "self == oldSelf",
+            "message": "spec.region cannot be changed: create another EcsAlbService in the new Region and "
+                       "delete this one"}]})
     vpc_id: str = Field(min_length=1)
     policies: Policies = Field(default_factory=Policies)
     load_balancer: LoadBalancer

@@ -218,3 +218,10 @@ def test_build_crd_is_plain_data() -> None:
     # No shared sub-objects: yaml.safe_dump would otherwise write &id001 anchors into the file.
     assert "&id" not in render_crd() and "*id" not in render_crd()
     assert yaml.safe_load(render_crd()) == build_crd()
+
+
+def test_a_region_edit_is_refused_at_admission(schema: dict[str, Any]) -> None:
+    region = schema["properties"]["spec"]["properties"]["region"]
+    assert region["x-kubernetes-validations"] == [{
+        "rule": "self == oldSelf",
+        "message": "spec.region cannot be changed: create another EcsAlbService in the new Region and delete this one"}]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 from controller import devenv
+from controller.aws import AwsClients
 from tests.faults import Fault
 from tests.test_operator import NAME, NS, condition, event_reasons, ready, until
 
@@ -45,3 +46,25 @@ async def test_a_delete_aws_refuses_is_a_condition_and_a_warning_that_say_what_t
         faults.injector.clear()  # the cause is fixed on AWS: the next retry finishes
         await until(emulator, lambda o: o is None, message="the finalizer was never released")
     assert aws.elbv2.describe_load_balancers()["LoadBalancers"] == []
+
+
+async def test_a_region_edit_is_refused_and_the_delete_cleans_the_region_the_stack_is_in(
+        emulator, settings, aws, prereqs, moto_server):
+    async with devenv.operator_running(emulator, settings):
+        await devenv.apply(emulator, devenv.example_manifest(prereqs, region="us-east-1"))
+        obj = await until(emulator, ready, message="the resource never became Ready")
+        assert obj["status"]["region"] == "us-east-1"
+        # The API server refuses this edit (the CRD's transition rule); the emulator does not run CEL, as a
+        # cluster without it would not, so the operator's own refusal is what is seen here.
+        await devenv.patch_spec(emulator, NS, NAME, {"region": "eu-west-1"})
+        obj = await until(emulator, lambda o: condition(o, "Ready").get("reason") == "InvalidSpec",
+                          message="the Region edit was not refused")
+        message = condition(obj, "Ready")["message"]
+        assert message.startswith("spec.region: this stack's AWS resources are in us-east-1") and \
+            "create another EcsAlbService" in message
+        await devenv.delete(emulator, NS, NAME)
+        await until(emulator, lambda o: o is None, message="the finalizer was never released")
+    elsewhere = dataclasses.replace(settings, region="eu-west-1")
+    assert AwsClients(elsewhere, "eu-west-1").elbv2.describe_load_balancers()["LoadBalancers"] == []
+    assert aws.elbv2.describe_load_balancers()["LoadBalancers"] == []  # nothing left behind in us-east-1
+    assert aws.elbv2.describe_target_groups()["TargetGroups"] == []
