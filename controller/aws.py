@@ -69,6 +69,10 @@ THROTTLING_CODES = frozenset({
 })
 
 
+class NoRegion(ValueError):
+    """Neither the spec nor the operator's configuration names an AWS Region."""
+
+
 class AwsClients:
     """boto3 clients for one region. Thread-safe to share (botocore clients are).
 
@@ -77,7 +81,10 @@ class AwsClients:
     def __init__(self, settings: Settings, region: str | None = None,
                  counter: CallCounter | None = None, session: boto3.Session | None = None,
                  budget: Budget | None = None) -> None:
-        self.region = region or settings.region
+        if not (region or settings.region):
+            raise NoRegion("no AWS Region: set spec.region, or the operator's Region (--region, AWS_REGION, "
+                           "or region in the AWS profile)")
+        self.region: str = region or settings.region  # type: ignore[assignment]
         self.endpoint_url = settings.endpoint_url
         self.counter = counter or CallCounter()
         self.budget = budget if budget is not None else Budget(parse_overrides(settings.budget))

@@ -5,6 +5,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import pathlib
 import signal
 import sys
@@ -20,6 +21,9 @@ from controller.settings import Settings
 from controller.spec import EcsAlbService, SpecError, parse_spec
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+# `apply` when part of the stack could not be built yet (a listener waiting for its certificate or Secret):
+# what could be built was, and a pipeline must not take it for a whole stack.
+EXIT_PARTIAL = 3
 
 
 def load_documents(path: str) -> list[dict[str, Any]]:
@@ -31,7 +35,7 @@ def load_documents(path: str) -> list[dict[str, Any]]:
         if not p.exists():
             raise FileNotFoundError(f"{path}: no such file or directory")
         files = sorted(x for x in p.iterdir() if x.suffix in (".yaml", ".yml", ".json")) if p.is_dir() else [p]
-        texts = [(str(f), f.read_text()) for f in files]
+        texts = [(str(f), _read_text(f)) for f in files]
     docs = []
     for name, text in texts:
         try:
@@ -39,6 +43,13 @@ def load_documents(path: str) -> list[dict[str, Any]]:
         except yaml.YAMLError as exc:
             raise ValueError(f"{name}: not valid YAML: {exc}") from exc
     return docs
+
+
+def _read_text(path: pathlib.Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a UTF-8 text file (byte {exc.start}); give a YAML or JSON manifest") from None
 
 
 def load(path: str) -> tuple[list[EcsAlbService], dict[tuple[str, str], dict[str, Any]]]:
@@ -124,7 +135,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    settings, report, text = _settings(args), [], []
+    settings, report, text, partial = _settings(args), [], [], False
     items, secrets = load(args.file)
     for res in items:
         aws, owner, stack = _context(res, settings, secrets)
@@ -137,8 +148,11 @@ def cmd_apply(args: argparse.Namespace) -> int:
                     + (f"; load balancer {lb.info.get('dnsName')}" if lb else ""))
         text += [f"  note: {u}" for u in result.unsupported]
         text += _waiting(result)
+        partial = partial or bool(result.waiting)
+    if partial:
+        text.append(f"not all of the stack could be built (see waiting above): exit {EXIT_PARTIAL}")
     _emit(args, report, text)
-    return EXIT_OK
+    return EXIT_PARTIAL if partial else EXIT_OK
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
@@ -247,15 +261,24 @@ def _change(c: engine.Change) -> dict[str, Any]:
     return {"action": c.verb, "kind": c.kind, "resource": c.key, "id": c.id, "diff": [x.as_dict() for x in c.diffs]}
 
 
+def _version() -> str:
+    import importlib.metadata
+    try:
+        return importlib.metadata.version("ecs-alb-operator")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ecsalb", description=__doc__)
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
     aws_flags = argparse.ArgumentParser(add_help=False)
     aws_flags.add_argument("--endpoint-url", help="send every AWS call here (e.g. a moto server)")
-    aws_flags.add_argument("--region", help="default region when the spec has none (else AWS_REGION)")
+    aws_flags.add_argument("--region", help="default region when the spec has none (else AWS_REGION, AWS_DEFAULT_REGION or the AWS profile's)")
     aws_flags.add_argument("--cluster-name", help="ownership tag ecsalb.io/cluster (default: ECSALB_CLUSTER_NAME or 'default')")
     for name, fn, doc in [("plan", cmd_plan, "show what would be created/changed/deleted (exit 2 if anything would)"),
-                          ("apply", cmd_apply, "converge AWS toward the spec"),
+                          ("apply", cmd_apply, "converge AWS toward the spec (exit 3 if part of it must wait, e.g. for a certificate)"),
                           ("delete", cmd_delete, "remove the AWS resources the spec's stack owns"),
                           ("drift", cmd_drift, "report drift (exit 2 if any, 0 if none, 1 on error)")]:
         sp = sub.add_parser(name, parents=[aws_flags], help=doc, description=doc)
@@ -285,6 +308,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK if exc.code in (0, None) else EXIT_ERROR
     try:
         return args.fn(args)
+    except BrokenPipeError:  # `ecsalb plan | head`: the reader has gone, which is not an error of ours
+        devnull = open(os.devnull, "w")
+        os.dup2(devnull.fileno(), sys.stdout.fileno())  # so the interpreter's final flush does not fail again
+        return EXIT_OK
     except SpecError as exc:
         print(f"error: invalid spec:\n{exc}", file=sys.stderr)
     except (ValueError, FileNotFoundError) as exc:

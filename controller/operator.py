@@ -22,7 +22,7 @@ from controller import GROUP, PLURAL, VERSION, certificate_secrets, desired, eng
 from controller.fleet import budget, events
 from controller.fleet.scheduler import Fleet
 from controller.metrics import Metrics
-from controller.aws import Registry, error_code, is_transient
+from controller.aws import NoRegion, Registry, error_code, is_transient
 from controller.ownership import Owner
 from controller.resources import target_group
 from controller.resources.base import Conflict, MissingDependency
@@ -382,7 +382,10 @@ def _check_region(body: kopf.Body, resource: EcsAlbService) -> None:
     Region's resources running and untracked. The CRD refuses an edit of spec.region at admission; this also
     covers adding or removing spec.region, and a change of the operator's own Region."""
     built_in = (body.get("status") or {}).get("region")
-    wanted = aws_registry().for_region(resource.spec.region).region
+    try:
+        wanted = aws_registry().for_region(resource.spec.region).region
+    except NoRegion as exc:
+        raise SpecError([("spec.region", str(exc))]) from exc
     if built_in and built_in != wanted:
         raise SpecError([("spec.region", (
             f"this stack's AWS resources are in {built_in}; a Region cannot be changed in place. Set spec.region "

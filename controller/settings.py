@@ -10,11 +10,17 @@ def _env_int(name: str, default: int) -> int:
     return int(raw) if raw else default
 
 
+def _default_region() -> str | None:
+    import botocore.session  # only here: the settings module stays cheap to import
+    return os.environ.get("AWS_REGION") or botocore.session.get_session().get_config_variable("region") or None
+
+
 @dataclasses.dataclass
 class Settings:
     # AWS
-    region: str = dataclasses.field(
-        default_factory=lambda: os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+    # The Region of a spec without spec.region: what boto3 itself would use (AWS_REGION, AWS_DEFAULT_REGION,
+    # the profile's region); None when there is none, and a spec that needs it is refused with a clear error.
+    region: str | None = dataclasses.field(default_factory=lambda: _default_region())
     endpoint_url: str | None = dataclasses.field(default_factory=lambda: os.environ.get("ECSALB_AWS_ENDPOINT_URL") or None)
     retry_mode: str = dataclasses.field(default_factory=lambda: os.environ.get("ECSALB_AWS_RETRY_MODE", "adaptive"))
     max_attempts: int = dataclasses.field(default_factory=lambda: _env_int("ECSALB_AWS_MAX_ATTEMPTS", 8))

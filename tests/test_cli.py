@@ -208,3 +208,56 @@ def test_crd_prints_the_installed_crd():
     result = ecsalb(None, "crd")
     assert result.returncode == 0, result.stderr
     assert result.stdout == (ROOT / "crds" / "ecsalbservices.yaml").read_text()
+
+
+def test_version():
+    out = ecsalb(None, "--version")
+    assert out.returncode == 0 and out.stdout.startswith("ecsalb ") and out.stdout.strip() != "ecsalb unknown"
+
+
+def test_a_file_that_is_not_text_is_named_in_the_error(tmp_path):
+    path = tmp_path / "image.yaml"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe")
+    out = ecsalb(None, "plan", "-f", str(path))
+    assert out.returncode == 1
+    assert out.stderr == f"error: {path}: not a UTF-8 text file (byte 0); give a YAML or JSON manifest\n"
+
+
+def test_a_reader_that_goes_away_is_not_an_error(moto_server, aws, spec_file):
+    # `ecsalb plan -f x | head`: here a reader that is gone before the plan prints anything (`| true`).
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ECSALB_"))}
+    env.update(devenv.FAKE_AWS_CREDENTIALS, AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    out = subprocess.run(f"set -o pipefail; {sys.executable} -m controller plan -o json -f {spec_file} "
+                         f"--endpoint-url {moto_server.endpoint_url} | true",
+                         shell=True, executable="/bin/bash", cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert "BrokenPipeError" not in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert out.returncode == 0
+
+
+def test_no_region_anywhere_is_a_clear_error(moto_server, manifest, tmp_path):
+    manifest["spec"].pop("region", None)
+    path = write(tmp_path / "spec.yaml", manifest)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ECSALB_"))}
+    creds = {k: v for k, v in devenv.FAKE_AWS_CREDENTIALS.items() if "REGION" not in k}
+    env.update(creds, AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    out = subprocess.run([sys.executable, "-m", "controller", "plan", "-f", str(path), "--endpoint-url",
+                          moto_server.endpoint_url], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert out.stderr == ("error: no AWS Region: set spec.region, or the operator's Region (--region, AWS_REGION, "
+                          "or region in the AWS profile)\n")
+
+
+def test_the_profiles_region_is_used(moto_server, aws, manifest, tmp_path):
+    manifest["spec"].pop("region", None)
+    path = write(tmp_path / "spec.yaml", manifest)
+    config = tmp_path / "aws-config"
+    config.write_text("[default]\nregion = eu-west-1\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ECSALB_"))}
+    creds = {k: v for k, v in devenv.FAKE_AWS_CREDENTIALS.items() if "REGION" not in k}
+    env.update(creds, AWS_CONFIG_FILE=str(config), AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    out = subprocess.run([sys.executable, "-m", "controller", "plan", "-f", str(path), "--endpoint-url",
+                          moto_server.endpoint_url], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    # The prerequisites are in us-east-1 (the old silent default): in the profile's Region there is no cluster.
+    assert out.returncode == 1
+    assert "was not found in region eu-west-1" in out.stderr, out.stderr
