@@ -267,7 +267,8 @@ def _inventory_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, inv: A
     previous = dict(body.get("status") or {})
     memo["last_sweep"] = sweep.id
     memo["last_check"] = now = time.monotonic()
-    if previous.get("observedGeneration") != body.meta.get("generation"):
+    if previous.get("observedGeneration") != body.meta.get("generation") or \
+            memo.get("retrying") == body.meta.get("generation"):
         return  # a spec change not applied yet: its own handler (and kopf's retries of it) does that
     if fleet() is not None and fleet().provisioning(_owner(body).ref):  # type: ignore[union-attr]
         return  # its load balancer is being provisioned: the poll says when it is active
@@ -333,7 +334,8 @@ def _ready_now(body: kopf.Body, patch: kopf.Patch, arn: str) -> bool:
     patch.status["loadBalancer"] = lb
     old = previous.get("conditions")
     patch.status["conditions"] = status.set_conditions(
-        old, status.condition(old, "Ready", True, "Ready", f"load balancer {lb.get('dnsName')} is active"))
+        old, status.condition(old, "Ready", True, "Ready", f"load balancer {lb.get('dnsName')} is active"),
+        generation=body.meta.get("generation"))
     return True
 
 
@@ -369,7 +371,7 @@ def _parse(body: kopf.Body, patch: kopf.Patch, log: Any) -> EcsAlbService:
         old = body.get("status", {}).get("conditions")
         patch.status["conditions"] = status.set_conditions(
             old, status.condition(old, "Ready", False, "InvalidSpec", message),
-            status.condition(old, "Synced", False, "InvalidSpec", message))
+            status.condition(old, "Synced", False, "InvalidSpec", message), generation=body.meta.get("generation"))
         patch.status["observedGeneration"] = body.meta.get("generation")
         if not _same_message(old, "Synced", message):
             kopf.warn(dict(body), reason="InvalidSpec", message=message)
@@ -425,8 +427,12 @@ def _run(body: kopf.Body, patch: kopf.Patch, *, drift_check: bool, memo: kopf.Me
         except Exception as exc:  # classified below: every outcome lands in the status
             _count(drift_check, "error", started)
             _after_live(body, memo, None)
+            if memo is not None and not drift_check:
+                memo["retrying"] = generation  # kopf retries the spec's handler: periodic checks leave it be
             _failed(body, patch, previous, exc, log, raise_for_retry=not drift_check)
             return
+    if memo is not None:
+        memo.pop("retrying", None)
     _count(drift_check, "drift" if result.drift and drift_check else "clean" if drift_check else "success", started)
     _succeeded(body, patch, previous, result, resource, drift_check=drift_check and in_sync, log=log)
     _after_live(body, memo, result)
@@ -498,7 +504,7 @@ def _certificates(body: kopf.Body, patch: kopf.Patch, previous: dict, stack: des
         if any(not key.startswith("certificate/") for key in result.waiting):
             mine.append(status.condition(old, "Ready", False, "WaitingForCertificate", text))
     if mine or conditions != list(patch.status.get("conditions") or []):
-        patch.status["conditions"] = status.set_conditions(conditions, *mine)
+        patch.status["conditions"] = status.set_conditions(conditions, *mine, generation=body.meta.get("generation"))
 
 
 def _count(drift_check: bool, result: str, started: float) -> None:
@@ -559,7 +565,7 @@ def _succeeded(body: kopf.Body, patch: kopf.Patch, previous: dict, result: engin
     conditions.append(status.condition(old, "Degraded", bool(result.unsupported),
                                        "UnsupportedFields" if result.unsupported else "AsExpected",
                                        "; ".join(result.unsupported) or "all of the spec is applied"))
-    out["conditions"] = status.set_conditions(old, *conditions)
+    out["conditions"] = status.set_conditions(old, *conditions, generation=body.meta.get("generation"))
     out["observedGeneration"] = body.meta.get("generation")
     out["lastSyncTime"] = stamp
     out["lastFullCheckTime"] = stamp  # a live run compares every managed field
@@ -590,8 +596,12 @@ def _failed(body: kopf.Body, patch: kopf.Patch, previous: dict, exc: Exception, 
     log.warning("reconcile failed", reason=reason, error=message)
     patch.status["conditions"] = status.set_conditions(
         old, status.condition(old, "Synced", False, reason, message),
+        # Ready says what stands in the way when nothing else does (a first create that failed); a stack that
+        # was Ready stays Ready through a failed check of AWS, as its load balancer still serves.
         *([status.condition(old, "Ready", False, reason, message)] if reason in ("Conflict", "MissingDependency")
-          else []))
+          or not any(c.get("type") == "Ready" for c in old or []) else []), generation=body.meta.get("generation"))
+    # Every outcome is an answer about this generation (kstatus reads the conditions only when it matches).
+    patch.status["observedGeneration"] = body.meta.get("generation")
     patch.status["lastSyncTime"] = engine.now()
     if not _same_message(old, "Synced", message):
         kopf.warn(dict(body), reason=reason, message=message)
@@ -632,7 +642,7 @@ def _remove(body: kopf.Body, patch: kopf.Patch) -> None:
                 "Retain to release this resource and leave what remains on AWS (remove it later with "
                 "`ecsalb delete`)"))
             log.warning("delete failed, will retry", error=str(exc))
-            _delete_blocked(body, patch, "DeleteFailed", message, warn=not transient)
+            _delete_blocked(body, patch, "Deleting" if transient else "DeleteFailed", message, warn=not transient)
             settings = _state["settings"]
             delay = settings.dependency_retry_seconds if transient else settings.slow_retry_seconds
             raise kopf.TemporaryError(message, delay=delay) from exc
@@ -642,6 +652,7 @@ def _delete_blocked(body: kopf.Body, patch: kopf.Patch, reason: str, message: st
     """A delete that cannot finish says so where a user looks (the Ready condition, and one Warning event
     per distinct message), rather than leaving the resource Terminating in silence."""
     old = (body.get("status") or {}).get("conditions")
-    patch.status["conditions"] = status.set_conditions(old, status.condition(old, "Ready", False, reason, message))
+    patch.status["conditions"] = status.set_conditions(
+        old, status.condition(old, "Ready", False, reason, message), generation=body.meta.get("generation"))
     if warn and not _same_message(old, "Ready", message):
         kopf.warn(dict(body), reason=reason, message=message)

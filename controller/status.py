@@ -12,20 +12,66 @@ from controller.resources.base import FieldDiff, Observed
 MAX_DRIFT_ENTRIES = 20
 
 
-def condition(previous: list[dict] | None, type_: str, status: bool, reason: str, message: str) -> dict[str, Any]:
-    """A condition that keeps its lastTransitionTime while its status does not change."""
-    value = "True" if status else "False"
+# The status contract GitOps engines read (README "Status for GitOps"): kstatus (kapply, kpt, Flux) looks at
+# Reconciling and Stalled; manifests/argocd/health.lua at the same conditions. Both are derived from what Ready
+# and Synced say, here alone, so no code path can forget them.
+STALLED_REASONS = frozenset({  # waits for a person: retried slowly, but it will not get better by itself
+    "InvalidSpec", "Conflict", "MissingDependency", "AwsError", "InternalError", "DeletionProtected", "DeleteFailed"})
+RECONCILING_REASONS = frozenset({  # on its way: retried, or waiting for AWS
+    "Provisioning", "WaitingForCertificate", "Waiting", "AwsUnavailable", "Deleting"})
+DERIVED = ("Reconciling", "Stalled")
+# Conditions that describe the live stack rather than a check of the spec: kept as they are when a newer
+# generation could not be checked (the load balancer still serves what it served).
+LIVE = frozenset({"Ready"})
+ORDER = ["Ready", "Synced", "Reconciling", "Stalled", "Drifted", "Degraded"]
+
+
+def condition(previous: list[dict] | None, type_: str, status: bool | None, reason: str,
+              message: str) -> dict[str, Any]:
+    """A condition that keeps its lastTransitionTime while its status does not change (None: Unknown)."""
+    value = "Unknown" if status is None else "True" if status else "False"
     old = next((c for c in previous or [] if c.get("type") == type_), None)
     since = old["lastTransitionTime"] if old and old.get("status") == value and old.get("lastTransitionTime") else now()
     return {"type": type_, "status": value, "reason": reason, "message": message, "lastTransitionTime": since}
 
 
-def set_conditions(previous: list[dict] | None, *updates: dict[str, Any]) -> list[dict[str, Any]]:
+def set_conditions(previous: list[dict] | None, *updates: dict[str, Any],
+                   generation: int | None = None) -> list[dict[str, Any]]:
+    """`previous` with `updates` applied, then Reconciling and Stalled derived from the result.
+
+    With `generation`, the updates are stamped with it (observedGeneration), and a condition left from an older
+    generation that this run did not update (Drifted while the spec is invalid, say) becomes Unknown: nothing
+    in the status speaks about a spec that is no longer the one in force."""
     by_type = {c["type"]: c for c in previous or []}
     for c in updates:
-        by_type[c["type"]] = c
-    order = ["Ready", "Synced", "Drifted", "Degraded"]
-    return sorted(by_type.values(), key=lambda c: order.index(c["type"]) if c["type"] in order else len(order))
+        by_type[c["type"]] = {**c, "observedGeneration": generation} if generation is not None else c
+    if generation is not None:
+        for type_, c in list(by_type.items()):
+            if c.get("observedGeneration") not in (None, generation) and type_ not in LIVE and type_ not in DERIVED:
+                by_type[type_] = {**condition(previous, type_, None, "NotChecked",
+                                              f"not checked for generation {generation} yet"),
+                                  "observedGeneration": generation}
+    for c in derived(list(by_type.values()), previous):
+        by_type[c["type"]] = {**c, "observedGeneration": generation} if generation is not None else c
+    return sorted(by_type.values(), key=lambda c: ORDER.index(c["type"]) if c["type"] in ORDER else len(ORDER))
+
+
+def derived(conditions: list[dict], previous: list[dict] | None) -> list[dict[str, Any]]:
+    """Stalled when Ready or Synced gives a reason that waits for a person; else Reconciling when one of them is
+    on its way; else neither (kstatus: Current)."""
+    by_type = {c["type"]: c for c in conditions}
+    unhappy = [c for c in (by_type.get("Ready"), by_type.get("Synced")) if c and c.get("status") != "True"]
+    stalled = next((c for c in unhappy if c.get("reason") in STALLED_REASONS), None)
+    reconciling = None if stalled else next((c for c in unhappy if c.get("reason") in RECONCILING_REASONS), None)
+    if not unhappy and not by_type.get("Ready"):
+        reconciling = {"reason": "Reconciling", "message": "not reconciled yet"}
+    return [
+        condition(previous, "Reconciling", reconciling is not None,
+                  reconciling["reason"] if reconciling else "Reconciled",
+                  reconciling["message"] if reconciling else "nothing in progress"),
+        condition(previous, "Stalled", stalled is not None, stalled["reason"] if stalled else "NotStalled",
+                  stalled["message"] if stalled else "making progress or done"),
+    ]
 
 
 def display(value: Any, names: dict[str, str]) -> Any:
