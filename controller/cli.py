@@ -17,7 +17,7 @@ import yaml
 from controller import KIND, desired, engine
 from controller.aws import AwsClients
 from controller.ownership import Owner
-from controller.settings import Settings
+from controller.settings import Settings, SettingsError
 from controller.spec import EcsAlbService, SpecError, parse_spec
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -97,7 +97,7 @@ def _context(res: EcsAlbService, settings: Settings,
     for namespace, name in desired.secret_names(res) - set(given):
         given[(namespace, name)] = (f"not in the -f input; the CLI reads no Kubernetes: add the Secret's manifest "
                                     f"(kubectl get secret {name} -n {namespace} -o yaml) to the input")
-    return aws, owner, desired.build(res, owner, given)
+    return aws, owner, desired.build(res, owner, given, default_tags=settings.default_tags)
 
 
 def _waiting(result: engine.Result) -> list[str]:
@@ -306,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
         args = parser().parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on a usage error, which here means "changes"/"drift"
         return EXIT_OK if exc.code in (0, None) else EXIT_ERROR
+    except SettingsError as exc:  # the parser reads the environment for its defaults
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     try:
         return args.fn(args)
     except BrokenPipeError:  # `ecsalb plan | head`: the reader has gone, which is not an error of ours

@@ -54,6 +54,8 @@ def structural(schema: dict[str, Any]) -> dict[str, Any]:
                 # defaults are left to pydantic (Kubernetes would store them and they add nothing).
                 if isinstance(value, str | int | float | bool):
                     out[key] = value
+            elif key == "additionalProperties" and isinstance(value, dict) and "properties" not in node:
+                out[key] = convert(value)  # a map (spec.tags): without it the API server prunes every entry
             elif key in ("title", "additionalProperties"):
                 # additionalProperties may not sit next to properties; unknown fields are pruned by the
                 # API server (and refused by kubectl's strict field validation) instead.

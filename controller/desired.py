@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from controller import certs
-from controller.ownership import Owner
+from controller.ownership import Owner, too_many_tags
+from controller.spec import SpecError
 
 SG_LOAD_BALANCER = "securityGroup/loadBalancer"
 SG_SERVICE = "securityGroup/service"
@@ -205,6 +206,8 @@ class Stack:
     unsupported: list[str] = dataclasses.field(default_factory=list)
     rules: list[ListenerRules] = dataclasses.field(default_factory=list)
     certificates: list[Certificate] = dataclasses.field(default_factory=list)
+    # The user's tags for every resource (the operator-wide default under spec.tags); ownership tags apart.
+    tags: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def items(self) -> list[Any]:
         """Every desired resource; each has `kind` and `key`. The engine orders kinds (engine.KINDS)."""
@@ -293,14 +296,17 @@ SecretContent = Mapping[str, Any] | str | None  # a Secret's body; None: not fou
 
 
 def build(resource: Any, owner: Owner,
-          secrets: Mapping[tuple[str, str], SecretContent] | None = None) -> Stack:
+          secrets: Mapping[tuple[str, str], SecretContent] | None = None,
+          default_tags: Mapping[str, str] | None = None) -> Stack:
     """The whole desired stack for a parsed EcsAlbService (controller.spec.EcsAlbService).
 
     `secrets` are the Secrets the caller read for the certificates, by (namespace, name): the ones secretRef
     names, and the operator's own self-signed ones (self_signed_secret_name). None: the caller read none.
+    `default_tags` are the operator's (Settings.default_tags), put under spec.tags.
     """
     spec = resource.spec
     unsupported: list[str] = []
+    tags = user_tags(spec.tags, default_tags)
 
     lb_sg = SecurityGroup(
         key=SG_LOAD_BALANCER, name=security_group_name(owner, "lb"), vpc_id=spec.vpc_id,
@@ -354,7 +360,17 @@ def build(resource: Any, owner: Owner,
 
     return Stack(region=spec.region, security_groups=[lb_sg, task_sg], target_groups=target_groups,
                  load_balancer=load_balancer, listeners=listeners, service=service, unsupported=unsupported,
-                 rules=rules, certificates=certificates(resource, secrets))
+                 rules=rules, certificates=certificates(resource, secrets), tags=tags)
+
+
+def user_tags(spec_tags: Mapping[str, str], default_tags: Mapping[str, str] | None) -> dict[str, str]:
+    """The operator's default tags under spec.tags (the spec wins). Each is valid alone; together they must
+    still leave room for the operator's own tags."""
+    tags = dict(sorted({**(default_tags or {}), **spec_tags}.items()))
+    if too_many := too_many_tags(len(tags)):
+        raise SpecError([("spec.tags", f"with the operator's default tags ({', '.join(sorted(default_tags or {}))}) "
+                                       f"there are {too_many}")])
+    return tags
 
 
 def listener(spec_listener: Any, unsupported: list[str], namespace: str = "default") -> Listener | None:

@@ -14,7 +14,7 @@ from typing import Any
 from controller import desired as d
 from controller.aws import AwsClients
 from controller.ownership import Owner
-from controller.resources.base import Conflict, Context, FieldDiff, Kind, Observed
+from controller.resources.base import Conflict, Context, FieldDiff, Kind, Observed, is_tag_field, tag_changes
 from controller.resources.certificate import Certificates
 from controller.resources.ecs_service import Services
 from controller.resources.listener import Listeners
@@ -101,6 +101,7 @@ def reconcile(aws: AwsClients, owner: Owner, stack: d.Stack, *, apply: bool, kno
     fleet check of a stack whose unbatchable reads are not due yet; it must not apply."""
     assert not (shallow and apply), "a shallow observation leaves out resources: it cannot be applied"
     ctx = Context(aws, owner, on_change=on_change, reads=reads)
+    ctx.user_tags = stack.tags
     wanted = desired_by_kind(stack)
     if shallow:
         wanted = {kind: (items if kind in SHALLOW_KINDS else []) for kind, items in wanted.items()}
@@ -150,12 +151,12 @@ def reconcile(aws: AwsClients, owner: Owner, stack: d.Stack, *, apply: bool, kno
                 if apply:
                     # Re-diff with what is resolved now: an earlier step may have replaced a dependency.
                     now_diffs = kind.diff(ctx, want, current) or diffs
-                    tags = [x for x in now_diffs if x.field == "tags"]
+                    tags = [x for x in now_diffs if is_tag_field(x.field)]
                     if tags:
-                        kind.retag(ctx, current, tags[0].desired)
-                        ctx.changed("Updated", want.key, "ownership tags")
+                        kind.retag(ctx, current, *tag_changes(tags))
+                        ctx.changed("Updated", want.key, ", ".join(x.field for x in tags))
                     if len(tags) < len(now_diffs):
-                        kind.update(ctx, want, current, [x for x in now_diffs if x.field != "tags"])
+                        kind.update(ctx, want, current, [x for x in now_diffs if not is_tag_field(x.field)])
 
     wanted_keys = {w.key for ws in wanted.values() for w in ws}
     for kind in reversed(KINDS):

@@ -281,7 +281,7 @@ def _inventory_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, inv: A
         owner = _owner(body)
         with _lock(owner.ref):  # a Secret may be minted: not twice at once
             secrets = _certificate_secrets(body, resource, owner, memo, log)
-        stack = desired.build(resource, owner, secrets)
+        stack = desired.build(resource, owner, secrets, default_tags=_state["settings"].default_tags)
         reads = inv.reads(owner, sweep, deep=deep)
         # Read-only: no lock, so a spec change to this stack never waits for a periodic check's tokens.
         with budget.priority(budget.LOW):
@@ -420,7 +420,7 @@ def _run(body: kopf.Body, patch: kopf.Patch, *, drift_check: bool, memo: kopf.Me
     with _lock(owner.ref):  # also keeps the timer and a spec change from minting two self-signed certificates
         try:
             secrets = _certificate_secrets(body, resource, owner, memo, log)
-            stack = desired.build(resource, owner, secrets)
+            stack = desired.build(resource, owner, secrets, default_tags=_state["settings"].default_tags)
             result = engine.reconcile(aws, owner, stack, apply=not report_only,
                                       known=set((previous.get("resources") or {}).keys()), on_change=on_change,
                                       reads=reads)
@@ -582,7 +582,9 @@ def _failed(body: kopf.Body, patch: kopf.Patch, previous: dict, exc: Exception, 
         return
     old = previous.get("conditions")
     slow, fast = _state["settings"].slow_retry_seconds, _state["settings"].transient_retry_seconds
-    if isinstance(exc, Conflict):
+    if isinstance(exc, SpecError):  # spec.tags with the operator's default tags: too many
+        reason, message, delay = "InvalidSpec", str(exc), slow
+    elif isinstance(exc, Conflict):
         reason, message, delay = "Conflict", str(exc), slow
     elif isinstance(exc, MissingDependency):
         reason, message, delay = "MissingDependency", str(exc), slow
@@ -617,13 +619,14 @@ def _remove(body: kopf.Body, patch: kopf.Patch) -> None:
         kopf.info(dict(body), reason="Retained", message="policies.deletion is Retain: AWS resources were kept")
         return
     owner = _owner(body)
+    stack = None  # an invalid spec must still be deletable: find everything by its tags alone
     try:
         resource: EcsAlbService | None = parse_spec(dict(body))
+        stack = desired.build(resource, owner, default_tags=_state["settings"].default_tags)
     except SpecError:
-        resource = None  # an invalid spec must still be deletable: find everything by its tags alone
+        resource = None
     # Where the stack was built, whatever the spec says now (a refused Region edit, or a spec that no longer parses).
     region = (body.get("status") or {}).get("region") or (resource.spec.region if resource else spec.get("region"))
-    stack = desired.build(resource, owner) if resource else None
     aws = aws_registry().for_region(region)
 
     on_change = _announcer(body, log)

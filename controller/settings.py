@@ -2,7 +2,16 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+
+from controller.ownership import tag_problem, too_many_tags
+
+DEFAULT_TAGS_ENV = "ECSALB_DEFAULT_TAGS"
+
+
+class SettingsError(ValueError):
+    """An environment variable the operator cannot use; the message names it and the fix."""
 
 
 def _env_int(name: str, default: int) -> int:
@@ -13,6 +22,35 @@ def _env_int(name: str, default: int) -> int:
 def _default_region() -> str | None:
     import botocore.session  # only here: the settings module stays cheap to import
     return os.environ.get("AWS_REGION") or botocore.session.get_session().get_config_variable("region") or None
+
+
+def parse_tags(raw: str, name: str = DEFAULT_TAGS_ENV) -> dict[str, str]:
+    """`Key=Value,Key2=Value2` (a comma is not allowed in AWS tags, so it separates them), or a JSON object
+    for a key that contains '='."""
+    raw = raw.strip()
+    if not raw:
+        return {}
+    if raw.startswith("{"):
+        try:
+            tags = json.loads(raw)
+        except ValueError as exc:
+            raise SettingsError(f"{name}: not a JSON object ({exc}); write {{\"CostCentre\": \"1234\"}} or "
+                                "CostCentre=1234,Team=web") from None
+        if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
+            raise SettingsError(f"{name}: every value of the JSON object must be a string; quote the numbers")
+    else:
+        tags = {}
+        for item in raw.split(","):
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise SettingsError(f"{name}: {item.strip()!r} has no '='; write Key=Value pairs separated by commas")
+            tags[key.strip()] = value.strip()
+    problems = [f"{key!r}: {problem}" for key, value in tags.items() if (problem := tag_problem(key, value))]
+    if too_many := too_many_tags(len(tags)):
+        problems.append(too_many)
+    if problems:
+        raise SettingsError(f"{name}: " + "; ".join(problems))
+    return tags
 
 
 @dataclasses.dataclass
@@ -57,6 +95,9 @@ class Settings:
         default_factory=lambda: float(os.environ.get("ECSALB_DEEP_INTERVAL", "600")))
     # Client-side AWS API budget: "bucket=rate/burst,..." overrides (e.g. "elb-describe=5/20"), "off" for none.
     budget: str = dataclasses.field(default_factory=lambda: os.environ.get("ECSALB_BUDGET", ""))
+    # Tags put on every AWS resource of every stack, under each spec.tags (the spec wins on the same key).
+    default_tags: dict[str, str] = dataclasses.field(
+        default_factory=lambda: parse_tags(os.environ.get(DEFAULT_TAGS_ENV, "")))
     # Optional: the SQS queue an EventBridge rule fills with CloudTrail management events (manifests/events/).
     events_queue_url: str | None = dataclasses.field(
         default_factory=lambda: os.environ.get("ECSALB_EVENTS_QUEUE_URL") or None)

@@ -30,6 +30,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from controller import GROUP, KIND, VERSION
+from controller import ownership
 
 API_VERSION = f"{GROUP}/{VERSION}"
 DEFAULT_SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
@@ -312,6 +313,22 @@ def _dns1123_subdomain(value: str) -> str:
     return value
 
 
+def _user_tags(tags: Any) -> Any:
+    # Before pydantic's own check, so one message lists every problem, a number among them (YAML reads
+    # `CostCentre: 1234` as one; AWS tags are strings, and the CRD says so).
+    if not isinstance(tags, Mapping):
+        return tags
+    problems = [(str(key), f"the value must be a string (got {value!r}); quote it: {key}: \"{value}\""
+                 if not isinstance(value, str) else ownership.tag_problem(str(key), value)) for key, value in tags.items()]
+    problems = [(key, problem) for key, problem in problems if problem]
+    if too_many := ownership.too_many_tags(len(tags)):
+        problems.append(("", too_many))
+    if problems:
+        _fail(problems)
+    return tags
+
+
+UserTags = Annotated[dict[str, str], BeforeValidator(_user_tags)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
@@ -769,6 +786,11 @@ class EcsAlbServiceSpec(_Model):
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["port"]},
     )
     service: Service
+    tags: UserTags = Field(
+        default_factory=dict,
+        description="Your tags (cost centre, owner, tags a tag policy or SCP requires), put on every AWS resource "
+                    "in the call that creates it and kept as any field is; over the operator's default tags. "
+                    f"At most {ownership.MAX_USER_TAGS}; keys beginning with aws: or {ownership.PREFIX}/ are refused.")
 
     def actions(self) -> Iterator[tuple[str, Action]]:
         """Every action with its YAML path: default actions and rule actions of all listeners."""

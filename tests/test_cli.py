@@ -21,12 +21,13 @@ STACK = ["securityGroup/loadBalancer", "securityGroup/service", "targetGroup/ECS
          "loadBalancer", "listener/80", "service"]
 
 
-def ecsalb(moto_server: devenv.MotoServer | None, *args: str,
-           stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run `python -m controller ARGS --endpoint-url <moto>` with only the fake credentials in the environment."""
+def ecsalb(moto_server: devenv.MotoServer | None, *args: str, stdin: str | None = None,
+           env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `python -m controller ARGS --endpoint-url <moto>` with only the fake credentials (and `env_extra`)
+    in the environment."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ECSALB_"))}
     env.update(devenv.FAKE_AWS_CREDENTIALS, AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-               NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+               NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost", **(env_extra or {}))
     command = [sys.executable, "-m", "controller", *args]
     if moto_server is not None:
         command += ["--endpoint-url", moto_server.endpoint_url]

@@ -541,3 +541,50 @@ def test_python_names_populate_models() -> None:
 def test_dump_by_alias_parses_back(manifest: dict[str, Any]) -> None:
     resource = parse_spec(manifest)
     assert parse_spec(resource.model_dump(by_alias=True, exclude_none=True)) == resource
+
+
+# --- spec.tags -----------------------------------------------------------------------------------------
+
+
+def with_tags(tags: Any) -> dict[str, Any]:
+    doc = minimal()
+    doc["spec"]["tags"] = tags
+    return doc
+
+
+def test_tags_default_to_none_and_keep_what_aws_allows() -> None:
+    assert parse_spec(minimal()).spec.tags == {}
+    allowed = {"CostCentre": "1234", "Cost Centre": "", "kubernetes.io/cluster/x": "owned", "Owner": "me@example.com",
+               "日本語": "値", "k" * 128: "v" * 256}
+    assert parse_spec(with_tags(allowed)).spec.tags == allowed
+
+
+@pytest.mark.parametrize("key, value, says", [
+    ("ecsalb.io/owner", "x", "keys beginning with 'ecsalb.io/' are the operator's own"),
+    ("aws:createdBy", "x", "reserved by AWS"),
+    ("AWS:createdBy", "x", "reserved by AWS"),
+    ("Name", "aws:x", "reserved by AWS"),
+    ("k" * 129, "x", "the key is 129 characters; AWS allows 1 to 128"),
+    ("", "x", "the key is 0 characters"),
+    ("Name", "v" * 257, "the value is 257 characters; AWS allows at most 256"),
+    ("a,b", "x", "the key contains ','; AWS allows letters, digits, spaces and _ . : / = + - @ only"),
+    ("Name", "a*b", "the value contains '*'"),
+    ("Name", " padded", "begins or ends with a space"),
+])
+def test_a_tag_aws_would_refuse_is_named_with_the_fix(key: str, value: str, says: str) -> None:
+    found = problems(with_tags({key: value, "Fine": "yes"}))
+    assert len(found) == 1 and found[0][0] == (f"spec.tags.{key}" if key else "spec.tags"), found
+    assert says in found[0][1], found
+
+
+def test_a_number_as_a_tag_value_is_told_to_be_quoted_with_the_other_problems() -> None:
+    found = problems(with_tags({"CostCentre": 1234, "ecsalb.io/uid": "x"}))
+    assert ("spec.tags.CostCentre", 'the value must be a string (got 1234); quote it: CostCentre: "1234"') in found
+    assert any(path == "spec.tags.ecsalb.io/uid" for path, _ in found), found
+
+
+def test_at_most_45_tags_leave_room_for_the_operators_five() -> None:
+    assert len(parse_spec(with_tags({f"k{i}": "v" for i in range(45)})).spec.tags) == 45
+    [(path, message)] = problems(with_tags({f"k{i}": "v" for i in range(46)}))
+    assert path == "spec.tags"
+    assert "at most 45 are left for yours" in message and "ecsalb.io/tags" in message and "remove 1" in message

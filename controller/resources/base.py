@@ -13,7 +13,7 @@ from typing import Any
 from controller.aws import AwsClients
 from controller.desired import Ref
 from controller.fleet.reads import LiveReads
-from controller.ownership import UID_TAG, Owner
+from controller.ownership import MANAGED_TAG, UID_TAG, Owner, managed_keys, with_managed
 
 # What a desired field shows when it refers to a resource that does not exist yet.
 UNKNOWN = "(known after apply)"
@@ -69,6 +69,7 @@ class Context:
         self.cache: dict[str, Any] = {}  # lookups valid for one reconcile (e.g. task definition -> ARN)
         self.waiting: dict[str, str] = {}  # keys not created (yet) -> why, e.g. a certificate pending validation
         self.notes: dict[str, tuple[str, str]] = {}  # key -> (reason, message) for the status
+        self.user_tags: dict[str, str] = {}  # desired.Stack.tags: the user's tags for every resource
         self._on_change = on_change or (lambda verb, key, detail: None)
 
     def resolve(self, value: Any) -> Any:
@@ -76,6 +77,10 @@ class Context:
             found = self.resolved.get(value.key)
             return found.id if found else UNKNOWN
         return value
+
+    def tags_for(self, key: str) -> dict[str, str]:
+        """Every tag a new resource gets in the call that creates it (tag-on-create policies see them all)."""
+        return {**with_managed(self.user_tags), **self.owner.tags(key)}
 
     def changed(self, verb: str, key: str, detail: str) -> None:
         self._on_change(verb, key, detail)
@@ -129,8 +134,9 @@ class Kind(abc.ABC):
         if self.tagged:
             want["tags"] = self.ownership_tags(ctx, desired, actual)
             have["tags"] = {k: actual.tags[k] for k in want["tags"] if k in actual.tags}
-        return [FieldDiff(desired.key, path, value, have.get(path))
-                for path, value in want.items() if not _same(value, have.get(path))]
+        diffs = [FieldDiff(desired.key, path, value, have.get(path))
+                 for path, value in want.items() if not _same(value, have.get(path))]
+        return diffs + (user_tag_diffs(desired.key, ctx.user_tags, actual.tags) if self.tagged else [])
 
     # Kinds whose tags come with every observation compare their ownership tags too (a changed uid tag
     # is drift); listeners and rules are read without tags, to save a call, and their parent is owned.
@@ -142,9 +148,44 @@ class Kind(abc.ABC):
             tags[UID_TAG] = actual.tags[UID_TAG]  # the CLI does not know the object's uid: keep it
         return dict(sorted(tags.items()))
 
-    def retag(self, ctx: Context, actual: Observed, tags: dict[str, str]) -> None:
-        """Put the ownership tags back (only kinds with `tagged = True`)."""
+    def retag(self, ctx: Context, actual: Observed, tags: dict[str, str], remove: list[str]) -> None:
+        """Put tags on (ownership tags, the user's) and take the `remove` keys off; only kinds with
+        `tagged = True`. Removes first: a crash in between leaves MANAGED_TAG still naming what is left."""
         raise NotImplementedError
+
+
+TAG_FIELD = "tags."  # a user tag's field in a diff: tags.CostCentre; desired None means "remove it"
+
+
+def user_tag_diffs(key: str, wanted: dict[str, str], actual: dict[str, str]) -> list[FieldDiff]:
+    """The user's tags, compared key by key: one missing or with another value, one the operator put there
+    that the spec no longer has (MANAGED_TAG records which), and the record itself. Tags anyone else put on
+    the resource are not compared."""
+    want: dict[str, str | None] = {**with_managed(wanted)}
+    want.update({k: None for k in managed_keys(actual) if k not in wanted})
+    if MANAGED_TAG in actual and MANAGED_TAG not in want:
+        want[MANAGED_TAG] = None
+    return [FieldDiff(key, TAG_FIELD + k, v, actual.get(k)) for k, v in sorted(want.items())
+            if v != actual.get(k)]
+
+
+def tag_changes(diffs: list[FieldDiff]) -> tuple[dict[str, str], list[str]]:
+    """What retag() puts on and takes off for these diffs."""
+    put: dict[str, str] = {}
+    remove: list[str] = []
+    for x in diffs:
+        if x.field == "tags":
+            put.update(x.desired)
+        elif x.field.startswith(TAG_FIELD):
+            if x.desired is None:
+                remove.append(x.field[len(TAG_FIELD):])
+            else:
+                put[x.field[len(TAG_FIELD):]] = x.desired
+    return put, remove
+
+
+def is_tag_field(field: str) -> bool:
+    return field == "tags" or field.startswith(TAG_FIELD)
 
 
 def _refs(value: Any) -> Iterator[Ref]:

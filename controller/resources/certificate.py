@@ -22,7 +22,7 @@ from controller import desired as d
 from controller.aws import error_code
 from controller.fleet.reads import LiveReads
 from controller.ownership import RESOURCE_TAG, to_aws
-from controller.resources.base import Context, FieldDiff, Kind, MissingDependency, Observed
+from controller.resources.base import Context, FieldDiff, Kind, MissingDependency, Observed, is_tag_field
 
 IMPORTED = ("secretRef", "selfSigned")
 NOT_FOUND = "ResourceNotFoundException"
@@ -141,7 +141,7 @@ class Certificates(Kind):
 
     def create(self, ctx: Context, desired: d.Certificate) -> Observed:
         acm = ctx.aws.acm
-        tags = to_aws(ctx.owner.tags(desired.key))
+        tags = to_aws(ctx.tags_for(desired.key))
         if desired.source == "acm":
             names = sorted(set(desired.subject_alternative_names) - {desired.domain_name})
             arn = acm.request_certificate(
@@ -155,7 +155,7 @@ class Certificates(Kind):
             ctx.changed("Created", desired.key, f"{arn} (imported {desired.name}, {_summary(material)})")
         else:
             raise MissingDependency(f"{desired.name}: not found")  # blocked() keeps us from here
-        created = self._observed(self._describe(ctx, arn) or {"CertificateArn": arn}, ctx.owner.tags(desired.key))
+        created = self._observed(self._describe(ctx, arn) or {"CertificateArn": arn}, ctx.tags_for(desired.key))
         self._note(ctx, desired, created)
         return created
 
@@ -166,10 +166,10 @@ class Certificates(Kind):
         acm = ctx.aws.acm
         acm.import_certificate(CertificateArn=actual.id, **_import_params(material))
         # moto drops the tags on a re-import (AWS keeps them): put ours back, harmless on AWS.
-        acm.add_tags_to_certificate(CertificateArn=actual.id, Tags=to_aws(ctx.owner.tags(desired.key)))
+        acm.add_tags_to_certificate(CertificateArn=actual.id, Tags=to_aws(ctx.tags_for(desired.key)))
         now = self._describe(ctx, actual.id)
         if now is not None:
-            fresh = self._observed(now, ctx.owner.tags(desired.key))
+            fresh = self._observed(now, ctx.tags_for(desired.key))
             actual.fields, actual.info, actual.raw = fresh.fields, fresh.info, fresh.raw
         ctx.changed("Updated", desired.key, f"re-imported {desired.name} into the same ARN ({_summary(material)})")
 
@@ -184,10 +184,13 @@ class Certificates(Kind):
 
     def diff(self, ctx: Context, desired: d.Certificate, actual: Observed) -> list[FieldDiff]:
         diffs = super().diff(ctx, desired, actual)
-        return [x for x in diffs if x.field != "tags"] if actual.info.get("referenced") else diffs
+        return [x for x in diffs if not is_tag_field(x.field)] if actual.info.get("referenced") else diffs
 
-    def retag(self, ctx: Context, actual: Observed, tags: dict[str, str]) -> None:
-        ctx.aws.acm.add_tags_to_certificate(CertificateArn=actual.id, Tags=to_aws(tags))
+    def retag(self, ctx: Context, actual: Observed, tags: dict[str, str], remove: list[str]) -> None:
+        if remove:
+            ctx.aws.acm.remove_tags_from_certificate(CertificateArn=actual.id, Tags=[{"Key": k} for k in remove])
+        if tags:
+            ctx.aws.acm.add_tags_to_certificate(CertificateArn=actual.id, Tags=to_aws(tags))
 
     def delete(self, ctx: Context, actual: Observed) -> None:
         if actual.info.get("referenced") or not ctx.owner.owns(actual.tags):

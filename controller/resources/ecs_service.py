@@ -9,7 +9,7 @@ import botocore.exceptions
 from controller import desired as d
 from controller.aws import error_code
 from controller.ownership import RESOURCE_TAG, from_aws, to_ecs
-from controller.resources.base import UNKNOWN, Context, FieldDiff, Kind, MissingDependency, Observed
+from controller.resources.base import UNKNOWN, Context, FieldDiff, Kind, MissingDependency, Observed, is_tag_field
 
 LIVE = ("ACTIVE", "DRAINING")  # INACTIVE services linger in describe and tagging results for a while
 
@@ -181,13 +181,13 @@ class Services(Kind):
     def create(self, ctx: Context, desired: d.Service) -> Observed:
         svc = ctx.aws.ecs.create_service(
             cluster=desired.cluster, serviceName=desired.name, launchType=desired.launch_type,
-            tags=to_ecs(ctx.owner.tags(desired.key)), propagateTags="SERVICE", enableECSManagedTags=True,
+            tags=to_ecs(ctx.tags_for(desired.key)), propagateTags="SERVICE", enableECSManagedTags=True,
             **self._params(ctx, desired))["service"]
         ctx.changed("Created", desired.key, svc["serviceArn"])
         observed = self._observed(ctx, svc)
         # Verify what was stored: a setting the create call did not keep is set once more with an update
         # (moto drops deploymentConfiguration on create; on AWS this is a no-op).
-        diffs = self.diff(ctx, desired, observed)
+        diffs = [x for x in self.diff(ctx, desired, observed) if not is_tag_field(x.field)]  # tags: just set
         if diffs:
             self.update(ctx, desired, observed, diffs)
         return observed
@@ -199,8 +199,11 @@ class Services(Kind):
 
     tagged = True
 
-    def retag(self, ctx: Context, actual: Observed, tags: dict[str, str]) -> None:
-        ctx.aws.ecs.tag_resource(resourceArn=actual.id, tags=to_ecs(tags))
+    def retag(self, ctx: Context, actual: Observed, tags: dict[str, str], remove: list[str]) -> None:
+        if remove:
+            ctx.aws.ecs.untag_resource(resourceArn=actual.id, tagKeys=remove)
+        if tags:
+            ctx.aws.ecs.tag_resource(resourceArn=actual.id, tags=to_ecs(tags))
 
     def delete(self, ctx: Context, actual: Observed) -> None:
         ecs = ctx.aws.ecs

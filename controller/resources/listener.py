@@ -102,7 +102,7 @@ class Listeners(Kind):
         listener = ctx.aws.elbv2.create_listener(
             LoadBalancerArn=ctx.resolve(desired.load_balancer), Port=desired.port, Protocol=desired.protocol,
             DefaultActions=actions.to_aws(ctx, desired.default_action),
-            Tags=to_aws(ctx.owner.tags(desired.key)), **params)["Listeners"][0]
+            Tags=to_aws(ctx.tags_for(desired.key)), **params)["Listeners"][0]
         ctx.changed("Created", desired.key, listener["ListenerArn"])
         created = self._observed(listener)
         if certificates:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from controller import desired as d
-from controller.ownership import RESOURCE_TAG, owner_description, to_aws
-from controller.resources.base import Conflict, Context, FieldDiff, Kind, Observed
+from controller.ownership import MANAGED_TAG, PREFIX, RESOURCE_TAG, owner_description, to_aws
+from controller.resources.base import Conflict, Context, FieldDiff, Kind, Observed, chunks
 from controller.resources.elbv2 import TaggedByArn, tags_by_arn
 
 ATTRIBUTE_FIELDS = {
@@ -72,7 +72,7 @@ class LoadBalancers(TaggedByArn, Kind):
         lb = elbv2.create_load_balancer(
             Name=name, Subnets=desired.subnets, SecurityGroups=[ctx.resolve(sg) for sg in desired.security_groups],
             Scheme=desired.scheme, Type="application", IpAddressType=desired.ip_address_type,
-            Tags=to_aws(ctx.owner.tags(desired.key)))["LoadBalancers"][0]
+            Tags=to_aws(ctx.tags_for(desired.key)))["LoadBalancers"][0]
         arn = lb["LoadBalancerArn"]
         tags = tags_by_arn(elbv2, [arn]).get(arn, {})
         if tags.get(RESOURCE_TAG) != desired.key or not ctx.owner.owns(tags):
@@ -98,6 +98,20 @@ class LoadBalancers(TaggedByArn, Kind):
         if attrs:
             elbv2.modify_load_balancer_attributes(LoadBalancerArn=actual.id, Attributes=attrs)
         ctx.changed("Updated", desired.key, ", ".join(sorted(changed)))
+
+    def retag(self, ctx: Context, actual: Observed, tags: dict[str, str], remove: list[str]) -> None:
+        """Listeners and rules are read without tags (a call each per check): they get the user's tags when they
+        are created, and the same changes as their load balancer's user tags afterwards."""
+        super().retag(ctx, actual, tags, remove)
+        user = {k: v for k, v in tags.items() if k == MANAGED_TAG or not k.startswith(f"{PREFIX}/")}
+        children = [l.id for l in ctx.observed.get("listener", []) if l.fields.get("loadBalancerArn") == actual.id]
+        children += [r["RuleArn"] for o in ctx.observed.get("rule", []) if o.info.get("listenerArn") in children
+                     for r in o.raw.get("rules", [])]
+        for group in chunks(children, 20):  # AddTags and RemoveTags take 20 ARNs a call
+            if remove:
+                ctx.aws.elbv2.remove_tags(ResourceArns=group, TagKeys=remove)
+            if user:
+                ctx.aws.elbv2.add_tags(ResourceArns=group, Tags=to_aws(user))
 
     def delete(self, ctx: Context, actual: Observed) -> None:
         self.check_deletable(actual)

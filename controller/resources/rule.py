@@ -189,7 +189,7 @@ class Rules(Kind):
         for priority in steps.create:
             rule = by_priority[priority]
             elbv2.create_rule(ListenerArn=listener_arn, Priority=priority, Conditions=rule.conditions,
-                              Actions=actions.to_aws(ctx, rule.action), Tags=to_aws(ctx.owner.tags(desired.key)))
+                              Actions=actions.to_aws(ctx, rule.action), Tags=to_aws(ctx.tags_for(desired.key)))
         for arn, priority in steps.modify:
             rule = by_priority[priority]
             elbv2.modify_rule(RuleArn=arn, Conditions=rule.conditions, Actions=actions.to_aws(ctx, rule.action))

@@ -97,7 +97,7 @@ class SecurityGroups(Kind):
             group_id = ec2.create_security_group(
                 GroupName=desired.name, Description=desired.description, VpcId=desired.vpc_id,
                 TagSpecifications=[{"ResourceType": "security-group",
-                                    "Tags": to_aws(ctx.owner.tags(desired.key))}])["GroupId"]
+                                    "Tags": to_aws(ctx.tags_for(desired.key))}])["GroupId"]
         except botocore.exceptions.ClientError as exc:
             if error_code(exc) != "InvalidGroup.Duplicate":
                 raise
@@ -131,8 +131,11 @@ class SecurityGroups(Kind):
 
     tagged = True
 
-    def retag(self, ctx: Context, actual: Observed, tags: dict[str, str]) -> None:
-        ctx.aws.ec2.create_tags(Resources=[actual.id], Tags=to_aws(tags))
+    def retag(self, ctx: Context, actual: Observed, tags: dict[str, str], remove: list[str]) -> None:
+        if remove:
+            ctx.aws.ec2.delete_tags(Resources=[actual.id], Tags=[{"Key": k} for k in remove])
+        if tags:
+            ctx.aws.ec2.create_tags(Resources=[actual.id], Tags=to_aws(tags))
 
     def delete(self, ctx: Context, actual: Observed) -> None:
         try:

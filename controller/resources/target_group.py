@@ -98,7 +98,7 @@ class TargetGroups(TaggedByArn, Kind):
                 VpcId=desired.vpc_id, TargetType=desired.target_type,
                 **{param: hc[key] for key, param in HEALTH_CHECK_PARAMS.items()},
                 Matcher={"HttpCode": normalise_matcher(hc["matcher"])},
-                Tags=to_aws(ctx.owner.tags(desired.key)))["TargetGroups"][0]
+                Tags=to_aws(ctx.tags_for(desired.key)))["TargetGroups"][0]
         except botocore.exceptions.ClientError as exc:
             if error_code(exc) != "DuplicateTargetGroupName":
                 raise
@@ -112,7 +112,7 @@ class TargetGroups(TaggedByArn, Kind):
         changed = [{"Key": k, "Value": v} for k, v in desired.attributes.items() if ATTRIBUTE_DEFAULTS.get(k) != v]
         if changed:
             elbv2.modify_target_group_attributes(TargetGroupArn=arn, Attributes=changed)
-        return self._observed(ctx, group, ctx.owner.tags(desired.key), attrs={**ATTRIBUTE_DEFAULTS, **desired.attributes})
+        return self._observed(ctx, group, ctx.tags_for(desired.key), attrs={**ATTRIBUTE_DEFAULTS, **desired.attributes})
 
     def update(self, ctx: Context, desired: d.TargetGroup, actual: Observed, diffs: list[FieldDiff]) -> None:
         elbv2 = ctx.aws.elbv2
