@@ -61,6 +61,11 @@ def configure(settings: Settings, registry: kopf.OperatorRegistry | None = None)
         _state["registered"].add(id(registry))
 
 
+def kopf_scope(settings: Settings) -> dict[str, Any]:
+    """Where kopf serves: the namespaces given (namespaced mode, a Role in each), else the whole cluster."""
+    return {"namespaces": list(settings.namespaces)} if settings.namespaces else {"clusterwide": True}
+
+
 def fleet() -> Fleet | None:
     return _state.get("fleet")
 
@@ -109,6 +114,10 @@ def _register(registry: kopf.OperatorRegistry, tick: int) -> None:
     @kopf.on.startup(registry=registry)
     def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.persistence.finalizer = FINALIZER
+        if _state["settings"].namespaces:
+            # Namespaced: the namespaces are given, so kopf need not list or watch Namespaces and CRDs (which a
+            # Role cannot grant). The cost: a CRD installed after the operator started is served after a restart.
+            settings.scanning.disabled = True
         # Handlers block while their AWS calls wait for budget tokens: enough threads that a spec change
         # finds one free while periodic checks wait (deep checks take at most Fleet.deep_slots of them).
         # Ours, so that a new configuration (tests run the operator many times in one process) can wait for

@@ -1,10 +1,14 @@
 """Which Secrets the operator touches, read from the Kubernetes emulator's request log while kopf runs for real
 (moto for AWS): it lists and watches none, reads by name only those a secretRef names (and its own
-self-signed ones), writes only its own, and asks for nothing manifests/rbac.yaml does not grant."""
+self-signed ones), writes only its own, and asks for nothing manifests/rbac.yaml (or, in namespaced mode,
+manifests/namespaced/role.yaml) does not grant."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import pathlib
+import shutil
+import subprocess
 import time
 
 import kmock
@@ -111,9 +115,66 @@ async def test_only_the_named_secrets_are_read_none_is_listed_or_watched_and_a_r
     assert not_granted(by_the_operator(emulator), base) == {}, "every call is one manifests/rbac.yaml allows"
 
 
-@pytest.mark.parametrize("path, kind", [(MANIFESTS / "rbac.yaml", "ClusterRole")])
+async def test_the_operator_keeps_to_its_namespace_in_namespaced_mode_and_the_role_covers_what_it_asks(
+        emulator, settings, aws, prereqs):
+    theirs, ours = issue("www.example.com"), issue("www.example.com")
+    manifest = https_manifest(prereqs, [{"secretRef": {"name": "web-tls"}},
+                                        {"selfSigned": {"commonName": "example.internal"}}])
+    manifest["metadata"]["namespace"] = "team-a"
+    elsewhere = https_manifest(prereqs, [{"secretRef": {"name": "web-tls"}}])
+    elsewhere["metadata"]["name"] = "not-ours"
+    namespaced = dataclasses.replace(settings, namespaces=["team-a"])
+
+    await devenv.apply(emulator, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}})
+    async with devenv.operator_running(emulator, namespaced):
+        await devenv.apply(emulator, tls_secret("web-tls", theirs.tls_crt, theirs.key))  # in default
+        await devenv.apply(emulator, elsewhere)
+        await devenv.apply(emulator, tls_secret("web-tls", ours.tls_crt, ours.key, namespace="team-a"))
+        await devenv.apply(emulator, manifest)
+        await devenv.wait_for(lambda: _ready_in(emulator, "team-a"), 20, interval=0.1, message="never Ready")
+        other = await devenv.get(emulator, NS, "not-ours")
+    assert not (other.get("status") or {}) and not other["metadata"].get("finalizers"), "default is not served"
+    requests = by_the_operator(emulator)
+    assert any(r.action == kmock.action.WATCH and r.resource.plural == "ecsalbservices" for r in requests)
+    assert {r.namespace for r in requests} == {"team-a"}, "not one request outside team-a, none cluster-wide"
+    assert {r.name for r in requests if r.resource == SECRETS and r.action == kmock.action.FETCH} == {
+        "web-tls", desired.self_signed_secret_name(NAME, "certificate/selfSigned/example.internal")}
+    assert not any(r.resource == SECRETS and r.action in (kmock.action.LIST, kmock.action.WATCH) for r in requests)
+    granted = grants(role(MANIFESTS / "namespaced" / "role.yaml", "Role"))
+    assert not_granted(requests, granted) == {}, "every call is one manifests/namespaced/role.yaml allows"
+
+
+async def _ready_in(emulator, namespace: str) -> bool:
+    return ready(await devenv.get(emulator, namespace, NAME))
+
+
+@pytest.mark.parametrize("path, kind", [(MANIFESTS / "rbac.yaml", "ClusterRole"),
+                                        (MANIFESTS / "namespaced" / "role.yaml", "Role")])
 def test_no_role_lets_the_operator_list_watch_update_or_delete_secrets(path, kind):
     rules = role(path, kind)["rules"]
     for_secrets = [r for r in rules if "" in r["apiGroups"] and {"secrets", "*"} & set(r["resources"])]
     assert [sorted(r["verbs"]) for r in for_secrets] == [["create", "get", "patch"]]
     assert not any("*" in r["verbs"] or "*" in r["apiGroups"] for r in rules)
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (its kustomize) is not installed")
+def test_the_namespaced_component_replaces_the_cluster_role_with_a_role_in_the_operators_namespace(tmp_path):
+    def build(directory: pathlib.Path) -> list[dict]:
+        out = subprocess.run(["kubectl", "kustomize", str(directory)], capture_output=True, text=True, check=True)
+        return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+    base = {d["kind"] for d in build(MANIFESTS)}
+    assert {"ClusterRole", "ClusterRoleBinding"} <= base and "Role" not in base
+    shutil.copytree(MANIFESTS, tmp_path / "manifests")
+    (tmp_path / "overlay").mkdir()
+    (tmp_path / "overlay" / "kustomization.yaml").write_text(yaml.safe_dump({
+        "resources": ["../manifests"], "components": ["../manifests/namespaced"], "namespace": "my-team"}))
+    docs = build(tmp_path / "overlay")
+    kinds = {d["kind"]: d for d in docs}
+    assert not {"ClusterRole", "ClusterRoleBinding"} & set(kinds)
+    assert kinds["Role"]["metadata"]["namespace"] == "my-team"
+    assert kinds["RoleBinding"]["subjects"] == [{"kind": "ServiceAccount", "name": "ecs-alb-operator",
+                                                 "namespace": "my-team"}]
+    [container] = kinds["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert {"name": "ECSALB_NAMESPACES", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}} in \
+        container["env"]
