@@ -17,7 +17,7 @@ import yaml
 
 from controller import certs, desired, devenv, kube
 from tests.test_https import acm_certificates, https_manifest
-from tests.test_operator import ready, until
+from tests.test_operator import condition, ready, until
 from tests.tls import issue, tls_secret
 
 NS, NAME = "default", "ecs-learning"
@@ -178,3 +178,26 @@ def test_the_namespaced_component_replaces_the_cluster_role_with_a_role_in_the_o
     [container] = kinds["Deployment"]["spec"]["template"]["spec"]["containers"]
     assert {"name": "ECSALB_NAMESPACES", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}} in \
         container["env"]
+
+
+async def test_a_secret_the_role_does_not_reach_is_named_in_certificates_ready(emulator, settings, aws, prereqs):
+    # Namespaced mode: a secretRef into another namespace, which the Role does not reach. The emulator has no
+    # RBAC: it answers the operator's reads there as the API server would, 403 Forbidden.
+    issued = issue("www.example.com")
+    emulator[lambda r: r.resource == SECRETS and r.namespace == NS
+             and r.headers.get("User-Agent") == kube.USER_AGENT] << 403
+    manifest = https_manifest(prereqs, [{"selfSigned": {"commonName": "example.internal"}},
+                                        {"secretRef": {"name": "web-tls", "namespace": NS}}])
+    manifest["metadata"]["namespace"] = "team-a"
+    async with devenv.operator_running(emulator, dataclasses.replace(settings, namespaces=["team-a"])):
+        await devenv.apply(emulator, tls_secret("web-tls", issued.tls_crt, issued.key))  # in default
+        await devenv.apply(emulator, manifest)
+
+        async def refused():
+            got = condition(await devenv.get(emulator, "team-a", NAME), "CertificatesReady")
+            return got if got.get("status") == "False" else None
+        got = await devenv.wait_for(refused, 20, interval=0.1, message="CertificatesReady never said so")
+    assert got["reason"] == "SecretNotFound"
+    assert got["message"].startswith(f"Secret {NS}/web-tls: could not be read (GET /api/v1/namespaces/{NS}/secrets/"
+                                     "web-tls: HTTP 403 ") and "the operator needs get on secrets there" in got["message"]
+    assert len(acm_certificates(aws)) == 1, "the self-signed one only"
