@@ -1,6 +1,8 @@
 """The Secrets behind listener certificates, as the operator handles them (desired.build gets their content):
 
-- secretRef: a kubernetes.io/tls Secret the user (or cert-manager) writes. Read only.
+- secretRef: a kubernetes.io/tls Secret the user (or cert-manager) writes. Read only, by name: the operator
+  lists and watches no Secrets (RBAC cannot narrow list or watch to the few a spec names), it reads each named
+  one again at the resource's timer ticks and converges when its resourceVersion moved (`versions`).
 - selfSigned: the operator mints the certificate (controller/certs.py) and keeps it, with its key, in a
   Secret of its own in the resource's namespace (owner annotation, and an ownerReference so Kubernetes
   removes it with the resource). A restart reads it back instead of minting a new one; a certificate due
@@ -11,7 +13,7 @@ No AWS here. Nothing here logs or raises with Secret content.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from controller import GROUP, KIND, VERSION, certs, desired
@@ -27,18 +29,6 @@ class Gathered:
     versions: dict[tuple[str, str], str | None]             # resourceVersion of each referenced Secret
     minted: list[str] = dataclasses.field(default_factory=list)   # "Secret ns/name (commonName)" written anew
     problems: list[str] = dataclasses.field(default_factory=list)
-
-
-def referenced(namespace: str, spec: Mapping[str, Any]) -> set[tuple[str, str]]:
-    """The (namespace, name) of every Secret a secretRef names. Reads the raw spec (a kopf index calls it
-    for objects whose spec may not even parse)."""
-    out = set()
-    for listener in spec.get("listeners") or []:
-        for source in (listener or {}).get("certificates") or []:
-            ref = (source or {}).get("secretRef") or {}
-            if ref.get("name"):
-                out.add((ref.get("namespace") or namespace, ref["name"]))
-    return out
 
 
 def needed(resource: Any) -> bool:
@@ -59,7 +49,7 @@ def gather(resource: Any, owner: Owner, client: Client) -> Gathered:
             out.versions[key] = None
             continue
         out.secrets[key] = body
-        out.versions[key] = (body or {}).get("metadata", {}).get("resourceVersion")
+        out.versions[key] = _version(body)
     seen: set[str] = set()
     for listener in resource.spec.listeners:
         for source in listener.certificates:
@@ -70,6 +60,22 @@ def gather(resource: Any, owner: Owner, client: Client) -> Gathered:
                 seen.add(key)
                 _self_signed(resource, owner, client, key, source.self_signed, out)
     return out
+
+
+def versions(client: Client, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
+    """The resourceVersion of each Secret now (None: missing or unreadable), one GET each, by name: compared
+    with what `gather` saw, it tells whether a Secret was written, created or deleted since."""
+    out = {}
+    for key in sorted(keys):
+        try:
+            out[key] = _version(client.get_secret(*key))
+        except KubeError:
+            out[key] = None  # still unreadable: gather's problem says so already
+    return out
+
+
+def _version(body: Mapping[str, Any] | None) -> str | None:
+    return ((body or {}).get("metadata") or {}).get("resourceVersion")
 
 
 def _self_signed(resource: Any, owner: Owner, client: Client, key: str, spec: Any, out: Gathered) -> None:

@@ -676,15 +676,15 @@ async def operator_running(emulator: Emulator, settings: Settings, *,
     pointed at the emulator. A given registry must bring its own `@kopf.on.login` handler.
     Entered once the operator watches EcsAlbServices: objects created from then on are seen at once.
     """
-    if registry is None:
-        from controller import operator
+    from controller import operator
 
+    if registry is None:
         operator.configure(dataclasses.replace(settings, kube_url=str(emulator.url)))
     watched = kmock.resource(RESOURCE)
     seen = emulator.request_count  # by id, not by position: a bounded log drops the oldest requests
     ready, stop = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(kopf.operator(clusterwide=True, standalone=True, registry=registry,
-                                             ready_flag=ready, stop_flag=stop), name="kopf operator")
+    task = asyncio.create_task(kopf.operator(standalone=True, registry=registry, ready_flag=ready, stop_flag=stop,
+                                             **operator.kopf_scope(settings)), name="kopf operator")
 
     def watching() -> bool:
         if task.done():

@@ -14,7 +14,7 @@ import functools
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import kopf
 
@@ -34,6 +34,7 @@ FINALIZER = "ecsalb.io/finalizer"
 RESOURCE = (GROUP, VERSION, PLURAL)
 
 _state: dict[str, Any] = {"settings": Settings(), "aws": None, "registered": set()}
+T = TypeVar("T")
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
@@ -58,6 +59,11 @@ def configure(settings: Settings, registry: kopf.OperatorRegistry | None = None)
     if id(registry) not in _state["registered"]:
         _register(registry, tick=max(1, min(settings.drift_interval_seconds, 10)))
         _state["registered"].add(id(registry))
+
+
+def kopf_scope(settings: Settings) -> dict[str, Any]:
+    """Where kopf serves: the namespaces given (namespaced mode, a Role in each), else the whole cluster."""
+    return {"namespaces": list(settings.namespaces)} if settings.namespaces else {"clusterwide": True}
 
 
 def fleet() -> Fleet | None:
@@ -108,6 +114,10 @@ def _register(registry: kopf.OperatorRegistry, tick: int) -> None:
     @kopf.on.startup(registry=registry)
     def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.persistence.finalizer = FINALIZER
+        if _state["settings"].namespaces:
+            # Namespaced: the namespaces are given, so kopf need not list or watch Namespaces and CRDs (which a
+            # Role cannot grant). The cost: a CRD installed after the operator started is served after a restart.
+            settings.scanning.disabled = True
         # Handlers block while their AWS calls wait for budget tokens: enough threads that a spec change
         # finds one free while periodic checks wait (deep checks take at most Fleet.deep_slots of them).
         # Ours, so that a new configuration (tests run the operator many times in one process) can wait for
@@ -134,21 +144,6 @@ def _register(registry: kopf.OperatorRegistry, tick: int) -> None:
         _state["kube"] = kube.Client(info) if info is not None else None
         return info
 
-    @kopf.index(*RESOURCE, registry=registry, id="certificate_secret_users")
-    def certificate_secret_users(namespace: str, spec: kopf.Spec, memo: kopf.Memo, **_: Any) -> dict:
-        """Which EcsAlbServices each TLS Secret serves: (namespace, name) -> their memos."""
-        return {key: memo for key in certificate_secrets.referenced(namespace, spec)}
-
-    @kopf.on.event("v1", "secrets", registry=registry)
-    def secret_changed(type: str | None, body: kopf.Body, certificate_secret_users: kopf.Index, **_: Any) -> None:
-        # A renewed (or created, or deleted) Secret: the resources using it converge at their next timer tick.
-        key = (body.meta.namespace, body.meta.name)
-        version = None if type == "DELETED" else body.meta.get("resourceVersion")
-        for memo in certificate_secret_users.get(key, []):
-            seen = memo.get("certificate_secrets")
-            if seen is not None and seen.get(key) != version:
-                memo["certificates_changed"] = True
-
     @kopf.on.resume(*RESOURCE, registry=registry)
     def resume(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
         # A restart: a stack that was in sync waits for its turn in the fleet's checks (spread over the deep
@@ -170,7 +165,7 @@ def _register(registry: kopf.OperatorRegistry, tick: int) -> None:
     async def drift_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
         if body.meta.get("deletionTimestamp"):
             return
-        if memo.pop("certificates_changed", False):  # a certificate's Secret changed: converge now
+        if await _secrets_changed(body, memo):  # a certificate's Secret changed: converge now
             await _checking(_run, body, patch, drift_check=False, memo=memo)
             return
         if fleet() is not None:
@@ -213,10 +208,28 @@ def _schedule(body: kopf.Body, memo: kopf.Memo) -> None:
         memo.setdefault("live_at", 0.0)
 
 
-async def _checking(fn: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+async def _checking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run a periodic check's blocking work on the checks' threads (made at startup)."""
     call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
-    await asyncio.get_running_loop().run_in_executor(_state.get("checks"), call)
+    return await asyncio.get_running_loop().run_in_executor(_state.get("checks"), call)
+
+
+async def _secrets_changed(body: kopf.Body, memo: kopf.Memo) -> bool:
+    """Whether a Secret that a secretRef names was written since the last run read it. The operator watches no
+    Secrets (RBAC would have to let it list and watch all of them): it reads the few it uses, by name, at most
+    every secret_check_interval_seconds (None: at every tick)."""
+    client, seen = _state.get("kube"), memo.get("certificate_secrets")
+    interval = _state["settings"].secret_check_interval_seconds or 0
+    if not seen or client is None or time.monotonic() - memo.get("secrets_checked_at", 0.0) < interval:
+        return False
+    memo["secrets_checked_at"] = time.monotonic()
+    now = await _checking(certificate_secrets.versions, client, seen)
+    changed = [f"{ns}/{name}" for (ns, name), version in now.items() if seen.get((ns, name)) != version]
+    if changed:
+        # Once per change, even if the run it starts fails: a failed run is retried as any other is.
+        memo["certificate_secrets"] = now
+        logs.get(namespace=body.meta.namespace, name=body.meta.name).info("certificate Secret changed", secrets=changed)
+    return bool(changed)
 
 
 async def _fleet_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:

@@ -68,6 +68,15 @@ class Settings:
     # Kubernetes: None means in-cluster or kubeconfig (kopf's own login); a URL means an API server
     # reachable without credentials (the embedded emulator of the demo and tests).
     kube_url: str | None = dataclasses.field(default_factory=lambda: os.environ.get("ECSALB_KUBE_URL") or None)
+    # Namespaced mode: serve EcsAlbServices (and read their Secrets) in these namespaces only, so the operator
+    # needs a Role in each instead of a ClusterRole (manifests/namespaced/). Empty: every namespace.
+    namespaces: list[str] = dataclasses.field(default_factory=lambda: [
+        n.strip() for n in os.environ.get("ECSALB_NAMESPACES", "").split(",") if n.strip()])
+    # How often the operator reads the Secrets that secretRefs name to see whether they changed (it watches no
+    # Secrets: RBAC could not narrow a watch to them). None: at every timer tick (10 s at most).
+    secret_check_interval_seconds: float | None = dataclasses.field(
+        default_factory=lambda: float(os.environ["ECSALB_SECRET_CHECK_INTERVAL"])
+        if os.environ.get("ECSALB_SECRET_CHECK_INTERVAL") else None)
     drift_interval_seconds: int = dataclasses.field(default_factory=lambda: _env_int("ECSALB_DRIFT_INTERVAL", 60))
     log_format: str = dataclasses.field(default_factory=lambda: os.environ.get("ECSALB_LOG_FORMAT", "json"))
     log_level: str = dataclasses.field(default_factory=lambda: os.environ.get("ECSALB_LOG_LEVEL", "info"))

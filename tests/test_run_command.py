@@ -13,6 +13,7 @@ import urllib.request
 import kmock
 
 from controller import devenv
+from tests.test_operator_secrets import by_the_operator
 
 NS, NAME = "default", "ecs-learning"
 
@@ -40,6 +41,16 @@ async def watching(emulator, process: subprocess.Popen) -> None:
         message="the operator never started watching")
 
 
+def stopped(process: subprocess.Popen) -> str:
+    """SIGTERM, as Kubernetes stops the pod; its output (killed if it does not end within 20 s)."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.communicate(timeout=20)[0].decode()
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.communicate()[0].decode()
+
+
 async def test_the_run_command_converges_a_resource_and_serves_liveness_and_metrics(emulator, moto_server, aws, prereqs):
     liveness, metrics = free_port(), free_port()
     process = run_operator(emulator, moto_server, {"ECSALB_METRICS_PORT": str(metrics)}, "--drift-interval", "2",
@@ -63,12 +74,7 @@ async def test_the_run_command_converges_a_resource_and_serves_liveness_and_metr
         assert 'ecsalb_reconciles_total{result="success"} 1.0' in scraped
         assert aws.elbv2.describe_load_balancers(Names=["ECS-Learning-Alb"])["LoadBalancers"]
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            output = process.communicate(timeout=20)[0].decode()
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output = process.communicate()[0].decode()
+        output = stopped(process)
     assert process.returncode == 0, output[-3000:]
     # JSON logs, one object a line, bound to the resource.
     assert '"namespace": "default"' in output and '"name": "ecs-learning"' in output and '"event": "aws change"' in output
@@ -96,3 +102,28 @@ async def test_sigterm_ends_the_operator_at_once_while_handlers_wait_for_the_aws
             process.communicate()
     assert process.returncode == 0, output[-3000:]
     assert "OS signals are ignored" not in output
+
+
+async def test_run_with_a_namespace_serves_that_namespace_and_asks_nothing_of_the_cluster(emulator, moto_server, aws,
+                                                                                         prereqs):
+    # Namespaced mode, as manifests/namespaced/ deploys it (there from ECSALB_NAMESPACES; here the flag).
+    process = run_operator(emulator, moto_server, {}, "--namespace", "team-a", "--liveness",
+                           f"http://127.0.0.1:{free_port()}/healthz", "--metrics-port", str(free_port()))
+    try:
+        await watching(emulator, process)
+        elsewhere = devenv.example_manifest(prereqs)  # in default
+        await devenv.apply(emulator, elsewhere)
+        await devenv.apply(emulator, devenv.example_manifest(prereqs, name="ours", namespace="team-a"))
+
+        async def handled():
+            return ((await devenv.get(emulator, "team-a", "ours")) or {}).get("metadata", {}).get("finalizers")
+        await devenv.wait_for(handled, 30, interval=0.1, message="team-a was not served")
+        other = await devenv.get(emulator, NS, NAME)
+    finally:
+        output = stopped(process)
+    assert process.returncode == 0, output[-3000:]
+    assert not other["metadata"].get("finalizers"), "default is not served"
+    # Not even a Namespace or CRD watch: what a Role in team-a grants is all the operator needs.
+    listed = {(r.resource.plural, r.namespace) for r in by_the_operator(emulator)
+              if r.action in (kmock.action.LIST, kmock.action.WATCH)}
+    assert listed == {("ecsalbservices", "team-a")}
