@@ -191,6 +191,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings.drift_interval_seconds = args.drift_interval
     if args.kube_url:
         settings.kube_url = args.kube_url
+    if args.namespace:
+        settings.namespaces = args.namespace
     settings.metrics_port = args.metrics_port if args.metrics_port else None
     operator.configure(settings)
     # kopf runs in a thread of its own and the main thread takes SIGTERM/SIGINT: handlers that wait for AWS
@@ -208,8 +210,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     def run_kopf() -> None:
         try:
-            kopf.run(clusterwide=True, standalone=True, liveness_endpoint=args.liveness, stop_flag=stop,
-                     loop=asyncio.new_event_loop())
+            kopf.run(clusterwide=not settings.namespaces, namespaces=settings.namespaces, standalone=True,
+                     liveness_endpoint=args.liveness, stop_flag=stop, loop=asyncio.new_event_loop())
         except BaseException as exc:  # reported by the main thread, with the exit code
             failure.append(exc)
     thread = threading.Thread(target=run_kopf, name="kopf")
@@ -268,6 +270,8 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", parents=[aws_flags], help="run the operator (kopf)")
     run.add_argument("--drift-interval", type=int, help="seconds between drift checks (default 60)")
     run.add_argument("--kube-url", help="Kubernetes API URL without auth (default: in-cluster or kubeconfig)")
+    run.add_argument("--namespace", action="append",
+                     help="watch only this namespace; repeat for more (default: ECSALB_NAMESPACES, else every one)")
     run.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", help="liveness endpoint")
     run.add_argument("--metrics-port", type=int, default=Settings().metrics_port or 9090,
                      help="Prometheus /metrics port (0: none; default 9090 or ECSALB_METRICS_PORT)")

@@ -24,6 +24,10 @@ class Settings:
     # Kubernetes: None means in-cluster or kubeconfig (kopf's own login); a URL means an API server
     # reachable without credentials (the embedded emulator of the demo and tests).
     kube_url: str | None = dataclasses.field(default_factory=lambda: os.environ.get("ECSALB_KUBE_URL") or None)
+    # Namespaces to watch; none: every namespace. One operator per team watches its own (README, "One operator
+    # per team"), with namespaced RBAC.
+    namespaces: list[str] = dataclasses.field(default_factory=lambda: [
+        n.strip() for n in os.environ.get("ECSALB_NAMESPACES", "").split(",") if n.strip()])
     drift_interval_seconds: int = dataclasses.field(default_factory=lambda: _env_int("ECSALB_DRIFT_INTERVAL", 60))
     log_format: str = dataclasses.field(default_factory=lambda: os.environ.get("ECSALB_LOG_FORMAT", "json"))
     log_level: str = dataclasses.field(default_factory=lambda: os.environ.get("ECSALB_LOG_LEVEL", "info"))

@@ -96,3 +96,35 @@ async def test_sigterm_ends_the_operator_at_once_while_handlers_wait_for_the_aws
             process.communicate()
     assert process.returncode == 0, output[-3000:]
     assert "OS signals are ignored" not in output
+
+
+async def test_with_a_namespace_the_operator_leaves_other_namespaces_alone(emulator, moto_server, aws, prereqs):
+    """One operator per team (README): it watches its namespace only, so namespaced RBAC is enough for it."""
+    for namespace in ("team-a", "team-b"):  # kopf waits for a namespace it is told to watch to exist
+        await devenv.apply(emulator, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    process = run_operator(emulator, moto_server, {}, "--namespace", "team-a",
+                           "--liveness", f"http://127.0.0.1:{free_port()}/healthz", "--metrics-port", str(free_port()))
+    try:
+        await watching(emulator, process)
+        other = devenv.example_manifest(prereqs, name="not-mine", namespace="team-b")
+        await devenv.apply(emulator, other)
+        await devenv.apply(emulator, devenv.example_manifest(prereqs, namespace="team-a"))
+
+        async def ready():
+            obj = await devenv.get(emulator, "team-a", NAME)
+            return any(c["type"] == "Ready" and c["status"] == "True"
+                       for c in ((obj or {}).get("status") or {}).get("conditions", []))
+        await devenv.wait_for(ready, 30, interval=0.2, message="never Ready")
+        untouched = await devenv.get(emulator, "team-b", "not-mine")
+        assert not untouched.get("status") and not untouched["metadata"].get("finalizers"), untouched
+        watches = {r.namespace for r in list(emulator) if r.action == kmock.action.WATCH
+                   and r.resource == kmock.resource(devenv.RESOURCE)}
+        assert watches == {"team-a"}, watches
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            output = process.communicate(timeout=20)[0].decode()
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output = process.communicate()[0].decode()
+    assert process.returncode == 0, output[-3000:]
