@@ -32,6 +32,16 @@ def run_operator(emulator, moto_server, env: dict, *flags: str) -> subprocess.Po
         env={**os.environ, **devenv.FAKE_AWS_CREDENTIALS, "ECSALB_LOG_FORMAT": "json", **env})
 
 
+def terminate(process: subprocess.Popen) -> str:
+    """SIGTERM, as Kubernetes stops a pod; what the operator printed."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.communicate(timeout=20)[0].decode()
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.communicate()[0].decode()
+
+
 async def watching(emulator, process: subprocess.Popen) -> None:
     """Until the operator watches EcsAlbServices (objects created before that go unseen for a while)."""
     watched = kmock.resource(devenv.RESOURCE)
@@ -63,12 +73,7 @@ async def test_the_run_command_converges_a_resource_and_serves_liveness_and_metr
         assert 'ecsalb_reconciles_total{result="success"} 1.0' in scraped
         assert aws.elbv2.describe_load_balancers(Names=["ECS-Learning-Alb"])["LoadBalancers"]
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            output = process.communicate(timeout=20)[0].decode()
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output = process.communicate()[0].decode()
+        output = terminate(process)
     assert process.returncode == 0, output[-3000:]
     # JSON logs, one object a line, bound to the resource.
     assert '"namespace": "default"' in output and '"name": "ecs-learning"' in output and '"event": "aws change"' in output
@@ -121,10 +126,5 @@ async def test_with_a_namespace_the_operator_leaves_other_namespaces_alone(emula
                    and r.resource == kmock.resource(devenv.RESOURCE)}
         assert watches == {"team-a"}, watches
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            output = process.communicate(timeout=20)[0].decode()
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output = process.communicate()[0].decode()
+        output = terminate(process)
     assert process.returncode == 0, output[-3000:]
