@@ -270,7 +270,10 @@ def _run_lifecycle(server: EnforcingMoto, admin: AwsClients, operator: AwsClient
     # Create the whole example: security groups, ALB, target group, HTTP + HTTPS listeners, rules, the imported and
     # the requested certificate, the ECS service.
     _converge(operator, manifest, secrets)
-    time.sleep(1.2)  # MOTO_ACM_VALIDATION_WAIT: the requested certificate becomes ISSUED, and goes on the listener
+    # MOTO_ACM_VALIDATION_WAIT (1 s): the requested certificate becomes ISSUED, then goes on the listener.
+    admin.acm.get_waiter("certificate_validated").wait(
+        CertificateArn=next(c["CertificateArn"] for c in admin.acm.list_certificates()["CertificateSummaryList"]
+                            if c["DomainName"] == "api.example.com"), WaiterConfig={"Delay": 0.5, "MaxAttempts": 20})
     _converge(operator, manifest, secrets)
     lb = admin.elbv2.describe_load_balancers(Names=["ECS-Learning-Alb"])["LoadBalancers"][0]
     listeners = admin.elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
