@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import functools
 import json
 import os
@@ -20,6 +21,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -33,7 +35,7 @@ import pytest
 from policy_sentry.querying.actions import get_action_data
 
 import controller
-from controller import desired, devenv, engine
+from controller import desired, devenv, engine, operator
 from controller.aws import SERVICES, AwsClients, CallCounter, is_read
 from controller.fleet import events
 from controller.ownership import CLUSTER_TAG, Owner
@@ -256,7 +258,7 @@ def _secret(domain: str) -> dict:
     return tls_secret("ecs-learning-tls", issued.tls_crt, issued.key)
 
 
-def _run_lifecycle(server: EnforcingMoto, admin: AwsClients, operator: AwsClients, run: Lifecycle) -> None:
+def _run_lifecycle(admin: AwsClients, operator: AwsClients, run: Lifecycle) -> None:
     prereqs = devenv.create_prerequisites(admin)
     manifest = devenv.example_manifest(prereqs, https=True)
     spec = manifest["spec"]
@@ -339,8 +341,16 @@ def _run_lifecycle(server: EnforcingMoto, admin: AwsClients, operator: AwsClient
         cluster=prereqs.cluster, services=[spec["service"]["name"]])["services"][0]["status"]
 
 
+@dataclasses.dataclass
+class UnderPolicy:
+    server: EnforcingMoto
+    admin: AwsClients          # sets up what the user brings, and changes things by hand
+    operator: boto3.Session    # holds only the policy
+    run: Lifecycle
+
+
 @pytest.fixture(scope="module")
-def under_policy() -> Iterator[tuple[EnforcingMoto, boto3.Session, Lifecycle]]:
+def under_policy() -> Iterator[UnderPolicy]:
     devenv.use_fake_aws_credentials()
     server = EnforcingMoto()
     try:
@@ -349,17 +359,15 @@ def under_policy() -> Iterator[tuple[EnforcingMoto, boto3.Session, Lifecycle]]:
             {"Effect": "Allow", "Action": "*", "Resource": "*"}]})
         operator_session = user_with(iam, "ecsalb-operator", moto_view(load_policy()))
         server.enforce()
-        run = Lifecycle()
-        operator = clients(server, operator_session, run.counter)
-        _run_lifecycle(server, clients(server, admin_session), operator, run)
-        yield server, operator_session, run
+        state = UnderPolicy(server, clients(server, admin_session), operator_session, Lifecycle())
+        _run_lifecycle(state.admin, clients(server, operator_session, state.run.counter), state.run)
+        yield state
     finally:
         server.stop()
 
 
 def test_the_whole_lifecycle_runs_under_the_policy_alone(under_policy) -> None:
-    _, _, run = under_policy
-    seen = run.seen
+    seen = under_policy.run.seen
     assert seen["created_ports"] == [80, 443] and seen["certificates_after_create"] == 3
     assert {"healthCheck.path", "sslPolicy", "desiredCount"} <= set(seen["drift_fields"]), seen["drift_fields"]
     assert seen["health_check_after_drift"] == "/"
@@ -368,17 +376,85 @@ def test_the_whole_lifecycle_runs_under_the_policy_alone(under_policy) -> None:
     assert seen["left"] == [] and seen["service_status"] == "INACTIVE" and seen["theirs_kept"] == "ISSUED"
 
 
+async def test_the_operator_runs_under_the_policy_alone(under_policy, emulator, monkeypatch, capfd) -> None:
+    """The same under kopf: handlers, the fleet's sweeps and the events queue, with the operator's credentials (the
+    environment, as IRSA gives them). Its calls join the lifecycle's for the comparison below."""
+    admin = under_policy.admin
+    keys = under_policy.operator.get_credentials()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", keys.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", keys.secret_key)
+    prereqs = devenv.create_prerequisites(admin)
+    queue_url = admin.sqs.create_queue(QueueName=QUEUE)["QueueUrl"]
+    # A deep period of an hour: the change below is found through the queue, not by a periodic check.
+    settings = Settings(endpoint_url=under_policy.server.endpoint_url, region=REGION, max_attempts=2,
+                        cluster_name=OWNER.cluster, drift_interval_seconds=1, deep_interval_seconds=3600, budget="off",
+                        log_format="console", events_queue_url=queue_url)
+    async with devenv.operator_running(emulator, settings):
+        await devenv.apply(emulator, _secret("ecs-learning.example.com"))
+        await devenv.apply(emulator, devenv.example_manifest(prereqs, https=True))
+
+        async def status(condition: Any) -> Any:
+            obj = await devenv.get(emulator, OWNER.namespace, OWNER.name)
+            return obj if obj is not None and condition(obj.get("status") or {}) else None
+        await devenv.wait_for(lambda: status(lambda s: any(
+            c["type"] == "Ready" and c["status"] == "True" for c in s.get("conditions", []))), 30, interval=0.2,
+            message="never Ready")
+        lb = admin.elbv2.describe_load_balancers(Names=["ECS-Learning-Alb"])["LoadBalancers"][0]
+        admin.elbv2.modify_load_balancer_attributes(LoadBalancerArn=lb["LoadBalancerArn"], Attributes=[
+            {"Key": "idle_timeout.timeout_seconds", "Value": "302"}])
+        admin.sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(_console_change(lb["LoadBalancerArn"])))
+        obj = await devenv.wait_for(lambda: status(lambda s: s.get("lastDriftCorrection")), 30, interval=0.2,
+                                    message="the event did not get the stack checked and put back")
+        assert [e["field"] for e in obj["status"]["lastDriftCorrection"]["drift"]] == ["attributes.idleTimeoutSeconds"]
+
+        def queue_empty() -> bool:  # the event was deleted once handled
+            counts = admin.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=[
+                "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+            return set(counts.values()) == {"0"}
+        await devenv.wait_for(queue_empty, 10, interval=0.2, message="the event was never deleted from the queue")
+        await devenv.delete(emulator, OWNER.namespace, OWNER.name)
+
+        async def gone() -> bool:
+            return await devenv.get(emulator, OWNER.namespace, OWNER.name) is None
+        await devenv.wait_for(gone, 30, interval=0.2, message="the finalizer never let the object go")
+    # operator_running cancels kopf, so its cleanup handler does not stop the fleet: stop it as SIGTERM would, and
+    # wake the queue poller from its long poll, else it outlives this module's moto server.
+    operator.stopping()
+    admin.sqs.send_message(QueueUrl=queue_url, MessageBody="{}")
+    for thread in [t for t in threading.enumerate() if t.name == "events-queue"]:
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "the events queue poller did not stop"
+    calls = operator.aws_registry().counter.snapshot()
+    for key in calls:
+        under_policy.run.counter.record(key)
+    assert {"sqs.ReceiveMessage", "sqs.DeleteMessageBatch", "resourcegroupstaggingapi.GetResources"} <= set(calls)
+    # The sweeps and the queue poller log a refused call and go on: what they printed must show none.
+    printed = "".join(capfd.readouterr())
+    assert "aws change" in printed  # the operator's log is what was captured
+    assert "not authorized to perform" not in printed, printed[-3000:]
+    left = [m["ResourceARN"] for m in admin.resourcegroupstaggingapi.get_resources(
+        TagFilters=OWNER.tag_filters())["ResourceTagMappingList"] if ":ecs:" not in m["ResourceARN"]]
+    assert left == []
+
+
+def _console_change(lb_arn: str) -> dict:
+    """What EventBridge puts on the queue for a change made in the console (moto emits no CloudTrail events)."""
+    return {"version": "0", "source": "aws.elasticloadbalancing", "detail-type": "AWS API Call via CloudTrail",
+            "detail": {"eventSource": "elasticloadbalancing.amazonaws.com", "eventName": "ModifyLoadBalancerAttributes",
+                       "readOnly": False,
+                       "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::123456789012:user/console-user"},
+                       "requestParameters": {"loadBalancerArn": lb_arn}}}
+
+
 def test_the_server_enforces_the_policy(under_policy) -> None:
     """Else the lifecycle above would pass under any policy."""
-    server, operator_session, _ = under_policy
     with pytest.raises(botocore.exceptions.ClientError) as denied:
-        clients(server, operator_session).ec2.describe_vpcs()  # not in the policy (and not counted above)
+        clients(under_policy.server, under_policy.operator).ec2.describe_vpcs()  # not in the policy (and not counted above)
     assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
 
 
 def test_the_policy_grants_exactly_the_actions_the_lifecycle_calls(under_policy) -> None:
-    _, _, run = under_policy
-    called = {iam_action(op) for op in run.counter.snapshot()} - NEEDS_NO_PERMISSION
+    called = {iam_action(op) for op in under_policy.run.counter.snapshot()} - NEEDS_NO_PERMISSION
     # What AWS authorises along with a call: elasticloadbalancing:AddTags for a create with Tags, ec2:CreateTags
     # for a CreateSecurityGroup with TagSpecifications (AWS's "dependent actions", as policy_sentry lists them).
     dependent = {d for action in called for entry in action_data(action) for d in entry["dependent_actions"] or []}
