@@ -241,6 +241,16 @@ class Lifecycle:
     def __init__(self) -> None:
         self.counter = CallCounter()
         self.seen: dict[str, Any] = {}
+        self.requests: list[tuple[str, dict]] = []  # (IAM action, the call's parameters)
+
+    def watch(self, aws: AwsClients) -> AwsClients:
+        """Keep every call's parameters (botocore's documented event, as controller/aws.py counts calls)."""
+        for service in SERVICES:
+            aws.client(service).meta.events.register("before-parameter-build.*.*", self._keep)
+        return aws
+
+    def _keep(self, params: dict, model: Any, **_: Any) -> None:
+        self.requests.append((iam_action(f"{model.service_model.service_name}.{model.name}"), copy.deepcopy(params)))
 
 
 def _stack(manifest: dict, secrets: dict, owner: Owner = OWNER) -> desired.Stack:
@@ -360,7 +370,7 @@ def under_policy() -> Iterator[UnderPolicy]:
         operator_session = user_with(iam, "ecsalb-operator", moto_view(load_policy()))
         server.enforce()
         state = UnderPolicy(server, clients(server, admin_session), operator_session, Lifecycle())
-        _run_lifecycle(state.admin, clients(server, operator_session, state.run.counter), state.run)
+        _run_lifecycle(state.admin, state.run.watch(clients(server, operator_session, state.run.counter)), state.run)
         yield state
     finally:
         server.stop()
@@ -451,6 +461,26 @@ def test_the_server_enforces_the_policy(under_policy) -> None:
     with pytest.raises(botocore.exceptions.ClientError) as denied:
         clients(under_policy.server, under_policy.operator).ec2.describe_vpcs()  # not in the policy (and not counted above)
     assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+def _tag_keys(params: dict) -> set[str]:
+    """The tag keys a call sends: Tags (ELB, ACM), TagSpecifications (EC2), tags (ECS)."""
+    tags = list(params.get("Tags") or []) + list(params.get("tags") or [])
+    tags += [t for spec in params.get("TagSpecifications") or [] for t in spec.get("Tags", [])]
+    return {t.get("Key", t.get("key")) for t in tags}
+
+
+def test_every_create_sends_the_cluster_tag_in_the_same_call(under_policy) -> None:
+    """What aws:RequestTag tests on AWS (moto does not): each create that the policy allows with the tag in the
+    request carries it, or AWS refuses the create; tags added afterwards would not do."""
+    tagging = (":AddTags", ":CreateTags", ":TagResource")  # the tags of a create, authorised with it
+    creates = {a for s in statements(load_policy())
+               if f"aws:RequestTag/{CLUSTER_TAG}" in {k for op in s.get("Condition", {}).values() for k in op}
+               for a in as_list(s["Action"]) if not a.endswith(tagging)}
+    calls = [(action, params) for action, params in under_policy.run.requests if action in creates
+             and "CertificateArn" not in params]  # a re-import keeps the certificate's tags (ChangeOwnedCertificates)
+    assert {action for action, _ in calls} == creates
+    assert [action for action, params in calls if CLUSTER_TAG not in _tag_keys(params)] == []
 
 
 def test_the_policy_grants_exactly_the_actions_the_lifecycle_calls(under_policy) -> None:
