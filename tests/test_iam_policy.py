@@ -91,6 +91,14 @@ def granted(policy: dict) -> set[str]:
     return {a for s in statements(policy) if s["Effect"] == "Allow" for a in as_list(s["Action"])}
 
 
+def condition_keys(statement: dict) -> set[str]:
+    return {key for operator in statement.get("Condition", {}).values() for key in operator}
+
+
+# The actions that tag: on create, AWS authorises the create's tags as these too.
+TAGGING = (":AddTags", ":CreateTags", ":TagResource")
+
+
 def action_data(action: str) -> list[dict]:
     service, name = action.split(":")
     return get_action_data(service, name).get(service) or []
@@ -111,7 +119,7 @@ def _key_pattern(documented: str) -> re.Pattern[str]:
 
 def test_every_condition_key_is_one_aws_supports_for_the_action() -> None:
     for statement in statements(load_policy()):
-        keys = {key for operator in statement.get("Condition", {}).values() for key in operator}
+        keys = condition_keys(statement)
         for action in as_list(statement["Action"]):
             documented = {k for entry in action_data(action) for k in entry["condition_keys"]}
             for key in keys:
@@ -155,10 +163,10 @@ def test_every_change_is_conditioned_on_the_cluster_tag() -> None:
             continue
         if as_list(statement["Resource"]) == ["arn:*:ec2:*:*:vpc/*"]:
             continue  # the VPC a new security group goes into: the group itself must carry the tag
-        keys = {key for operator in statement.get("Condition", {}).values() for key in operator}
+        keys = condition_keys(statement)
         assert keys & {f"aws:RequestTag/{CLUSTER_TAG}", f"aws:ResourceTag/{CLUSTER_TAG}"}, \
             f"{statement['Sid']}: {actions} are not conditioned on {CLUSTER_TAG}"
-        if any(a.endswith((":CreateTags", ":AddTags", ":TagResource")) for a in actions) and \
+        if any(a.endswith(TAGGING) for a in actions) and \
                 f"aws:ResourceTag/{CLUSTER_TAG}" not in keys:
             # Tags on an existing resource go only to one that is ours; on create, only from the create call.
             assert {"ec2:CreateAction", "elasticloadbalancing:CreateAction", "ecs:CreateAction"} & keys, statement
@@ -473,10 +481,9 @@ def _tag_keys(params: dict) -> set[str]:
 def test_every_create_sends_the_cluster_tag_in_the_same_call(under_policy) -> None:
     """What aws:RequestTag tests on AWS (moto does not): each create that the policy allows with the tag in the
     request carries it, or AWS refuses the create; tags added afterwards would not do."""
-    tagging = (":AddTags", ":CreateTags", ":TagResource")  # the tags of a create, authorised with it
     creates = {a for s in statements(load_policy())
-               if f"aws:RequestTag/{CLUSTER_TAG}" in {k for op in s.get("Condition", {}).values() for k in op}
-               for a in as_list(s["Action"]) if not a.endswith(tagging)}
+               if f"aws:RequestTag/{CLUSTER_TAG}" in condition_keys(s)
+               for a in as_list(s["Action"]) if not a.endswith(TAGGING)}
     calls = [(action, params) for action, params in under_policy.run.requests if action in creates
              and "CertificateArn" not in params]  # a re-import keeps the certificate's tags (ChangeOwnedCertificates)
     assert {action for action, _ in calls} == creates
