@@ -38,7 +38,7 @@ import controller
 from controller import desired, devenv, engine, operator
 from controller.aws import SERVICES, AwsClients, CallCounter, is_read
 from controller.fleet import events
-from controller.ownership import CLUSTER_TAG, Owner
+from controller.ownership import CLUSTER_TAG, Owner, from_aws
 from controller.settings import Settings
 from controller.spec import parse_spec
 from tests.tls import issue, tls_secret
@@ -246,10 +246,15 @@ RECREATED = Owner("test", "default", "ecs-learning", "uid-2")  # the same object
 class Lifecycle:
     """What the operator's identity called, and what the admin saw on AWS along the way."""
 
-    def __init__(self) -> None:
+    def __init__(self, admin: AwsClients) -> None:
+        self.admin = admin
         self.counter = CallCounter()
         self.seen: dict[str, Any] = {}
-        self.requests: list[tuple[str, dict]] = []  # (IAM action, the call's parameters)
+        # (IAM action, the call's parameters, the tags of each resource it acts on, read just before the call;
+        # None where aws:ResourceTag does not apply)
+        self.requests: list[tuple[str, dict, list[dict[str, str]] | None]] = []
+        self._on_resource_tag = {a for s in statements(load_policy()) if f"aws:ResourceTag/{CLUSTER_TAG}" in
+                                 condition_keys(s) for a in as_list(s["Action"])}
 
     def watch(self, aws: AwsClients) -> AwsClients:
         """Keep every call's parameters (botocore's documented event, as controller/aws.py counts calls)."""
@@ -258,7 +263,33 @@ class Lifecycle:
         return aws
 
     def _keep(self, params: dict, model: Any, **_: Any) -> None:
-        self.requests.append((iam_action(f"{model.service_model.service_name}.{model.name}"), copy.deepcopy(params)))
+        action = iam_action(f"{model.service_model.service_name}.{model.name}")
+        tags = self._target_tags(action, params) if action in self._on_resource_tag else None
+        self.requests.append((action, copy.deepcopy(params), tags))
+
+    def _target_tags(self, action: str, params: dict) -> list[dict[str, str]] | None:
+        """The tags of each resource (or parent, for CreateListener and CreateRule) the call names, as AWS would
+        evaluate aws:ResourceTag on it."""
+        admin, service = self.admin, action.split(":")[0]
+        if service == "elasticloadbalancing":
+            arns = [params[k] for k in ("LoadBalancerArn", "TargetGroupArn", "ListenerArn", "RuleArn") if k in params]
+            arns += [p["RuleArn"] for p in params.get("RulePriorities", [])] + params.get("ResourceArns", [])
+            found = {d["ResourceArn"]: from_aws(d["Tags"])
+                     for d in admin.elbv2.describe_tags(ResourceArns=arns)["TagDescriptions"]}
+            return [found.get(arn, {}) for arn in arns]
+        if service == "ec2":
+            ids = params.get("Resources") or [params["GroupId"]]
+            found = admin.ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": ids}])["Tags"]
+            return [{t["Key"]: t["Value"] for t in found if t["ResourceId"] == i} for i in ids]
+        if service == "ecs" and "resourceArn" in params:
+            return [from_aws(admin.ecs.list_tags_for_resource(resourceArn=params["resourceArn"])["tags"])]
+        if service == "ecs":
+            [svc] = admin.ecs.describe_services(cluster=params["cluster"], services=[params["service"]],
+                                               include=["TAGS"])["services"]
+            return [from_aws(svc.get("tags"))]
+        if "CertificateArn" in params:
+            return [from_aws(admin.acm.list_tags_for_certificate(CertificateArn=params["CertificateArn"])["Tags"])]
+        return None  # a new import: aws:RequestTag applies (test_every_create_sends_the_cluster_tag_in_the_same_call)
 
 
 def _stack(manifest: dict, secrets: dict, owner: Owner = OWNER) -> desired.Stack:
@@ -377,7 +408,7 @@ def under_policy() -> Iterator[UnderPolicy]:
             {"Effect": "Allow", "Action": "*", "Resource": "*"}]})
         operator_session = user_with(iam, "ecsalb-operator", moto_view(load_policy()))
         server.enforce()
-        state = UnderPolicy(server, clients(server, admin_session), operator_session, Lifecycle())
+        state = UnderPolicy(server, clients(server, admin_session), operator_session, Lifecycle(clients(server, admin_session)))
         _run_lifecycle(state.admin, state.run.watch(clients(server, operator_session, state.run.counter)), state.run)
         yield state
     finally:
@@ -484,10 +515,30 @@ def test_every_create_sends_the_cluster_tag_in_the_same_call(under_policy) -> No
     creates = {a for s in statements(load_policy())
                if f"aws:RequestTag/{CLUSTER_TAG}" in condition_keys(s)
                for a in as_list(s["Action"]) if not a.endswith(TAGGING)}
-    calls = [(action, params) for action, params in under_policy.run.requests if action in creates
+    calls = [(action, params) for action, params, _ in under_policy.run.requests if action in creates
              and "CertificateArn" not in params]  # a re-import keeps the certificate's tags (ChangeOwnedCertificates)
     assert {action for action, _ in calls} == creates
     assert [action for action, params in calls if CLUSTER_TAG not in _tag_keys(params)] == []
+
+
+def test_every_change_acts_on_a_resource_that_carries_the_cluster_tag(under_policy) -> None:
+    """What aws:ResourceTag tests on AWS (moto does not): each modify, delete and retag, and each listener or rule
+    created, acts on a resource (the parent, for those creates) that already carries the cluster tag."""
+    checked, untagged = set(), []
+    previous: tuple[str, dict] = ("", {})
+    for action, params, tags in under_policy.run.requests:
+        # moto wipes a certificate's tags on re-import (AWS keeps them), and the operator puts them back at once.
+        retag_after_reimport = action == "acm:AddTagsToCertificate" and previous[0] == "acm:ImportCertificate" \
+            and previous[1].get("CertificateArn") == params["CertificateArn"]
+        previous = (action, params)
+        if tags is None or retag_after_reimport:
+            continue
+        checked.add(action)
+        untagged += [(action, t) for t in tags if CLUSTER_TAG not in t]
+    assert untagged == []
+    assert checked >= {"elasticloadbalancing:DeleteLoadBalancer", "elasticloadbalancing:ModifyRule",
+                       "elasticloadbalancing:CreateRule", "ec2:RevokeSecurityGroupIngress", "ecs:UpdateService",
+                       "ecs:DeleteService", "acm:DeleteCertificate", "acm:ImportCertificate"}, checked
 
 
 def test_the_policy_grants_exactly_the_actions_the_lifecycle_calls(under_policy) -> None:
