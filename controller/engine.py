@@ -12,9 +12,10 @@ from collections.abc import Callable
 from typing import Any
 
 from controller import desired as d
+from controller import preflight
 from controller.aws import AwsClients
 from controller.ownership import Owner
-from controller.resources.base import Conflict, Context, FieldDiff, Kind, Observed
+from controller.resources.base import Conflict, Context, FieldDiff, Kind, MissingDependency, Observed
 from controller.resources.certificate import Certificates
 from controller.resources.ecs_service import Services
 from controller.resources.listener import Listeners
@@ -104,8 +105,15 @@ def reconcile(aws: AwsClients, owner: Owner, stack: d.Stack, *, apply: bool, kno
     wanted = desired_by_kind(stack)
     if shallow:
         wanted = {kind: (items if kind in SHALLOW_KINDS else []) for kind, items in wanted.items()}
-    observe(ctx, stack, wanted, SHALLOW_KINDS if shallow else None)
+    try:
+        observe(ctx, stack, wanted, SHALLOW_KINDS if shallow else None)
+    except MissingDependency as missing:  # the cluster or task definition: say what else is wrong too
+        if not shallow:
+            preflight.check(ctx, stack, _creating(ctx, wanted), first=_nothing_owned(ctx), earlier=[str(missing)])
+        raise
     _conflicts(ctx, wanted)
+    if not shallow and (creating := _creating(ctx, wanted)):
+        preflight.check(ctx, stack, creating, first=_nothing_owned(ctx))  # before the first write
     if known is None:
         exists = any(o.key is not None for found in ctx.observed.values() for o in found)
         known = {w.key for ws in wanted.values() for w in ws} if exists else set()
@@ -179,6 +187,16 @@ def reconcile(aws: AwsClients, owner: Owner, stack: d.Stack, *, apply: bool, kno
                          for k, o in ctx.resolved.items() if o.kind == "targetGroup"}
     return Result(changes=changes, drift=drift, resources=dict(ctx.resolved), unsupported=stack.unsupported,
                   applied=apply, target_health=target_health, waiting=dict(ctx.waiting), notes=dict(ctx.notes))
+
+
+def _creating(ctx: Context, wanted: dict[str, list[Any]]) -> set[str]:
+    """Keys of the desired resources that no observed one stands for: what this run would create."""
+    return {w.key for kind, ws in wanted.items() for w in ws
+            if not any(o.key == w.key for o in ctx.observed.get(kind, []))}
+
+
+def _nothing_owned(ctx: Context) -> bool:
+    return not any(o.key is not None and not o.info.get("referenced") for found in ctx.observed.values() for o in found)
 
 
 def delete_all(aws: AwsClients, owner: Owner, stack: d.Stack | None, *, apply: bool = True,

@@ -362,17 +362,20 @@ def _parse(body: kopf.Body, patch: kopf.Patch, log: Any) -> EcsAlbService:
     try:
         return parse_spec(dict(body))
     except SpecError as exc:
-        message = str(exc)
-        log.warning("invalid spec", error=message)
-        old = body.get("status", {}).get("conditions")
-        patch.status["conditions"] = status.set_conditions(
-            old, status.condition(old, "Ready", False, "InvalidSpec", message),
-            status.condition(old, "Synced", False, "InvalidSpec", message))
-        patch.status["observedGeneration"] = body.meta.get("generation")
-        if not _same_message(old, "Synced", message):
-            kopf.warn(dict(body), reason="InvalidSpec", message=message)
+        _invalid_spec(body, patch, str(exc), log)
         # Terminal: nothing on AWS is touched, nothing is retried until the spec changes.
-        raise kopf.PermanentError(message) from exc
+        raise kopf.PermanentError(str(exc)) from exc
+
+
+def _invalid_spec(body: kopf.Body, patch: kopf.Patch, message: str, log: Any) -> None:
+    log.warning("invalid spec", error=message)
+    old = body.get("status", {}).get("conditions")
+    patch.status["conditions"] = status.set_conditions(
+        old, status.condition(old, "Ready", False, "InvalidSpec", message),
+        status.condition(old, "Synced", False, "InvalidSpec", message))
+    patch.status["observedGeneration"] = body.meta.get("generation")
+    if not _same_message(old, "Synced", message):
+        kopf.warn(dict(body), reason="InvalidSpec", message=message)
 
 
 def _same_message(conditions: list[dict] | None, type_: str, message: str) -> bool:
@@ -557,6 +560,11 @@ def _failed(body: kopf.Body, patch: kopf.Patch, previous: dict, exc: Exception, 
         return
     old = previous.get("conditions")
     slow, fast = _state["settings"].slow_retry_seconds, _state["settings"].transient_retry_seconds
+    if isinstance(exc, SpecError):  # pre-flight: a reference only a spec change can fix (controller/preflight.py)
+        _invalid_spec(body, patch, str(exc), log)
+        if raise_for_retry:
+            raise kopf.PermanentError(str(exc)) from exc
+        return
     if isinstance(exc, Conflict):
         reason, message, delay = "Conflict", str(exc), slow
     elif isinstance(exc, MissingDependency):
