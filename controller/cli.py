@@ -291,4 +291,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
     except Exception as exc:  # an AWS error, a conflict: one clear line, no traceback
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        for note in getattr(exc, "__notes__", []):  # e.g. what an apply AWS stopped part-way left (engine.PartWay)
+            print(f"  {note}", file=sys.stderr)
     return EXIT_ERROR

@@ -102,6 +102,15 @@ def reconcile(aws: AwsClients, owner: Owner, stack: d.Stack, *, apply: bool, kno
     fleet check of a stack whose unbatchable reads are not due yet; it must not apply."""
     assert not (shallow and apply), "a shallow observation leaves out resources: it cannot be applied"
     ctx = Context(aws, owner, on_change=on_change, reads=reads)
+    try:
+        return _reconcile(ctx, stack, apply=apply, known=known, shallow=shallow)
+    except Exception as exc:
+        if apply and ctx.done:  # AWS refused late, after this run had changed something
+            _stopped_part_way(ctx, stack, exc)
+        raise
+
+
+def _reconcile(ctx: Context, stack: d.Stack, *, apply: bool, known: set[str] | None, shallow: bool) -> Result:
     wanted = desired_by_kind(stack)
     if shallow:
         wanted = {kind: (items if kind in SHALLOW_KINDS else []) for kind, items in wanted.items()}
@@ -187,6 +196,43 @@ def reconcile(aws: AwsClients, owner: Owner, stack: d.Stack, *, apply: bool, kno
                          for k, o in ctx.resolved.items() if o.kind == "targetGroup"}
     return Result(changes=changes, drift=drift, resources=dict(ctx.resolved), unsupported=stack.unsupported,
                   applied=apply, target_health=target_health, waiting=dict(ctx.waiting), notes=dict(ctx.notes))
+
+
+@dataclasses.dataclass
+class PartWay:
+    """What a run that AWS stopped part-way leaves: attached to its error (see part_way), which keeps its type,
+    so it is classified (transient, refused, conflict) as before."""
+    done: list[tuple[str, str, str]]  # (verb, key, detail) of this run's changes
+    standing: list[tuple[str, str]]   # (key, id) of every owned resource on AWS now, in creation order
+
+    def message(self) -> str:
+        created = ", ".join(key for verb, key, _ in self.done if verb == "Created") or "nothing"
+        standing = ", ".join(f"{key} ({rid})" for key, rid in self.standing) or "nothing"
+        return (f"Stopped part-way. Created in this run: {created}. Owned on AWS now, each tagged as this stack's: "
+                f"{standing}. The next reconcile (ecsalb apply) finishes the stack; ecsalb delete (or deleting the "
+                "EcsAlbService) removes all of it.")
+
+
+def part_way(exc: BaseException) -> PartWay | None:
+    return getattr(exc, "ecsalb_part_way", None)
+
+
+def _stopped_part_way(ctx: Context, stack: d.Stack, exc: Exception) -> None:
+    """Say on the error what exists now, as AWS shows it (a resource whose create answer was lost counts too);
+    from what this run saw, if AWS cannot be read either."""
+    deleted = {detail for verb, _, detail in ctx.done if verb == "Deleted"}
+    after = Context(ctx.aws, ctx.owner)
+    after.cache = ctx.cache
+    try:
+        observe(after, stack)
+        seen = after.observed
+    except Exception:
+        seen = ctx.observed
+    standing = list(dict.fromkeys((o.key, o.id) for kind in KINDS for o in seen.get(kind.kind, [])
+                                  if o.key is not None and not o.info.get("referenced") and o.id not in deleted))
+    part = PartWay(done=list(ctx.done), standing=standing)
+    exc.ecsalb_part_way = part  # type: ignore[attr-defined]
+    exc.add_note(part.message())
 
 
 def _creating(ctx: Context, wanted: dict[str, list[Any]]) -> set[str]:

@@ -576,11 +576,16 @@ def _failed(body: kopf.Body, patch: kopf.Patch, previous: dict, exc: Exception, 
     else:
         log.exception("reconcile failed")
         reason, message, delay = "InternalError", f"{type(exc).__name__}: {exc}", slow
+    part = engine.part_way(exc)
+    if part is not None:  # what exists now, and that the next reconcile or a delete finishes or removes it
+        message += " " + part.message()
+        patch.status["resources"] = {key: rid for key, rid in part.standing}
+    half_built = part is not None and any(verb == "Created" for verb, _, _ in part.done)
     log.warning("reconcile failed", reason=reason, error=message)
     patch.status["conditions"] = status.set_conditions(
         old, status.condition(old, "Synced", False, reason, message),
-        *([status.condition(old, "Ready", False, reason, message)] if reason in ("Conflict", "MissingDependency")
-          else []))
+        *([status.condition(old, "Ready", False, reason, message)]
+          if reason in ("Conflict", "MissingDependency") or half_built else []))
     patch.status["lastSyncTime"] = engine.now()
     if not _same_message(old, "Synced", message):
         kopf.warn(dict(body), reason=reason, message=message)

@@ -7,14 +7,18 @@ import dataclasses
 import datetime
 import time
 
+import botocore.exceptions
 import pytest
 
 from controller import desired, devenv, engine, operator
-from controller.aws import AwsClients
+from controller.aws import AwsClients, error_code
 from controller.ownership import Owner
 from controller.resources.base import MissingDependency
 from controller.spec import SpecError, parse_spec
+from tests import test_resilience
+from tests.faults import Fault
 from tests.test_cli import ecsalb, load_balancers, security_group_ids, target_groups, write
+from tests.test_engine import owned_arns, owned_security_groups
 from tests.test_operator import NAME, NS, condition, until
 from tests.tls import NOW, issue
 
@@ -244,3 +248,80 @@ async def test_what_only_a_spec_change_fixes_is_terminal_and_not_retried(emulato
         looked = counter.snapshot()["ec2.DescribeSubnets"]
         await asyncio.sleep(3 * settings.drift_interval_seconds)  # the timer ticks: a terminal error waits for the user
         assert counter.snapshot()["ec2.DescribeSubnets"] == looked and counter.mutating() == {}
+
+
+# --- a refusal that still comes late: what exists now, and how to finish or remove it -------------------------
+# AWS can refuse a create that every lookup allowed (a quota, a missing IAM permission). The fault-injecting front
+# door (tests/faults.py) makes ECS refuse create_service, after the rest of the stack was created.
+
+fault_server, faults = test_resilience.fault_server, test_resilience.faults
+LATE = dict(service="ecs", operation="CreateService", code="InvalidParameterException")
+BEFORE_THE_SERVICE = ["securityGroup/loadBalancer", "securityGroup/service", "targetGroup/ECS-Learning-TargetGroup",
+                      "loadBalancer", "listener/80"]
+
+
+def test_a_late_refusal_says_what_exists_and_the_next_run_finishes_it(faults, prereqs, manifest):
+    faults.injector.add(Fault(**LATE))
+    aws = test_resilience.clients(faults)
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        engine.reconcile(aws, OWNER, desired.build(parse_spec(manifest), OWNER), apply=True)
+    assert error_code(caught.value) == "InvalidParameterException", "the error keeps its type and code"
+    part = engine.part_way(caught.value)
+    assert [key for verb, key, _ in part.done if verb == "Created"] == BEFORE_THE_SERVICE
+    assert [key for key, _ in part.standing] == BEFORE_THE_SERVICE
+    standing = dict(part.standing)
+    assert standing["loadBalancer"] == aws.elbv2.describe_load_balancers()["LoadBalancers"][0]["LoadBalancerArn"]
+    assert sorted(g["GroupId"] for g in owned_security_groups(aws)) == sorted(
+        standing[k] for k in ("securityGroup/loadBalancer", "securityGroup/service"))
+    [note] = caught.value.__notes__
+    assert f"Created in this run: {', '.join(BEFORE_THE_SERVICE)}." in note
+    assert f"loadBalancer ({standing['loadBalancer']})" in note
+    assert "The next reconcile (ecsalb apply) finishes the stack; ecsalb delete" in note
+
+    faults.injector.clear()
+    result = engine.reconcile(aws, OWNER, desired.build(parse_spec(manifest), OWNER), apply=True)
+    assert [(c.verb, c.key) for c in result.changes] == [("create", "service")], "nothing made twice, none lost"
+
+
+def test_a_late_refusal_is_removed_whole_by_a_delete(faults, prereqs, manifest):
+    faults.injector.add(Fault(**LATE))
+    aws = test_resilience.clients(faults)
+    with pytest.raises(botocore.exceptions.ClientError):
+        engine.reconcile(aws, OWNER, desired.build(parse_spec(manifest), OWNER), apply=True)
+    deleted = engine.delete_all(aws, OWNER, None)  # by tags alone, as for an object whose spec went bad
+    assert sorted(c.key for c in deleted.changes) == sorted(BEFORE_THE_SERVICE)
+    assert owned_arns(aws) == [] and owned_security_groups(aws) == []
+
+
+def test_the_cli_says_what_a_late_refusal_left_and_delete_removes_it(faults, aws, tmp_path, manifest):
+    faults.injector.add(Fault(**LATE))
+    spec_file = write(tmp_path / "spec.yaml", manifest)
+    result = ecsalb(faults, "apply", "-f", str(spec_file))
+    assert result.returncode == 1, result.stdout + result.stderr
+    lb = load_balancers(aws)[0]["LoadBalancerArn"]
+    assert "error: InvalidParameterException" in result.stderr and "Traceback" not in result.stderr
+    assert "Owned on AWS now, each tagged as this stack's: " in result.stderr and f"loadBalancer ({lb})" in result.stderr
+    assert "ecsalb delete" in result.stderr
+
+    removed = ecsalb(faults, "delete", "-f", str(spec_file))
+    assert removed.returncode == 0, removed.stderr
+    assert load_balancers(aws) == [] and target_groups(aws) == []
+
+
+async def test_the_status_says_what_a_late_refusal_left_and_the_next_reconcile_finishes(
+        faults, emulator, settings, aws, manifest):
+    faults.injector.add(Fault(**LATE))
+    settings = dataclasses.replace(settings, endpoint_url=faults.endpoint_url, slow_retry_seconds=1)
+    async with devenv.operator_running(emulator, settings):
+        await devenv.apply(emulator, manifest)
+        obj = await until(emulator, lambda o: condition(o, "Synced").get("reason") == "AwsError")
+        lb = load_balancers(aws)[0]["LoadBalancerArn"]
+        assert obj["status"]["resources"]["loadBalancer"] == lb
+        assert sorted(obj["status"]["resources"]) == sorted(BEFORE_THE_SERVICE)
+        for type_ in ("Synced", "Ready"):
+            message = condition(obj, type_)["message"]
+            assert message.startswith("AWS refused a call: ") and f"loadBalancer ({lb})" in message
+            assert "The next reconcile (ecsalb apply) finishes the stack" in message
+        faults.injector.clear()
+        obj = await until(emulator, lambda o: condition(o, "Synced").get("reason") == "Synced", message="never finished")
+        assert obj["status"]["resources"]["service"].startswith("arn:aws:ecs:")

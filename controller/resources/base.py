@@ -69,6 +69,7 @@ class Context:
         self.cache: dict[str, Any] = {}  # lookups valid for one reconcile (e.g. task definition -> ARN)
         self.waiting: dict[str, str] = {}  # keys not created (yet) -> why, e.g. a certificate pending validation
         self.notes: dict[str, tuple[str, str]] = {}  # key -> (reason, message) for the status
+        self.done: list[tuple[str, str, str]] = []  # (verb, key, detail) of every change made so far
         self._on_change = on_change or (lambda verb, key, detail: None)
 
     def resolve(self, value: Any) -> Any:
@@ -78,6 +79,7 @@ class Context:
         return value
 
     def changed(self, verb: str, key: str, detail: str) -> None:
+        self.done.append((verb, key, detail))
         self._on_change(verb, key, detail)
 
     def note(self, key: str, reason: str, message: str) -> None:
