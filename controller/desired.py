@@ -375,7 +375,8 @@ def references(spec: Any) -> list[Reference]:
     in_vpc = (SG_LOAD_BALANCER, SG_SERVICE, *(target_group_key(tg.name) for tg in spec.target_groups),
               LOAD_BALANCER, SERVICE)
     out = [Reference("spec.vpcId", "vpc", spec.vpc_id, in_vpc)]
-    out += [Reference(f"spec.loadBalancer.subnets[{i}]", "subnet", s, (LOAD_BALANCER,)) for i, s in enumerate(lb.subnets)]
+    out += [Reference(f"spec.loadBalancer.subnets[{i}]", "subnet", s, (LOAD_BALANCER,))
+            for i, s in enumerate(lb.subnets)]
     out += [Reference(f"spec.loadBalancer.extraSecurityGroups[{i}]", "securityGroup", g, (LOAD_BALANCER,))
             for i, g in enumerate(lb.extra_security_groups)]
     out += [Reference(f"spec.service.network.subnets[{i}]", "subnet", s, (SERVICE,)) for i, s in enumerate(net.subnets)]

@@ -57,7 +57,7 @@ def problems(ctx: Context, stack: d.Stack, creating: set[str], *, first: bool) -
     for r in by_kind.get("vpc", []):
         if not vpc_found:
             out.append(Problem(r.field, f"VPC {r.id} was not found in region {region}; use the id of an existing "
-                                        "VPC of this region (or set spec.region to the VPC's)", False))
+                                        "VPC of this region (or set spec.region to the VPC's)", terminal=False))
     vpc_id = vpc_id if vpc_found else None  # nothing to compare subnets and groups with
 
     subnets = {s["SubnetId"]: s for s in ctx.reads.subnets([r.id for r in by_kind["subnet"]])} \
@@ -84,10 +84,11 @@ def _in_vpc(r: d.Reference, item: dict | None, noun: str, vpc_id: str | None, re
     user = "the load balancer" if r.used_by == (d.LOAD_BALANCER,) else "the service's tasks"
     if item is None:
         return [Problem(r.field, f"{noun} {r.id} was not found in region {region}; use the id of an existing "
-                                 f"{noun} of the VPC {vpc_id or 'in spec.vpcId'}", False)]
+                                 f"{noun} of the VPC {vpc_id or 'in spec.vpcId'}", terminal=False)]
     if vpc_id is not None and item.get("VpcId") != vpc_id:
         return [Problem(r.field, f"{noun} {r.id} is in VPC {item.get('VpcId')}, not in spec.vpcId {vpc_id}; "
-                                 f"{user} can use only a {noun} of {vpc_id}: use one of it", True)]
+                                 f"{user} can use only a {noun} of {vpc_id}: use one of that VPC instead",
+                        terminal=True)]
     return []
 
 
@@ -99,7 +100,8 @@ def _zones(refs: list[d.Reference], subnets: dict[str, dict]) -> list[Problem]:
         zone = next(iter(zones.values()))
         fix = f"replace {refs[-1].field} by" if len(refs) > 1 else "add"
         return [Problem(refs[0].field.rsplit("[", 1)[0], f"every subnet is in {zone}; an Application Load Balancer "
-                        f"needs subnets in at least two Availability Zones: {fix} a subnet of another zone", True)]
+                        f"needs subnets in at least two Availability Zones: {fix} a subnet of another zone",
+                        terminal=True)]
     out: list[Problem] = []
     first_in: dict[str, d.Reference] = {}
     for r in refs:
@@ -107,7 +109,8 @@ def _zones(refs: list[d.Reference], subnets: dict[str, dict]) -> list[Problem]:
         if zone is not None and zone in first_in:
             out.append(Problem(r.field, f"subnet {r.id} is in {zone}, as {first_in[zone].field} "
                                         f"({first_in[zone].id}) is; a load balancer takes one subnet per "
-                                        "Availability Zone: remove one, or use a subnet of another zone", True))
+                                        "Availability Zone: remove one, or use a subnet of another zone",
+                               terminal=True))
         elif zone is not None:
             first_in[zone] = r
     return out
@@ -118,12 +121,12 @@ def _certificate(r: d.Reference, observed: Observed | None, region: str) -> list
     if observed is None:
         where = (f"; the ARN is of region {arn_region}: a listener uses a certificate of its own region"
                  if arn_region != region else "; check the ARN, or import or request the certificate")
-        return [Problem(r.field, f"ACM certificate {r.id} was not found in region {region}{where}", False)]
+        return [Problem(r.field, f"ACM certificate {r.id} was not found in region {region}{where}", terminal=False)]
     status = observed.info.get("status")
     if status != "ISSUED":
         return [Problem(r.field, f"ACM certificate {r.id} is {status}; a listener can use only an ISSUED "
                                  "certificate: finish its validation (or import it again); the stack is created "
-                                 "once it is ISSUED", False)]
+                                 "once it is ISSUED", terminal=False)]
     return []
 
 

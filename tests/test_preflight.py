@@ -300,7 +300,8 @@ def test_the_cli_says_what_a_late_refusal_left_and_delete_removes_it(faults, aws
     assert result.returncode == 1, result.stdout + result.stderr
     lb = load_balancers(aws)[0]["LoadBalancerArn"]
     assert "error: InvalidParameterException" in result.stderr and "Traceback" not in result.stderr
-    assert "Owned on AWS now, each tagged as this stack's: " in result.stderr and f"loadBalancer ({lb})" in result.stderr
+    assert "Owned on AWS now, each tagged as this stack's: " in result.stderr
+    assert f"loadBalancer ({lb})" in result.stderr
     assert "ecsalb delete" in result.stderr
 
     removed = ecsalb(faults, "delete", "-f", str(spec_file))
@@ -323,5 +324,6 @@ async def test_the_status_says_what_a_late_refusal_left_and_the_next_reconcile_f
             assert message.startswith("AWS refused a call: ") and f"loadBalancer ({lb})" in message
             assert "The next reconcile (ecsalb apply) finishes the stack" in message
         faults.injector.clear()
-        obj = await until(emulator, lambda o: condition(o, "Synced").get("reason") == "Synced", message="never finished")
+        obj = await until(emulator, lambda o: condition(o, "Synced").get("reason") == "Synced",
+                          message="never finished")
         assert obj["status"]["resources"]["service"].startswith("arn:aws:ecs:")
