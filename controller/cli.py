@@ -112,7 +112,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     items, secrets = load(args.file)
     for res in items:
         aws, owner, stack = _context(res, settings, secrets)
-        result = engine.reconcile(aws, owner, stack, apply=False)
+        result = engine.reconcile(aws, owner, stack, apply=False, preflight_check=True)  # what apply would find
         changed |= result.changed
         report.append({"resource": owner.ref, "changes": [_change(c) for c in result.changes],
                        "unsupported": result.unsupported, **_notes(result)})

@@ -93,35 +93,39 @@ def _conflicts(ctx: Context, wanted: dict[str, list[Any]]) -> None:
 
 def reconcile(aws: AwsClients, owner: Owner, stack: d.Stack, *, apply: bool, known: set[str] | None = frozenset(),
               on_change: Callable[[str, str, str], None] | None = None, reads: Any = None,
-              shallow: bool = False) -> Result:
+              shallow: bool = False, preflight_check: bool | None = None) -> Result:
     """Converge AWS toward `stack` (apply=True) or only say what would change (apply=False).
     `known` are keys the previous run saw: one of them missing now is drift (deleted out of band). None,
     for a caller with no memory of a previous run (the CLI): once any of the stack exists, all of it is known.
     `reads` is where observations come from (default: AWS, live; the operator's periodic checks pass the
     fleet inventory's). `shallow` compares only what list calls return (SHALLOW_KINDS, no attributes): a
-    fleet check of a stack whose unbatchable reads are not due yet; it must not apply."""
+    fleet check of a stack whose unbatchable reads are not due yet; it must not apply.
+    `preflight_check` (default: when applying; a plan asks for it too) looks up the references of what is to be
+    created before anything is (controller/preflight.py); a drift report only compares."""
     assert not (shallow and apply), "a shallow observation leaves out resources: it cannot be applied"
     ctx = Context(aws, owner, on_change=on_change, reads=reads)
+    check = apply if preflight_check is None else preflight_check and not shallow
     try:
-        return _reconcile(ctx, stack, apply=apply, known=known, shallow=shallow)
+        return _reconcile(ctx, stack, apply=apply, known=known, shallow=shallow, check=check)
     except Exception as exc:
         if apply and ctx.done:  # AWS refused late, after this run had changed something
             _stopped_part_way(ctx, stack, exc)
         raise
 
 
-def _reconcile(ctx: Context, stack: d.Stack, *, apply: bool, known: set[str] | None, shallow: bool) -> Result:
+def _reconcile(ctx: Context, stack: d.Stack, *, apply: bool, known: set[str] | None, shallow: bool,
+               check: bool) -> Result:
     wanted = desired_by_kind(stack)
     if shallow:
         wanted = {kind: (items if kind in SHALLOW_KINDS else []) for kind, items in wanted.items()}
     try:
         observe(ctx, stack, wanted, SHALLOW_KINDS if shallow else None)
     except MissingDependency as missing:  # the cluster or task definition: say what else is wrong too
-        if not shallow:
+        if check:
             preflight.check(ctx, stack, _creating(ctx, wanted), first=_nothing_owned(ctx), earlier=[str(missing)])
         raise
     _conflicts(ctx, wanted)
-    if not shallow and (creating := _creating(ctx, wanted)):
+    if check and (creating := _creating(ctx, wanted)):
         preflight.check(ctx, stack, creating, first=_nothing_owned(ctx))  # before the first write
     if known is None:
         exists = any(o.key is not None for found in ctx.observed.values() for o in found)

@@ -34,9 +34,9 @@ def manifest(aws: AwsClients, prereqs: devenv.Prerequisites) -> dict:
     return devenv.example_manifest(prereqs)
 
 
-def converge(aws: AwsClients, manifest: dict, *, apply: bool = True) -> engine.Result:
+def converge(aws: AwsClients, manifest: dict, **kwargs) -> engine.Result:
     aws.counter.reset()  # count only what the engine does
-    return engine.reconcile(aws, OWNER, desired.build(parse_spec(manifest), OWNER), apply=apply)
+    return engine.reconcile(aws, OWNER, desired.build(parse_spec(manifest), OWNER), **{"apply": True, **kwargs})
 
 
 def refused(aws: AwsClients, manifest: dict, error: type[Exception]) -> str:
@@ -186,10 +186,12 @@ def test_every_problem_is_reported_at_once(aws, prereqs, manifest):
         "spec.loadBalancer.subnets[0]", "spec.service.network.securityGroups[0]", "spec.service.cluster"]
 
 
-def test_a_plan_reports_them_too(aws, manifest):
+def test_a_plan_reports_them_too_and_a_drift_report_only_compares(aws, manifest):
     manifest["spec"]["vpcId"] = NOWHERE_VPC
     with pytest.raises(MissingDependency, match="spec.vpcId"):
-        converge(aws, manifest, apply=False)
+        converge(aws, manifest, apply=False, preflight_check=True)  # as ecsalb plan
+    drift = converge(aws, manifest, apply=False, known=None)  # as ecsalb drift, and the operator's checks
+    assert drift.changes and "ec2.DescribeVpcs" not in aws.counter.snapshot()
 
 
 def test_a_good_first_create_costs_one_call_per_kind_of_reference_and_a_steady_state_none(aws, manifest):
@@ -213,14 +215,15 @@ def test_only_what_is_created_is_checked(aws, manifest):
 
 # --- as the user sees it: the CLI and the operator's status ---------------------------------------------------
 
-def test_the_cli_names_the_field_and_creates_nothing(moto_server, aws, tmp_path, manifest):
+def test_the_cli_names_the_field_in_plan_and_apply_and_creates_nothing(moto_server, aws, tmp_path, manifest):
     manifest["spec"]["vpcId"] = NOWHERE_VPC
     spec_file = write(tmp_path / "spec.yaml", manifest)
     before = security_group_ids(aws)
-    result = ecsalb(moto_server, "apply", "-f", str(spec_file))
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert f"spec.vpcId: VPC {NOWHERE_VPC} was not found in region us-east-1" in result.stderr
-    assert "Traceback" not in result.stderr
+    for command in ("plan", "apply"):
+        result = ecsalb(moto_server, command, "-f", str(spec_file))
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert f"spec.vpcId: VPC {NOWHERE_VPC} was not found in region us-east-1" in result.stderr
+        assert "Traceback" not in result.stderr
     assert security_group_ids(aws) == before and load_balancers(aws) == [] and target_groups(aws) == []
 
 
