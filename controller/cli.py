@@ -123,7 +123,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     items, secrets = load(args.file)
     for res in items:
         aws, owner, stack = _context(res, settings, secrets)
-        result = engine.reconcile(aws, owner, stack, apply=False)
+        result = engine.reconcile(aws, owner, stack, apply=False, preflight_check=True)  # what apply would find
         changed |= result.changed
         report.append({"resource": owner.ref, "changes": [_change(c) for c in result.changes],
                        "unsupported": result.unsupported, **_notes(result)})
@@ -325,4 +325,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
     except Exception as exc:  # an AWS error, a conflict: one clear line, no traceback
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        for note in getattr(exc, "__notes__", []):  # e.g. what an apply AWS stopped part-way left (engine.PartWay)
+            print(f"  {note}", file=sys.stderr)
     return EXIT_ERROR

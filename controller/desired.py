@@ -193,6 +193,17 @@ class Service:
     health_check_grace_period_seconds: int | None
 
 
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """Something the spec names that the operator does not own, where the spec names it, and which resources'
+    creates need it: looked up before they are created (controller/preflight.py)."""
+
+    field: str                 # the spec path, as parse_spec reports it: spec.loadBalancer.subnets[1]
+    kind: str                  # vpc | subnet | securityGroup | certificate
+    id: str
+    used_by: tuple[str, ...]   # resource keys
+
+
 @dataclasses.dataclass
 class Stack:
     """Everything one EcsAlbService wants on AWS, in creation order."""
@@ -208,6 +219,7 @@ class Stack:
     certificates: list[Certificate] = dataclasses.field(default_factory=list)
     # The user's tags for every resource (the operator-wide default under spec.tags); ownership tags apart.
     tags: dict[str, str] = dataclasses.field(default_factory=dict)
+    references: list[Reference] = dataclasses.field(default_factory=list)
 
     def items(self) -> list[Any]:
         """Every desired resource; each has `kind` and `key`. The engine orders kinds (engine.KINDS)."""
@@ -360,7 +372,8 @@ def build(resource: Any, owner: Owner,
 
     return Stack(region=spec.region, security_groups=[lb_sg, task_sg], target_groups=target_groups,
                  load_balancer=load_balancer, listeners=listeners, service=service, unsupported=unsupported,
-                 rules=rules, certificates=certificates(resource, secrets), tags=tags)
+                 rules=rules, certificates=certificates(resource, secrets), tags=tags,
+                 references=references(spec))
 
 
 def user_tags(spec_tags: Mapping[str, str], default_tags: Mapping[str, str] | None) -> dict[str, str]:
@@ -371,6 +384,24 @@ def user_tags(spec_tags: Mapping[str, str], default_tags: Mapping[str, str] | No
         raise SpecError([("spec.tags", f"with the operator's default tags ({', '.join(sorted(default_tags or {}))}) "
                                        f"there are {too_many}")])
     return tags
+
+
+def references(spec: Any) -> list[Reference]:
+    """Every id the spec names (VPC, subnets, security groups, certificate ARNs), in the spec's order."""
+    lb, net = spec.load_balancer, spec.service.network
+    in_vpc = (SG_LOAD_BALANCER, SG_SERVICE, *(target_group_key(tg.name) for tg in spec.target_groups),
+              LOAD_BALANCER, SERVICE)
+    out = [Reference("spec.vpcId", "vpc", spec.vpc_id, in_vpc)]
+    out += [Reference(f"spec.loadBalancer.subnets[{i}]", "subnet", s, (LOAD_BALANCER,))
+            for i, s in enumerate(lb.subnets)]
+    out += [Reference(f"spec.loadBalancer.extraSecurityGroups[{i}]", "securityGroup", g, (LOAD_BALANCER,))
+            for i, g in enumerate(lb.extra_security_groups)]
+    out += [Reference(f"spec.service.network.subnets[{i}]", "subnet", s, (SERVICE,)) for i, s in enumerate(net.subnets)]
+    out += [Reference(f"spec.service.network.securityGroups[{i}]", "securityGroup", g, (SERVICE,))
+            for i, g in enumerate(net.security_groups)]
+    out += [Reference(f"spec.listeners[{i}].certificates[{j}].arn", "certificate", c.arn, (listener_key(l.port),))
+            for i, l in enumerate(spec.listeners) for j, c in enumerate(l.certificates) if c.arn is not None]
+    return out
 
 
 def listener(spec_listener: Any, unsupported: list[str], namespace: str = "default") -> Listener | None:

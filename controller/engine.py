@@ -12,9 +12,11 @@ from collections.abc import Callable
 from typing import Any
 
 from controller import desired as d
+from controller import preflight
 from controller.aws import AwsClients
 from controller.ownership import Owner
-from controller.resources.base import Conflict, Context, FieldDiff, Kind, Observed, is_tag_field, tag_changes
+from controller.resources.base import Conflict, Context, FieldDiff, Kind, MissingDependency, Observed, is_tag_field, \
+    tag_changes
 from controller.resources.certificate import Certificates
 from controller.resources.ecs_service import Services
 from controller.resources.listener import Listeners
@@ -92,21 +94,41 @@ def _conflicts(ctx: Context, wanted: dict[str, list[Any]]) -> None:
 
 def reconcile(aws: AwsClients, owner: Owner, stack: d.Stack, *, apply: bool, known: set[str] | None = frozenset(),
               on_change: Callable[[str, str, str], None] | None = None, reads: Any = None,
-              shallow: bool = False) -> Result:
+              shallow: bool = False, preflight_check: bool | None = None) -> Result:
     """Converge AWS toward `stack` (apply=True) or only say what would change (apply=False).
     `known` are keys the previous run saw: one of them missing now is drift (deleted out of band). None,
     for a caller with no memory of a previous run (the CLI): once any of the stack exists, all of it is known.
     `reads` is where observations come from (default: AWS, live; the operator's periodic checks pass the
     fleet inventory's). `shallow` compares only what list calls return (SHALLOW_KINDS, no attributes): a
-    fleet check of a stack whose unbatchable reads are not due yet; it must not apply."""
+    fleet check of a stack whose unbatchable reads are not due yet; it must not apply.
+    `preflight_check` (default: when applying; a plan asks for it too) looks up the references of what is to be
+    created before anything is (controller/preflight.py); a drift report only compares."""
     assert not (shallow and apply), "a shallow observation leaves out resources: it cannot be applied"
     ctx = Context(aws, owner, on_change=on_change, reads=reads)
     ctx.user_tags = stack.tags
+    check = apply if preflight_check is None else preflight_check and not shallow
+    try:
+        return _reconcile(ctx, stack, apply=apply, known=known, shallow=shallow, check=check)
+    except Exception as exc:
+        if apply and ctx.done:  # AWS refused late, after this run had changed something
+            _stopped_part_way(ctx, stack, exc)
+        raise
+
+
+def _reconcile(ctx: Context, stack: d.Stack, *, apply: bool, known: set[str] | None, shallow: bool,
+               check: bool) -> Result:
     wanted = desired_by_kind(stack)
     if shallow:
         wanted = {kind: (items if kind in SHALLOW_KINDS else []) for kind, items in wanted.items()}
-    observe(ctx, stack, wanted, SHALLOW_KINDS if shallow else None)
+    try:
+        observe(ctx, stack, wanted, SHALLOW_KINDS if shallow else None)
+    except MissingDependency as missing:  # the cluster or task definition: say what else is wrong too
+        if check:
+            preflight.check(ctx, stack, _creating(ctx, wanted), first=_nothing_owned(ctx), earlier=[str(missing)])
+        raise
     _conflicts(ctx, wanted)
+    if check and (creating := _creating(ctx, wanted)):
+        preflight.check(ctx, stack, creating, first=_nothing_owned(ctx))  # before the first write
     if known is None:
         exists = any(o.key is not None for found in ctx.observed.values() for o in found)
         known = {w.key for ws in wanted.values() for w in ws} if exists else set()
@@ -180,6 +202,53 @@ def reconcile(aws: AwsClients, owner: Owner, stack: d.Stack, *, apply: bool, kno
                          for k, o in ctx.resolved.items() if o.kind == "targetGroup"}
     return Result(changes=changes, drift=drift, resources=dict(ctx.resolved), unsupported=stack.unsupported,
                   applied=apply, target_health=target_health, waiting=dict(ctx.waiting), notes=dict(ctx.notes))
+
+
+@dataclasses.dataclass
+class PartWay:
+    """What a run that AWS stopped part-way leaves: attached to its error (see part_way), which keeps its type,
+    so it is classified (transient, refused, conflict) as before."""
+    done: list[tuple[str, str, str]]  # (verb, key, detail) of this run's changes
+    standing: list[tuple[str, str]]   # (key, id) of every owned resource on AWS now, in creation order
+
+    def message(self) -> str:
+        created = ", ".join(key for verb, key, _ in self.done if verb == "Created") or "nothing"
+        standing = ", ".join(f"{key} ({rid})" for key, rid in self.standing) or "nothing"
+        return (f"Stopped part-way. Created in this run: {created}. Owned on AWS now, each tagged as this stack's: "
+                f"{standing}. The next reconcile (ecsalb apply) finishes the stack; ecsalb delete (or deleting the "
+                "EcsAlbService) removes all of it.")
+
+
+def part_way(exc: BaseException) -> PartWay | None:
+    return getattr(exc, "ecsalb_part_way", None)
+
+
+def _stopped_part_way(ctx: Context, stack: d.Stack, exc: Exception) -> None:
+    """Say on the error what exists now, as AWS shows it (a resource whose create answer was lost counts too);
+    from what this run saw, if AWS cannot be read either."""
+    deleted = {detail for verb, _, detail in ctx.done if verb == "Deleted"}
+    after = Context(ctx.aws, ctx.owner)
+    after.cache = ctx.cache
+    try:
+        observe(after, stack)
+        seen = after.observed
+    except Exception:
+        seen = ctx.observed
+    standing = list(dict.fromkeys((o.key, o.id) for kind in KINDS for o in seen.get(kind.kind, [])
+                                  if o.key is not None and not o.info.get("referenced") and o.id not in deleted))
+    part = PartWay(done=list(ctx.done), standing=standing)
+    exc.ecsalb_part_way = part  # type: ignore[attr-defined]
+    exc.add_note(part.message())
+
+
+def _creating(ctx: Context, wanted: dict[str, list[Any]]) -> set[str]:
+    """Keys of the desired resources that no observed one stands for: what this run would create."""
+    return {w.key for kind, ws in wanted.items() for w in ws
+            if not any(o.key == w.key for o in ctx.observed.get(kind, []))}
+
+
+def _nothing_owned(ctx: Context) -> bool:
+    return not any(o.key is not None and not o.info.get("referenced") for found in ctx.observed.values() for o in found)
 
 
 def delete_all(aws: AwsClients, owner: Owner, stack: d.Stack | None, *, apply: bool = True,

@@ -379,17 +379,20 @@ def _parse(body: kopf.Body, patch: kopf.Patch, log: Any) -> EcsAlbService:
         _check_region(body, resource)
         return resource
     except SpecError as exc:
-        message = str(exc)
-        log.warning("invalid spec", error=message)
-        old = body.get("status", {}).get("conditions")
-        patch.status["conditions"] = status.set_conditions(
-            old, status.condition(old, "Ready", False, "InvalidSpec", message),
-            status.condition(old, "Synced", False, "InvalidSpec", message), generation=body.meta.get("generation"))
-        patch.status["observedGeneration"] = body.meta.get("generation")
-        if not _same_message(old, "Synced", message):
-            kopf.warn(dict(body), reason="InvalidSpec", message=message)
+        _invalid_spec(body, patch, str(exc), log)
         # Terminal: nothing on AWS is touched, nothing is retried until the spec changes.
-        raise kopf.PermanentError(message) from exc
+        raise kopf.PermanentError(str(exc)) from exc
+
+
+def _invalid_spec(body: kopf.Body, patch: kopf.Patch, message: str, log: Any) -> None:
+    log.warning("invalid spec", error=message)
+    old = body.get("status", {}).get("conditions")
+    patch.status["conditions"] = status.set_conditions(
+        old, status.condition(old, "Ready", False, "InvalidSpec", message),
+        status.condition(old, "Synced", False, "InvalidSpec", message), generation=body.meta.get("generation"))
+    patch.status["observedGeneration"] = body.meta.get("generation")
+    if not _same_message(old, "Synced", message):
+        kopf.warn(dict(body), reason="InvalidSpec", message=message)
 
 
 def _check_region(body: kopf.Body, resource: EcsAlbService) -> None:
@@ -595,9 +598,12 @@ def _failed(body: kopf.Body, patch: kopf.Patch, previous: dict, exc: Exception, 
         return
     old = previous.get("conditions")
     slow, fast = _state["settings"].slow_retry_seconds, _state["settings"].transient_retry_seconds
-    if isinstance(exc, SpecError):  # spec.tags with the operator's default tags: too many
-        reason, message, delay = "InvalidSpec", str(exc), slow
-    elif isinstance(exc, Conflict):
+    if isinstance(exc, SpecError):  # pre-flight: a reference only a spec change can fix (controller/preflight.py)
+        _invalid_spec(body, patch, str(exc), log)
+        if raise_for_retry:
+            raise kopf.PermanentError(str(exc)) from exc
+        return
+    if isinstance(exc, Conflict):
         reason, message, delay = "Conflict", str(exc), slow
     elif isinstance(exc, MissingDependency):
         reason, message, delay = "MissingDependency", str(exc), slow
@@ -608,12 +614,18 @@ def _failed(body: kopf.Body, patch: kopf.Patch, previous: dict, exc: Exception, 
     else:
         log.exception("reconcile failed")
         reason, message, delay = "InternalError", f"{type(exc).__name__}: {exc}", slow
+    part = engine.part_way(exc)
+    if part is not None:  # what exists now, and that the next reconcile or a delete finishes or removes it
+        message += " " + part.message()
+        patch.status["resources"] = {key: rid for key, rid in part.standing}
+    half_built = part is not None and any(verb == "Created" for verb, _, _ in part.done)
     log.warning("reconcile failed", reason=reason, error=message)
     patch.status["conditions"] = status.set_conditions(
         old, status.condition(old, "Synced", False, reason, message),
-        # Ready says what stands in the way when nothing else does (a first create that failed); a stack that
-        # was Ready stays Ready through a failed check of AWS, as its load balancer still serves.
-        *([status.condition(old, "Ready", False, reason, message)] if reason in ("Conflict", "MissingDependency")
+        # Ready says what stands in the way when nothing else does (a first create that failed, a stack left
+        # half-built); a stack that was Ready stays Ready through a failed check of AWS, as its load balancer serves.
+        *([status.condition(old, "Ready", False, reason, message)]
+          if reason in ("Conflict", "MissingDependency") or half_built
           or not any(c.get("type") == "Ready" for c in old or []) else []), generation=body.meta.get("generation"))
     # Every outcome is an answer about this generation (kstatus reads the conditions only when it matches).
     patch.status["observedGeneration"] = body.meta.get("generation")

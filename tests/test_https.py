@@ -10,6 +10,7 @@ import pytest
 from controller import certs, desired, devenv, engine
 from controller.aws import AwsClients
 from controller.ownership import OWNER_TAG, RESOURCE_TAG, Owner
+from controller.resources.base import MissingDependency
 from controller.spec import parse_spec
 from tests.tls import NOW, issue, tls_secret
 
@@ -194,8 +195,17 @@ def test_an_arn_is_used_as_it_is_and_never_modified_nor_deleted(aws, prereqs):
     assert arn in acm_certificates(aws) and tags_of(aws, arn) == {"team": "web"}
 
 
-def test_an_arn_that_does_not_exist_keeps_the_https_listener_waiting_and_says_so(aws, prereqs):
+def test_an_arn_that_does_not_exist_stops_the_first_create_before_anything_is_made(aws, prereqs):
     missing = "arn:aws:acm:us-east-1:123456789012:certificate/00000000-0000-0000-0000-000000000000"
+    aws.counter.reset()
+    with pytest.raises(MissingDependency, match=r"^spec.listeners\[1\].certificates\[0\].arn: ACM certificate "):
+        converge(aws, https_manifest(prereqs, [{"arn": missing}]), {})
+    assert aws.counter.mutating() == {}, "pre-flight (controller/preflight.py): no half-built stack"
+
+
+def test_an_arn_that_does_not_exist_keeps_a_new_https_listener_waiting_and_says_so(aws, prereqs):
+    missing = "arn:aws:acm:us-east-1:123456789012:certificate/00000000-0000-0000-0000-000000000000"
+    converge(aws, devenv.example_manifest(prereqs), {})  # the stack stands: a listener added later waits alone
     result = converge(aws, https_manifest(prereqs, [{"arn": missing}]), {})
     assert set(result.waiting) == {"certificate/arn/00000000-0000-0000-0000-000000000000", "listener/443"}
     assert result.waiting["listener/443"].startswith("waits for its default certificate certificate/arn/")

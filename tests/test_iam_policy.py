@@ -500,7 +500,7 @@ def _console_change(lb_arn: str) -> dict:
 def test_the_server_enforces_the_policy(under_policy) -> None:
     """Else the lifecycle above would pass under any policy."""
     with pytest.raises(botocore.exceptions.ClientError) as denied:
-        clients(under_policy.server, under_policy.operator).ec2.describe_vpcs()  # not in the policy (and not counted above)
+        clients(under_policy.server, under_policy.operator).ec2.describe_instances()  # not in the policy (and not counted above)
     assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
 
 

@@ -130,10 +130,21 @@ class LiveReads:
         return self.security_groups([{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "group-name", "Values": names}])
 
     def security_groups(self, filters: list[dict]) -> list[dict]:
-        groups: list[dict] = []
-        for page in self.aws.ec2.get_paginator("describe_security_groups").paginate(Filters=filters):
-            groups.extend(page["SecurityGroups"])
-        return groups
+        return self._ec2("describe_security_groups", "SecurityGroups", filters)
+
+    # By filter, not by id list: an id that does not exist is left out of the answer instead of failing the call
+    # with an error that names only the first one (InvalidSubnetID.NotFound), so one call finds every missing id.
+    def vpcs(self, ids: list[str]) -> list[dict]:
+        return self._ec2("describe_vpcs", "Vpcs", [{"Name": "vpc-id", "Values": sorted(set(ids))}])
+
+    def subnets(self, ids: list[str]) -> list[dict]:
+        return self._ec2("describe_subnets", "Subnets", [{"Name": "subnet-id", "Values": sorted(set(ids))}])
+
+    def _ec2(self, operation: str, result_key: str, filters: list[dict]) -> list[dict]:
+        out: list[dict] = []
+        for page in self.aws.ec2.get_paginator(operation).paginate(Filters=filters):
+            out.extend(page[result_key])
+        return out
 
     # --- ECS and Application Auto Scaling --------------------------------------------------------
     def services(self, cluster: str, names: list[str]) -> list[dict]:

@@ -70,6 +70,7 @@ class Context:
         self.waiting: dict[str, str] = {}  # keys not created (yet) -> why, e.g. a certificate pending validation
         self.notes: dict[str, tuple[str, str]] = {}  # key -> (reason, message) for the status
         self.user_tags: dict[str, str] = {}  # desired.Stack.tags: the user's tags for every resource
+        self.done: list[tuple[str, str, str]] = []  # (verb, key, detail) of every change made so far
         self._on_change = on_change or (lambda verb, key, detail: None)
 
     def resolve(self, value: Any) -> Any:
@@ -83,6 +84,7 @@ class Context:
         return {**with_managed(self.user_tags), **self.owner.tags(key)}
 
     def changed(self, verb: str, key: str, detail: str) -> None:
+        self.done.append((verb, key, detail))
         self._on_change(verb, key, detail)
 
     def note(self, key: str, reason: str, message: str) -> None:
