@@ -14,12 +14,13 @@ import yaml
 
 from controller import GROUP, KIND, PLURAL, SHORT_NAME, VERSION
 from controller.spec import EcsAlbServiceSpec
+from controller.status_model import EcsAlbServiceStatus
 
 CRD_NAME = f"{PLURAL}.{GROUP}"
 
 # Keywords that carry over unchanged into a structural schema.
 _KEPT = {
-    "type", "description", "enum", "required", "nullable",
+    "type", "description", "enum", "required", "nullable", "format",
     "minimum", "maximum", "minLength", "maxLength", "pattern", "minItems", "maxItems", "maxProperties",
     "x-kubernetes-int-or-string", "x-kubernetes-list-type", "x-kubernetes-list-map-keys",
     "x-kubernetes-preserve-unknown-fields", "x-kubernetes-validations",
@@ -98,6 +99,7 @@ def _condition_column(name: str, condition: str) -> dict[str, Any]:
 def build_crd() -> dict[str, Any]:
     """The CustomResourceDefinition as a dict."""
     spec_schema = structural(EcsAlbServiceSpec.model_json_schema(by_alias=True))
+    status_schema = structural(EcsAlbServiceStatus.model_json_schema(by_alias=True), nullable=True)
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -135,11 +137,7 @@ def build_crd() -> dict[str, Any]:
                                 "kind": {"type": "string"},
                                 "metadata": {"type": "object"},
                                 "spec": spec_schema,
-                                "status": {
-                                    "type": "object",
-                                    "description": "Written by the operator.",
-                                    "x-kubernetes-preserve-unknown-fields": True,
-                                },
+                                "status": status_schema,
                             },
                             "required": ["spec"],
                         }
