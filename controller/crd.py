@@ -1,7 +1,7 @@
 """The EcsAlbService CustomResourceDefinition, generated from the spec models.
 
 pydantic's JSON schema is turned into a Kubernetes *structural* schema: references inlined, `anyOf [X, null]`
-made `nullable`, `const` made `enum`, and keywords the API server refuses removed. An unexpected keyword
+made X (nullable in the status), `const` made `enum`, and keywords the API server refuses removed. An unexpected keyword
 raises, so a model change that Kubernetes cannot express fails `make crd` instead of the cluster install.
 """
 
@@ -14,20 +14,25 @@ import yaml
 
 from controller import GROUP, KIND, PLURAL, SHORT_NAME, VERSION
 from controller.spec import EcsAlbServiceSpec
+from controller.status_model import EcsAlbServiceStatus
 
 CRD_NAME = f"{PLURAL}.{GROUP}"
 
 # Keywords that carry over unchanged into a structural schema.
 _KEPT = {
-    "type", "description", "enum", "required", "nullable",
-    "minimum", "maximum", "minLength", "maxLength", "pattern", "minItems", "maxItems",
+    "type", "description", "enum", "required", "nullable", "format",
+    "minimum", "maximum", "minLength", "maxLength", "pattern", "minItems", "maxItems", "maxProperties",
     "x-kubernetes-int-or-string", "x-kubernetes-list-type", "x-kubernetes-list-map-keys",
     "x-kubernetes-preserve-unknown-fields", "x-kubernetes-validations",
 }
 
 
-def structural(schema: dict[str, Any]) -> dict[str, Any]:
-    """A pydantic JSON schema (with `$defs`) as a structural schema for apiextensions.k8s.io/v1."""
+def structural(schema: dict[str, Any], *, nullable: bool = False) -> dict[str, Any]:
+    """A pydantic JSON schema (with `$defs`) as a structural schema for apiextensions.k8s.io/v1.
+
+    An optional field (`X | None`) is not nullable by default: the API server then drops a null (`arn: null`)
+    before it validates, so a CEL rule's has() sees the field unset, as the model sees None. `nullable=True`
+    (the status) keeps the nulls the operator writes, so what it reads back is what it wrote."""
     defs: dict[str, Any] = schema.get("$defs", {})
 
     def convert(node: dict[str, Any]) -> dict[str, Any]:
@@ -39,7 +44,7 @@ def structural(schema: dict[str, Any]) -> dict[str, Any]:
             options = [option for option in node.pop("anyOf") if option != {"type": "null"}]
             if len(options) != 1:
                 raise ValueError(f"cannot express a union of {options} structurally; use one type per field")
-            node = {**convert(options[0]), **node, "nullable": True}
+            node = {**convert(options[0]), **node, **({"nullable": True} if nullable else {})}
         if "const" in node:
             node["enum"] = [node.pop("const")]
 
@@ -94,6 +99,7 @@ def _condition_column(name: str, condition: str) -> dict[str, Any]:
 def build_crd() -> dict[str, Any]:
     """The CustomResourceDefinition as a dict."""
     spec_schema = structural(EcsAlbServiceSpec.model_json_schema(by_alias=True))
+    status_schema = structural(EcsAlbServiceStatus.model_json_schema(by_alias=True), nullable=True)
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -131,11 +137,7 @@ def build_crd() -> dict[str, Any]:
                                 "kind": {"type": "string"},
                                 "metadata": {"type": "object"},
                                 "spec": spec_schema,
-                                "status": {
-                                    "type": "object",
-                                    "description": "Written by the operator.",
-                                    "x-kubernetes-preserve-unknown-fields": True,
-                                },
+                                "status": status_schema,
                             },
                             "required": ["spec"],
                         }

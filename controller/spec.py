@@ -8,8 +8,10 @@ with paths in YAML form (`spec.listeners[1].certificates`). The CRD schema is ge
 
 from __future__ import annotations
 
+import copy
 import difflib
 import hashlib
+import itertools
 import ipaddress
 import re
 from collections import Counter
@@ -22,12 +24,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     ValidationError,
     WithJsonSchema,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
 from pydantic.alias_generators import to_camel
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, core_schema
 
 from controller import GROUP, KIND, VERSION
 from controller import ownership
@@ -39,9 +43,71 @@ ELB_NAME_MAX = 32
 MAX_CONDITION_VALUES_PER_RULE = 5
 # Each path pattern, host header, header value and query string key or value.
 MAX_CONDITION_VALUE_LENGTH = 128
+# AWS quotas that bound the lists the CRD's CEL rules iterate (the API server refuses a rule whose estimated cost
+# is unbounded). Listeners and certificates are the default (adjustable) ALB quotas; every target group is
+# registered by the one ECS service, and ECS allows 5 target groups a service; rules: 100 an ALB.
+MAX_LISTENERS = 50
+MAX_RULES_PER_LISTENER = 100
+MAX_CERTIFICATES_PER_LISTENER = 26  # the default certificate and the 25 an ALB takes besides
+MAX_TARGET_GROUPS = 5
+MAX_TARGET_GROUPS_PER_FORWARD = 5
+MAX_HTTP_HEADER_NAME_LENGTH = 40
+
+# Patterns the CRD (OpenAPI `pattern`, RE2) and the model (re.fullmatch) share, so both take the same strings.
+ELB_NAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$"
+REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$"
+VPC_ID_PATTERN = r"^vpc-[0-9a-f]+$"
+SUBNET_ID_PATTERN = r"^subnet-[0-9a-f]+$"
+SECURITY_GROUP_ID_PATTERN = r"^sg-[0-9a-f]+$"
+ACM_ARN_PATTERN = r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[A-Za-z0-9-]+$"
+SERVICE_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,255}$"
+HTTP_METHOD_PATTERN = r"^[A-Z_-]{1,40}$"
+URL_PATH_PATTERN = r"^/"
+_PORT_NUMBER = r"0*([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"  # 1-65535
+HEALTH_CHECK_PORT_PATTERN = rf"^(traffic-port|{_PORT_NUMBER})$"
+REDIRECT_PORT_PATTERN = rf"^(#\{{port\}}|{_PORT_NUMBER})$"
+MATCHER_PATTERN = r"^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$"
+FIXED_STATUS_CODE_PATTERN = r"^[245][0-9][0-9]$"
 
 # The error type of cross-field problems; its ctx carries (relative path, message) pairs.
 _PROBLEMS = "ecsalb_spec"
+
+
+# --- the CRD's half of each check ----------------------------------------------------------------------
+
+
+class CrdSchema:
+    """JSON schema keywords only the CRD carries (patterns, lengths, CEL rules) on a type, also inside a union
+    (where Field(json_schema_extra=...) does not reach). Each is the API server's copy of a check this module makes
+    in Python with the same message; tests/test_cel.py holds the two to the same examples."""
+
+    def __init__(self, **keywords: Any) -> None:
+        self.keywords = keywords
+
+    def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return {**handler(schema), **copy.deepcopy(self.keywords)}
+
+
+def cel_rule(expression: str, message: str, field_path: str | None = None) -> dict[str, str]:
+    """A CEL validation rule (x-kubernetes-validations). `message` is the model's message for the same problem,
+    without the values it quotes; `field_path` (relative, `.certificates`) is where the API server reports it."""
+    out = {"rule": expression, "message": message}
+    if field_path:
+        out["fieldPath"] = field_path
+    return out
+
+
+def cel_rules(*items: dict[str, str]) -> dict[str, Any]:
+    """json_schema_extra for a model or field with CEL rules."""
+    return {"x-kubernetes-validations": list(items)}
+
+
+def _no_prefix(variable: str, prefix: str) -> str:
+    """CEL: `variable` does not begin with `prefix`, in any letter case (standard CEL has no lowerAscii()). Its
+    cost grows with the string's maxLength: only for bounded strings."""
+    pattern = "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in prefix)  # letters, digits, '-'
+    return f"!{variable}.matches('^{pattern}')"
 
 
 # --- errors ----------------------------------------------------------------------------------------
@@ -63,7 +129,7 @@ def _fail(problems: list[tuple[str, str]]) -> NoReturn:
 
 
 def _require_exactly_one(model: BaseModel, names: tuple[str, ...], what: str) -> None:
-    """Fail unless exactly one of the optional fields `names` is set (a YAML "one of")."""
+    """Fail unless exactly one of the optional fields `names` is set (a YAML "one of"); see _one_of_rules."""
     fields = type(model).model_fields
     options = ", ".join(fields[n].alias or n for n in names)
     chosen = [fields[n].alias or n for n in names if getattr(model, n) is not None]
@@ -71,6 +137,16 @@ def _require_exactly_one(model: BaseModel, names: tuple[str, ...], what: str) ->
         _fail([("", f"{what} needs one of {options}; set one")])
     if len(chosen) > 1:
         _fail([("", f"{what} takes exactly one of {options}, but {' and '.join(chosen)} are set; keep one")])
+
+
+def _one_of_rules(names: tuple[str, ...], what: str) -> dict[str, Any]:
+    """The CEL rules of _require_exactly_one, for the model's json_schema_extra."""
+    aliases = [to_camel(n) for n in names]
+    options = ", ".join(aliases)
+    count = " + ".join(f"(has(self.{a}) ? 1 : 0)" for a in aliases)
+    return cel_rules(
+        cel_rule(" || ".join(f"has(self.{a})" for a in aliases), f"{what} needs one of {options}; set one"),
+        cel_rule(f"{count} <= 1", f"{what} takes exactly one of {options}; keep one"))
 
 
 def _duplicates(list_name: str, key: str, values: list[Any], fix: str) -> list[tuple[str, str]]:
@@ -190,11 +266,39 @@ def _elb_name(name: str) -> str:
     if name.startswith("-") or name.endswith("-"):
         raise ValueError(f"{name!r} must not begin or end with a hyphen; remove it")
     if name.lower().startswith("internal-"):
-        raise ValueError(f"{name!r} must not begin with 'internal-' (AWS reserves it); choose another name")
+        raise ValueError(f"{name!r} {_INTERNAL}")
     return name
 
 
-ElbName = Annotated[str, AfterValidator(_elb_name)]
+_INTERNAL = "must not begin with 'internal-' (AWS reserves it); choose another name"
+ElbName = Annotated[str, AfterValidator(_elb_name), CrdSchema(
+    minLength=1, maxLength=ELB_NAME_MAX, pattern=ELB_NAME_PATTERN,
+    **cel_rules(cel_rule(_no_prefix("self", "internal-"), _INTERNAL)))]
+# A reference to a target group by name: as long as a name can be (the CEL rules compare it with the names).
+ElbNameRef = Annotated[str, Field(min_length=1, max_length=ELB_NAME_MAX)]
+
+
+def _aws_id(what: str, pattern: str, example: str) -> Any:
+    """A resource id type: `vpc-0123...`, checked by the model and (as an OpenAPI pattern) the API server."""
+    def check(value: str) -> str:
+        if not re.fullmatch(pattern, value):
+            raise ValueError(f"{value!r} is not a {what} id; use the id ({example}), not the name")
+        return value
+    return Annotated[str, AfterValidator(check), CrdSchema(pattern=pattern)]
+
+
+VpcId = _aws_id("VPC", VPC_ID_PATTERN, "vpc-0123...")
+SubnetId = _aws_id("subnet", SUBNET_ID_PATTERN, "subnet-0123...")
+SecurityGroupId = _aws_id("security group", SECURITY_GROUP_ID_PATTERN, "sg-0123...")
+
+
+def _region(value: str) -> str:
+    if not re.fullmatch(REGION_PATTERN, value):
+        raise ValueError(f"{value!r} is not an AWS Region code; use one such as ap-northeast-1 or us-east-1")
+    return value
+
+
+Region = Annotated[str, AfterValidator(_region), CrdSchema(pattern=REGION_PATTERN)]
 
 
 def _cidr(value: str) -> str:
@@ -212,15 +316,6 @@ def _cidr(value: str) -> str:
 Cidr = Annotated[str, AfterValidator(_cidr)]
 
 
-def _security_group_id(value: str) -> str:
-    if not re.fullmatch(r"sg-[0-9a-f]+", value):
-        raise ValueError(f"{value!r} is not a security group id; use the id (sg-0123...), not the name")
-    return value
-
-
-SecurityGroupId = Annotated[str, AfterValidator(_security_group_id)]
-
-
 def _lb_subnets(subnets: list[str]) -> list[str]:
     if len(subnets) < 2:
         raise ValueError(
@@ -234,7 +329,7 @@ def _lb_subnets(subnets: list[str]) -> list[str]:
 
 
 def _acm_arn(value: str) -> str:
-    if not re.fullmatch(r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+", value):
+    if not re.fullmatch(ACM_ARN_PATTERN, value):
         raise ValueError(
             f"{value!r} is not an ACM certificate ARN; "
             "use arn:aws:acm:<region>:<account>:certificate/<id>"
@@ -243,20 +338,20 @@ def _acm_arn(value: str) -> str:
 
 
 def _health_check_port(value: str) -> str:
-    if value != "traffic-port" and not (value.isdigit() and 1 <= int(value) <= 65535):
+    if not re.fullmatch(HEALTH_CHECK_PORT_PATTERN, value):
         raise ValueError(f"{value!r} is not a port; use traffic-port or a port number from 1 to 65535")
     return value
 
 
 def _url_path(value: str) -> str:
-    if not value.startswith("/"):
+    if not re.match(URL_PATH_PATTERN, value):
         raise ValueError(f"{value!r} must start with '/'; write it as /{value}")
     return value
 
 
 def _matcher(value: str) -> str:
     # Ranges per protocol version are checked on TargetGroup, which knows the version.
-    if not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", value):
+    if not re.fullmatch(MATCHER_PATTERN, value):
         raise ValueError(f"{value!r} is not a status code list; use codes like 200, 200,302 or 200-299")
     return value
 
@@ -276,25 +371,25 @@ def _target_type(value: Any) -> Any:
 
 
 def _redirect_protocol(value: str) -> str:
-    if value not in ("HTTP", "HTTPS", "#{protocol}"):
+    if value not in REDIRECT_PROTOCOLS:
         raise ValueError(f"{value!r} is not allowed; use HTTP, HTTPS or #{{protocol}} (keep the request's)")
     return value
 
 
 def _redirect_port(value: str) -> str:
-    if value != "#{port}" and not (value.isdigit() and 1 <= int(value) <= 65535):
+    if not re.fullmatch(REDIRECT_PORT_PATTERN, value):
         raise ValueError(f"{value!r} is not a port; use a number from 1 to 65535 or #{{port}} (keep the request's)")
     return value
 
 
 def _fixed_status_code(value: str) -> str:
-    if not re.fullmatch(r"[245]\d\d", value):
+    if not re.fullmatch(FIXED_STATUS_CODE_PATTERN, value):
         raise ValueError(f"{value!r} is not allowed; use a 2XX, 4XX or 5XX status code such as 200, 404 or 503")
     return value
 
 
 def _service_name(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9_-]{1,255}", value):
+    if not re.fullmatch(SERVICE_NAME_PATTERN, value):
         raise ValueError(
             f"{value!r} is not a valid ECS service name; use 1 to 255 letters, digits, hyphens and underscores"
         )
@@ -328,7 +423,24 @@ def _user_tags(tags: Any) -> Any:
     return tags
 
 
-UserTags = Annotated[dict[str, str], BeforeValidator(_user_tags)]
+def _no_prefix_short(variable: str, prefix: str) -> str:
+    """CEL: like _no_prefix for a string of unknown length (a map key): startsWith() costs the prefix's length
+    where matches() would cost the largest string a request can hold. Every letter case is spelled out."""
+    spellings = sorted({"".join(c) for c in itertools.product(*({ch.lower(), ch.upper()} for ch in prefix))})
+    return "!" + "[" + ", ".join(f"'{p}'" for p in spellings) + f"].exists(p, {variable}.startsWith(p))"
+
+
+_AWS_RESERVED = "keys and values beginning with 'aws:' are reserved by AWS; choose another prefix"
+UserTags = Annotated[
+    dict[str, Annotated[str, CrdSchema(maxLength=ownership.TAG_VALUE_MAX)]], BeforeValidator(_user_tags),
+    CrdSchema(maxProperties=ownership.MAX_USER_TAGS, **cel_rules(
+        cel_rule(f"self.all(k, size(k) >= 1 && size(k) <= {ownership.TAG_KEY_MAX})",
+                 f"the key is longer than {ownership.TAG_KEY_MAX} characters; AWS allows 1 to "
+                 f"{ownership.TAG_KEY_MAX}, use a shorter key"),
+        cel_rule(f"self.all(k, {_no_prefix_short('k', 'aws:')} && {_no_prefix('self[k]', 'aws:')})", _AWS_RESERVED),
+        cel_rule(f"self.all(k, !k.startsWith('{ownership.PREFIX}/'))",
+                 f"keys beginning with '{ownership.PREFIX}/' are the operator's own ownership tags; "
+                 "choose another prefix")))]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
@@ -387,7 +499,7 @@ class LoadBalancer(_Model):
     scheme: Literal["internet-facing", "internal"]
     ip_address_type: Literal["ipv4", "dualstack"] = "ipv4"
     # minItems/list-type mirror _lb_subnets in the CRD, so kubectl rejects the same input.
-    subnets: Annotated[list[str], AfterValidator(_lb_subnets)] = Field(
+    subnets: Annotated[list[SubnetId], AfterValidator(_lb_subnets)] = Field(
         json_schema_extra={"minItems": 2, "x-kubernetes-list-type": "set"}
     )
     security_group: LoadBalancerSecurityGroup = Field(default_factory=LoadBalancerSecurityGroup)
@@ -412,17 +524,28 @@ class HealthCheck(_Model):
 
     enabled: bool = True
     protocol: Literal["HTTP", "HTTPS"] | None = Field(None, description="Default: the target group's protocol.")
-    port: Annotated[IntOrStr, AfterValidator(_health_check_port)] = Field(
+    # The API server checks a string against the pattern and a number against the bounds.
+    port: Annotated[IntOrStr, AfterValidator(_health_check_port),
+                    CrdSchema(pattern=HEALTH_CHECK_PORT_PATTERN, minimum=1, maximum=65535)] = Field(
         "traffic-port", description="traffic-port (the target's port) or a port number."
     )
-    path: Annotated[str, AfterValidator(_url_path)] = "/"
+    path: Annotated[str, AfterValidator(_url_path), CrdSchema(pattern=URL_PATH_PATTERN)] = "/"
     interval_seconds: int = Field(30, ge=5, le=300)
     timeout_seconds: int = Field(5, ge=2, le=120)
     healthy_threshold: int = Field(5, ge=2, le=10)
     unhealthy_threshold: int = Field(2, ge=2, le=10)
-    matcher: Annotated[IntOrStr, AfterValidator(_matcher)] = Field(
+    # Which codes a protocol version takes is left to the model: CEL on an int-or-string costs as if it
+    # were the largest string a request can hold.
+    matcher: Annotated[IntOrStr, AfterValidator(_matcher),
+                       CrdSchema(pattern=MATCHER_PATTERN, minimum=0, maximum=499)] = Field(
         "200", description="Success codes: 200, 200,302 or 200-299 (gRPC: 0-99)."
     )
+
+    # The API server applies the defaults before it runs the rules: both fields are there.
+    model_config = ConfigDict(json_schema_extra=cel_rules(cel_rule(
+        "self.timeoutSeconds < self.intervalSeconds",
+        "timeoutSeconds must be less than intervalSeconds; lower timeoutSeconds or raise intervalSeconds",
+        ".timeoutSeconds")))
 
     @model_validator(mode="after")
     def _timeout_below_interval(self) -> HealthCheck:
@@ -435,6 +558,10 @@ class HealthCheck(_Model):
         return self
 
 
+_APP_COOKIE = ("app_cookie stickiness needs cookieName (your application's cookie); "
+               "set it or use type: lb_cookie")
+
+
 class Stickiness(_Model):
     """Target group stickiness."""
 
@@ -443,11 +570,15 @@ class Stickiness(_Model):
     duration_seconds: int = Field(86400, ge=1, le=604800)
     cookie_name: str | None = Field(None, description="Your application's cookie; required for app_cookie.")
 
+    model_config = ConfigDict(json_schema_extra=cel_rules(cel_rule(
+        "self.type != 'app_cookie' || (has(self.cookieName) && size(self.cookieName) > 0)",
+        _APP_COOKIE,
+        ".cookieName")))
+
     @model_validator(mode="after")
     def _app_cookie_needs_name(self) -> Stickiness:
         if self.type == "app_cookie" and not self.cookie_name:
-            _fail([("cookieName", "app_cookie stickiness needs cookieName (your application's cookie); "
-                                  "set it or use type: lb_cookie")])
+            _fail([("cookieName", _APP_COOKIE)])
         return self
 
 
@@ -514,9 +645,12 @@ class CertificateSource(_Model):
     """Where a listener certificate comes from: exactly one of secretRef, arn, selfSigned, acm."""
 
     secret_ref: SecretRef | None = None
-    arn: Annotated[str, AfterValidator(_acm_arn)] | None = None
+    arn: Annotated[str, AfterValidator(_acm_arn), CrdSchema(pattern=ACM_ARN_PATTERN)] | None = None
     self_signed: SelfSigned | None = None
     acm: AcmRequest | None = None
+
+    model_config = ConfigDict(json_schema_extra=_one_of_rules(("secret_ref", "arn", "self_signed", "acm"),
+                                                              "a certificate"))
 
     @model_validator(mode="after")
     def _exactly_one(self) -> CertificateSource:
@@ -527,25 +661,35 @@ class CertificateSource(_Model):
 class WeightedTarget(_Model):
     """A target group and its share of the traffic."""
 
-    name: str = Field(min_length=1)
+    name: ElbNameRef
     weight: int = Field(1, ge=0, le=999)
+
+
+_NO_FORM = "set targetGroup (one target group) or targetGroups (weighted)"
+_BOTH_FORMS = "set targetGroup or targetGroups, not both; keep one"
 
 
 class Forward(_Model):
     """Forward to one target group (targetGroup) or split by weight (targetGroups)."""
 
-    target_group: str | None = None
-    target_groups: list[WeightedTarget] = Field(default_factory=list, max_length=5)
+    target_group: ElbNameRef | None = None
+    target_groups: list[WeightedTarget] = Field(
+        default_factory=list, max_length=MAX_TARGET_GROUPS_PER_FORWARD,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]})
     stickiness_seconds: int | None = Field(
         None, ge=1, le=604800, description="Keep a client on the same target group for this long."
     )
 
+    model_config = ConfigDict(json_schema_extra=cel_rules(
+        cel_rule("has(self.targetGroup) || (has(self.targetGroups) && size(self.targetGroups) > 0)", _NO_FORM),
+        cel_rule("!has(self.targetGroup) || !has(self.targetGroups) || size(self.targetGroups) == 0", _BOTH_FORMS)))
+
     @model_validator(mode="after")
     def _one_form(self) -> Forward:
         if self.target_group is None and not self.target_groups:
-            _fail([("", "set targetGroup (one target group) or targetGroups (weighted)")])
+            _fail([("", _NO_FORM)])
         if self.target_group is not None and self.target_groups:
-            _fail([("", "set targetGroup or targetGroups, not both; keep one")])
+            _fail([("", _BOTH_FORMS)])
         problems = _duplicates("targetGroups", "name", [target.name for target in self.target_groups],
                                "list each target group once")
         if problems:
@@ -559,31 +703,46 @@ class Forward(_Model):
         return [(target.name, target.weight) for target in self.target_groups]
 
 
+REDIRECT_PROTOCOLS = ("HTTP", "HTTPS", "#{protocol}")
+# A redirect's fields and the values that keep the request's.
+_KEEP = {"protocol": "#{protocol}", "host": "#{host}", "port": "#{port}", "path": "/#{path}", "query": "#{query}"}
+_LOOP = ("this redirect keeps protocol, host, port, path and query unchanged, so it would loop; "
+         "change at least one of them")
+
+
 class Redirect(_Model):
     """Redirect the request; #{protocol}, #{host}, #{port}, #{path} and #{query} keep the request's value."""
 
-    protocol: Annotated[str, AfterValidator(_redirect_protocol)] = "#{protocol}"
+    protocol: Annotated[str, AfterValidator(_redirect_protocol),
+                        CrdSchema(enum=list(REDIRECT_PROTOCOLS))] = "#{protocol}"
     host: str = Field("#{host}", min_length=1)
-    port: Annotated[IntOrStr, AfterValidator(_redirect_port)] = "#{port}"
-    path: Annotated[str, AfterValidator(_url_path)] = "/#{path}"
+    port: Annotated[IntOrStr, AfterValidator(_redirect_port),
+                    CrdSchema(pattern=REDIRECT_PORT_PATTERN, minimum=1, maximum=65535)] = "#{port}"
+    path: Annotated[str, AfterValidator(_url_path), CrdSchema(pattern=URL_PATH_PATTERN)] = "/#{path}"
     query: str = "#{query}"
     status_code: Literal["HTTP_301", "HTTP_302"]
+
+    # Compared with constants only, so the rule costs little however long the strings are; string() because
+    # port is an int or a string.
+    model_config = ConfigDict(json_schema_extra=cel_rules(cel_rule(
+        " || ".join(f"string(self.{name}) != '{keep}'" if name == "port" else f"self.{name} != '{keep}'"
+                    for name, keep in _KEEP.items()),
+        _LOOP)))
 
     @model_validator(mode="after")
     def _changes_something(self) -> Redirect:
         # AWS rejects a redirect back to the same URL: it would loop forever.
-        unchanged = (self.protocol, self.host, self.port, self.path, self.query) == (
-            "#{protocol}", "#{host}", "#{port}", "/#{path}", "#{query}")
-        if unchanged:
-            _fail([("", "this redirect keeps protocol, host, port, path and query unchanged, so it would loop; "
-                        "change at least one of them")])
+        if tuple(getattr(self, name) for name in _KEEP) == tuple(_KEEP.values()):
+            _fail([("", _LOOP)])
         return self
 
 
 class FixedResponse(_Model):
     """Answer the request directly."""
 
-    status_code: Annotated[IntOrStr, AfterValidator(_fixed_status_code)]
+    # A number is only bounded (200-599) by the API server; 302 is left to the model (see HealthCheck.matcher).
+    status_code: Annotated[IntOrStr, AfterValidator(_fixed_status_code),
+                           CrdSchema(pattern=FIXED_STATUS_CODE_PATTERN, minimum=200, maximum=599)]
     content_type: Literal["text/plain", "text/css", "text/html", "application/javascript", "application/json"] = (
         "text/plain"
     )
@@ -597,35 +756,68 @@ class Action(_Model):
     redirect: Redirect | None = None
     fixed_response: FixedResponse | None = None
 
+    model_config = ConfigDict(json_schema_extra=_one_of_rules(("forward", "redirect", "fixed_response"), "an action"))
+
     @model_validator(mode="after")
     def _exactly_one(self) -> Action:
         _require_exactly_one(self, ("forward", "redirect", "fixed_response"), "an action")
         return self
 
 
+# The lengths and counts below are checked by Conditions in Python (one message per problem); the CRD holds each list
+# to the per-rule total too, so it never refuses what the model takes.
+ConditionValue = Annotated[str, CrdSchema(maxLength=MAX_CONDITION_VALUE_LENGTH)]
+_CONDITION_VALUES = {"maxItems": MAX_CONDITION_VALUES_PER_RULE}
+
+
 class HttpHeaderCondition(_Model):
     """Match a request header against any of the values (wildcards * and ? allowed)."""
 
-    name: str = Field(min_length=1)
-    values: list[str] = Field(min_length=1)
+    name: Annotated[str, CrdSchema(maxLength=MAX_HTTP_HEADER_NAME_LENGTH)] = Field(min_length=1)
+    values: list[ConditionValue] = Field(min_length=1, json_schema_extra={"maxItems": MAX_CONDITION_VALUES_PER_RULE})
 
 
 class QueryStringCondition(_Model):
     """Match a query string pair; without key, any key with this value."""
 
-    key: str | None = None
-    value: str = Field(min_length=1)
+    key: ConditionValue | None = None
+    value: ConditionValue = Field(min_length=1)
+
+
+_CONDITION_LISTS = ("pathPatterns", "hostHeaders", "httpHeaders", "queryStrings", "httpRequestMethods", "sourceIps")
+_NO_CONDITION = ("a rule needs at least one condition; add pathPatterns, hostHeaders, httpHeaders, queryStrings, "
+                 "httpRequestMethods or sourceIps")
+_TOO_MANY_CONDITIONS = (f"condition values, but AWS allows at most {MAX_CONDITION_VALUES_PER_RULE} per rule (each path "
+                        "pattern, host header, header value, query string, method and source IP counts one); "
+                        "split it into several rules")
+
+
+def _condition_value_count() -> str:
+    """CEL: Conditions.value_count(). Standard CEL has no sum(): each header's values are added by index, which
+    the lists' maxItems bound."""
+    def size(path: str) -> str:
+        return f"(has(self.{path}) ? size(self.{path}) : 0)"
+    headers = [f"(has(self.httpHeaders) && size(self.httpHeaders) > {i} ? size(self.httpHeaders[{i}].values) : 0)"
+               for i in range(MAX_CONDITION_VALUES_PER_RULE)]
+    return " + ".join([size(name) for name in _CONDITION_LISTS if name != "httpHeaders"] + headers)
 
 
 class Conditions(_Model):
     """Rule conditions; all must match."""
 
-    path_patterns: list[str] = Field(default_factory=list)
-    host_headers: list[str] = Field(default_factory=list)
-    http_headers: list[HttpHeaderCondition] = Field(default_factory=list)
-    query_strings: list[QueryStringCondition] = Field(default_factory=list)
-    http_request_methods: list[str] = Field(default_factory=list)
-    source_ips: list[Cidr] = Field(default_factory=list)
+    path_patterns: list[ConditionValue] = Field(default_factory=list, json_schema_extra=_CONDITION_VALUES)
+    host_headers: list[ConditionValue] = Field(default_factory=list, json_schema_extra=_CONDITION_VALUES)
+    http_headers: list[HttpHeaderCondition] = Field(default_factory=list, json_schema_extra=_CONDITION_VALUES)
+    query_strings: list[QueryStringCondition] = Field(default_factory=list, json_schema_extra=_CONDITION_VALUES)
+    http_request_methods: list[Annotated[str, CrdSchema(pattern=HTTP_METHOD_PATTERN)]] = Field(
+        default_factory=list, json_schema_extra=_CONDITION_VALUES)
+    source_ips: list[Cidr] = Field(default_factory=list, json_schema_extra=_CONDITION_VALUES)
+
+    model_config = ConfigDict(json_schema_extra=cel_rules(
+        cel_rule(" || ".join(f"(has(self.{name}) && size(self.{name}) > 0)" for name in _CONDITION_LISTS),
+                 _NO_CONDITION),
+        cel_rule(f"{_condition_value_count()} <= {MAX_CONDITION_VALUES_PER_RULE}",
+             f"more than {MAX_CONDITION_VALUES_PER_RULE} {_TOO_MANY_CONDITIONS}")))
 
     def value_count(self) -> int:
         """Condition values as AWS counts them against its per-rule limit."""
@@ -637,18 +829,16 @@ class Conditions(_Model):
     def _within_aws_limits(self) -> Conditions:
         count = self.value_count()
         if count == 0:
-            _fail([("", "a rule needs at least one condition; add pathPatterns, hostHeaders, httpHeaders, "
-                        "queryStrings, httpRequestMethods or sourceIps")])
+            _fail([("", _NO_CONDITION)])
         if count > MAX_CONDITION_VALUES_PER_RULE:
-            _fail([("", f"{count} condition values, but AWS allows at most {MAX_CONDITION_VALUES_PER_RULE} per rule "
-                        "(each path pattern, host header, header value, query string, method and source IP "
-                        "counts one); split it into several rules")])
+            _fail([("", f"{count} {_TOO_MANY_CONDITIONS}")])
         problems = [(f"httpRequestMethods[{i}]", f"{method!r} is not an HTTP method as AWS takes it; use capitals, "
                                                  "'-' and '_' only, at most 40 characters (GET, POST, ...)")
                     for i, method in enumerate(self.http_request_methods)
-                    if not re.fullmatch(r"[A-Z_-]{1,40}", method)]
-        problems += [(f"httpHeaders[{i}].name", f"{header.name!r} is longer than the 40 characters AWS allows")
-                     for i, header in enumerate(self.http_headers) if len(header.name) > 40]
+                    if not re.fullmatch(HTTP_METHOD_PATTERN, method)]
+        problems += [(f"httpHeaders[{i}].name", f"{header.name!r} is longer than the "
+                                                f"{MAX_HTTP_HEADER_NAME_LENGTH} characters AWS allows")
+                     for i, header in enumerate(self.http_headers) if len(header.name) > MAX_HTTP_HEADER_NAME_LENGTH]
         problems += [(path, f"{len(value)} characters; AWS allows at most {MAX_CONDITION_VALUE_LENGTH}, shorten it")
                      for path, value in self._values() if len(value) > MAX_CONDITION_VALUE_LENGTH]
         if problems:
@@ -673,6 +863,12 @@ class Rule(_Model):
     action: Action
 
 
+_HTTPS_NEEDS_CERTIFICATE = ("an HTTPS listener needs at least one certificate; "
+                            "add a secretRef, arn, selfSigned or acm entry")
+_HTTP_TAKES_NO_CERTIFICATE = "an HTTP listener takes no certificates; remove them or set protocol: HTTPS"
+_HTTP_TAKES_NO_POLICY = "only HTTPS listeners take an sslPolicy; remove it or set protocol: HTTPS"
+
+
 class Listener(_Model):
     """A listener of the load balancer."""
 
@@ -680,30 +876,35 @@ class Listener(_Model):
     protocol: Literal["HTTP", "HTTPS"]
     ssl_policy: str | None = Field(None, description=f"HTTPS only; default {DEFAULT_SSL_POLICY}.")
     certificates: list[CertificateSource] = Field(
-        default_factory=list, description="HTTPS only: the first is the default certificate, the rest are SNI."
+        default_factory=list, max_length=MAX_CERTIFICATES_PER_LISTENER,
+        description="HTTPS only: the first is the default certificate, the rest are SNI."
     )
     default_action: Action
     rules: list[Rule] = Field(
-        default_factory=list,
+        default_factory=list, max_length=MAX_RULES_PER_LISTENER,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["priority"]},
     )
+
+    model_config = ConfigDict(json_schema_extra=cel_rules(
+        cel_rule("self.protocol != 'HTTPS' || (has(self.certificates) && size(self.certificates) > 0)",
+             _HTTPS_NEEDS_CERTIFICATE, ".certificates"),
+        cel_rule("self.protocol == 'HTTPS' || !has(self.certificates) || size(self.certificates) == 0",
+             _HTTP_TAKES_NO_CERTIFICATE, ".certificates"),
+        cel_rule("self.protocol == 'HTTPS' || !has(self.sslPolicy)", _HTTP_TAKES_NO_POLICY, ".sslPolicy")))
 
     @model_validator(mode="after")
     def _protocol_settings(self) -> Listener:
         problems = []
         if self.protocol == "HTTPS":
             if not self.certificates:
-                problems.append(("certificates", "an HTTPS listener needs at least one certificate; "
-                                                 "add a secretRef, arn, selfSigned or acm entry"))
+                problems.append(("certificates", _HTTPS_NEEDS_CERTIFICATE))
             if self.ssl_policy is None:
                 self.ssl_policy = DEFAULT_SSL_POLICY
         else:
             if self.certificates:
-                problems.append(("certificates", "an HTTP listener takes no certificates; "
-                                                 "remove them or set protocol: HTTPS"))
+                problems.append(("certificates", _HTTP_TAKES_NO_CERTIFICATE))
             if self.ssl_policy is not None:
-                problems.append(("sslPolicy", "only HTTPS listeners take an sslPolicy; "
-                                              "remove it or set protocol: HTTPS"))
+                problems.append(("sslPolicy", _HTTP_TAKES_NO_POLICY))
         problems += _duplicates("rules", "priority", [rule.priority for rule in self.rules],
                                 "give each rule of a listener its own priority")
         if problems:
@@ -717,7 +918,7 @@ class Listener(_Model):
 class ServiceNetwork(_Model):
     """awsvpc networking of the service's tasks."""
 
-    subnets: list[str] = Field(min_length=1)
+    subnets: list[SubnetId] = Field(min_length=1)
     security_groups: list[SecurityGroupId] = Field(
         default_factory=list, description="Extra security group ids; the operator adds its own task security group."
     )
@@ -738,6 +939,11 @@ class Deployment(_Model):
     maximum_percent: int = Field(200, ge=100, le=200)
     circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker)
 
+    model_config = ConfigDict(json_schema_extra=cel_rules(cel_rule(
+        "self.maximumPercent > self.minimumHealthyPercent",
+        "maximumPercent must be greater than minimumHealthyPercent or ECS cannot replace tasks; "
+        "raise maximumPercent or lower minimumHealthyPercent", ".maximumPercent")))
+
     @model_validator(mode="after")
     def _room_to_replace(self) -> Deployment:
         if self.maximum_percent <= self.minimum_healthy_percent:
@@ -751,7 +957,7 @@ class Deployment(_Model):
 class Service(_Model):
     """The ECS (Fargate) service behind the load balancer."""
 
-    name: Annotated[str, AfterValidator(_service_name)]
+    name: Annotated[str, AfterValidator(_service_name), CrdSchema(pattern=SERVICE_NAME_PATTERN, maxLength=255)]
     cluster: str = Field(min_length=1, description="An existing cluster; the operator does not own clusters.")
     task_definition: str = Field(min_length=1, description="family, family:revision, or ARN.")
     desired_count: int = Field(1, ge=0)
@@ -765,24 +971,36 @@ class Service(_Model):
 # --- the resource ----------------------------------------------------------------------------------
 
 
+_USE_KNOWN = "use one of targetGroups"
+_UNKNOWN_TARGET_GROUP = f"names a target group that is not in targetGroups; {_USE_KNOWN}"
+
+
+def _forwards_known(action: str) -> str:
+    """CEL: every target group the action forwards to is in spec.targetGroups (`self`)."""
+    forward = f"{action}.forward"
+    return (f"(!has({forward}) || ((!has({forward}.targetGroup) || "
+            f"self.targetGroups.exists(g, g.name == {forward}.targetGroup)) && (!has({forward}.targetGroups) || "
+            f"{forward}.targetGroups.all(t, self.targetGroups.exists(g, g.name == t.name)))))")
+
+
 class EcsAlbServiceSpec(_Model):
     """One ALB, its listeners and target groups, and the ECS service behind them."""
 
-    region: str | None = Field(
+    region: Region | None = Field(
         None, description="Default: the operator's region. Fixed once set: a stack is not moved between Regions.",
         json_schema_extra={"x-kubernetes-validations": [{
             "rule": "self == oldSelf",
             "message": "spec.region cannot be changed: create another EcsAlbService in the new Region and "
                        "delete this one"}]})
-    vpc_id: str = Field(min_length=1)
+    vpc_id: VpcId
     policies: Policies = Field(default_factory=Policies)
     load_balancer: LoadBalancer
     target_groups: list[TargetGroup] = Field(
-        min_length=1,
+        min_length=1, max_length=MAX_TARGET_GROUPS,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
     listeners: list[Listener] = Field(
-        min_length=1,
+        min_length=1, max_length=MAX_LISTENERS,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["port"]},
     )
     service: Service
@@ -791,6 +1009,13 @@ class EcsAlbServiceSpec(_Model):
         description="Your tags (cost centre, owner, tags a tag policy or SCP requires), put on every AWS resource "
                     "in the call that creates it and kept as any field is; over the operator's default tags. "
                     f"At most {ownership.MAX_USER_TAGS}; keys beginning with aws: or {ownership.PREFIX}/ are refused.")
+
+    # fieldPath cannot name a list item: the rules point at listeners and their messages say which part.
+    model_config = ConfigDict(json_schema_extra=cel_rules(
+        cel_rule(f"self.listeners.all(l, {_forwards_known('l.defaultAction')})",
+             f"a listener's defaultAction.forward {_UNKNOWN_TARGET_GROUP}", ".listeners"),
+        cel_rule(f"self.listeners.all(l, !has(l.rules) || l.rules.all(r, {_forwards_known('r.action')}))",
+             f"a rule's action.forward (listeners[].rules[]) {_UNKNOWN_TARGET_GROUP}", ".listeners")))
 
     def actions(self) -> Iterator[tuple[str, Action]]:
         """Every action with its YAML path: default actions and rule actions of all listeners."""
@@ -815,7 +1040,7 @@ class EcsAlbServiceSpec(_Model):
             else:
                 references = [(f"{path}.forward.targetGroups[{k}].name", target.name)
                               for k, target in enumerate(forward.target_groups)]
-            problems += [(ref_path, f"no target group named {name!r}; use one of targetGroups: {known}")
+            problems += [(ref_path, f"no target group named {name!r}; {_USE_KNOWN}: {known}")
                          for ref_path, name in references if name not in names]
         if problems:
             _fail(problems)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +13,8 @@ from pydantic import BaseModel
 from controller import GROUP, KIND, PLURAL, SHORT_NAME, VERSION
 from controller import spec as spec_module
 from controller.crd import build_crd, render_crd, structural
-from controller.spec import EcsAlbServiceSpec, parse_spec
+from controller.spec import EcsAlbServiceSpec, SpecError, parse_spec
+from tests.admission import admit, draft7, nodes
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = Path(__file__).parent / "data" / "example.yaml"
@@ -32,34 +31,6 @@ def crd() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def schema(crd: dict[str, Any]) -> dict[str, Any]:
     return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-
-
-def nodes(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
-    yield path, node
-    for name, child in node.get("properties", {}).items():
-        yield from nodes(child, f"{path}.{name}")
-    if "items" in node:
-        yield from nodes(node["items"], f"{path}[]")
-
-
-def draft7(node: dict[str, Any]) -> dict[str, Any]:
-    """A CRD schema as Draft 7 JSON schema, with the API server's behaviour spelled out.
-
-    nullable allows null; int-or-string allows both; and objects refuse unknown fields, as kubectl's strict
-    field validation does (the API server would otherwise prune them silently).
-    """
-    node = copy.deepcopy(node)
-    for _, each in nodes(node):
-        if each.pop("x-kubernetes-int-or-string", False):
-            each["type"] = ["integer", "string"]
-        if each.pop("nullable", False):
-            each["type"] = [each["type"], "null"]
-            if "enum" in each:
-                each["enum"] = [*each["enum"], None]
-        open_object = each.get("x-kubernetes-preserve-unknown-fields", False)
-        if each.get("type") == "object" and "properties" in each and not open_object:
-            each["additionalProperties"] = False
-    return node
 
 
 def example() -> dict[str, Any]:
@@ -99,9 +70,33 @@ def test_printer_columns(crd: dict[str, Any]) -> None:
     }
 
 
-def test_status_is_open(schema: dict[str, Any]) -> None:
-    assert schema["properties"]["status"]["type"] == "object"
-    assert schema["properties"]["status"]["x-kubernetes-preserve-unknown-fields"] is True
+def test_status_is_described_and_open(schema: dict[str, Any]) -> None:
+    # kubectl explain shows what the operator writes; status itself keeps fields the schema does not list
+    # (kopf's own, or a newer operator's), while the objects inside are closed.
+    status = schema["properties"]["status"]
+    assert status["type"] == "object" and status["x-kubernetes-preserve-unknown-fields"] is True
+    assert {"observedGeneration", "region", "conditions", "loadBalancer", "listeners", "targetGroups",
+            "securityGroups", "service", "resources", "drift", "driftCount", "driftOmitted", "lastDriftCorrection",
+            "lastSyncTime", "lastFullCheckTime", "fullCheckPeriodSeconds", "unsupported",
+            "certificates"} == set(status["properties"])
+    conditions = status["properties"]["conditions"]
+    assert conditions["x-kubernetes-list-map-keys"] == ["type"]
+    assert set(conditions["items"]["properties"]) == {
+        "type", "status", "reason", "message", "lastTransitionTime", "observedGeneration"}
+    assert status["properties"]["loadBalancer"]["properties"]["dnsName"] == {"nullable": True, "type": "string"}
+    assert status["properties"]["securityGroups"]["additionalProperties"] == {"type": "string"}
+    closed = [path for path, node in nodes(status, ".status")
+              if node.get("type") == "object" and node.get("x-kubernetes-preserve-unknown-fields")]
+    assert closed == [".status"]
+    drift = status["properties"]["drift"]["items"]["properties"]
+    assert drift["actual"] == {"nullable": True, "x-kubernetes-preserve-unknown-fields": True}
+
+
+def test_status_keeps_a_field_it_does_not_list(schema: dict[str, Any]) -> None:
+    status = {"observedGeneration": 2, "kopf": {"progress": {}}, "driftCount": 0}
+    jsonschema.Draft7Validator(draft7(schema["properties"]["status"])).validate(status)
+    with pytest.raises(jsonschema.ValidationError, match="driftCount"):
+        jsonschema.Draft7Validator(draft7(schema["properties"]["status"])).validate({"driftCount": "none"})
 
 
 def test_schema_is_structural(schema: dict[str, Any]) -> None:
@@ -144,7 +139,9 @@ def test_generated_shapes(schema: dict[str, Any]) -> None:
     spec = schema["properties"]["spec"]["properties"]
     target = spec["targetGroups"]["items"]["properties"]
     assert target["targetType"] == {"default": "ip", "enum": ["ip"], "type": "string"}  # from const
-    assert target["healthCheck"]["properties"]["protocol"]["nullable"] is True  # from anyOf [X, null]
+    # From anyOf [X, null], and not nullable: the API server drops a null, so the field is unset, as for pydantic.
+    assert target["healthCheck"]["properties"]["protocol"] == {
+        "description": "Default: the target group's protocol.", "enum": ["HTTP", "HTTPS"], "type": "string"}
     assert target["healthCheck"]["properties"]["port"]["x-kubernetes-int-or-string"] is True
     assert spec["loadBalancer"]["properties"]["subnets"]["minItems"] == 2
     assert spec["listeners"]["x-kubernetes-list-map-keys"] == ["port"]
@@ -225,3 +222,120 @@ def test_a_region_edit_is_refused_at_admission(schema: dict[str, Any]) -> None:
     assert region["x-kubernetes-validations"] == [{
         "rule": "self == oldSelf",
         "message": "spec.region cannot be changed: create another EcsAlbService in the new Region and delete this one"}]
+
+
+TG = "ECS-Learning-TargetGroup"
+REDIRECT = ["listeners", 1, "rules", 1, "action", "redirect"]
+
+
+def set_at(path: list[Any], value: Any) -> Any:
+    def change(doc: dict[str, Any]) -> None:
+        parent: Any = doc["spec"]
+        for key in path[:-1]:
+            parent = parent[key]
+        parent[path[-1]] = value
+    return change
+
+
+def listeners(count: int) -> list[dict[str, Any]]:
+    return [{"port": 1000 + i, "protocol": "HTTP", "defaultAction": {"forward": {"targetGroup": TG}}}
+            for i in range(count)]
+
+
+def rules(count: int) -> list[dict[str, Any]]:
+    return [{"priority": 100 + i, "conditions": {"pathPatterns": [f"/{i}"]},
+             "action": {"fixedResponse": {"statusCode": 404}}} for i in range(count)]
+
+
+# (id, edit, path the API server names, what it says): names, ids, ports and lengths the OpenAPI schema decides.
+REFUSED = [
+    ("vpc id", set_at(["vpcId"], "vpc_main"), "spec.vpcId", "pattern"),
+    ("region", set_at(["region"], "tokyo"), "spec.region", "pattern"),
+    ("subnet id", set_at(["loadBalancer", "subnets", 0], "subnet-xyz"), "spec.loadBalancer.subnets[0]", "pattern"),
+    ("name too long", set_at(["loadBalancer", "name"], "a" * 33), "spec.loadBalancer.name", "maxLength"),
+    ("name with an underscore", set_at(["loadBalancer", "name"], "web_alb"), "spec.loadBalancer.name", "pattern"),
+    ("name beginning with a hyphen", set_at(["loadBalancer", "name"], "-web"), "spec.loadBalancer.name", "pattern"),
+    ("security group by name", set_at(["loadBalancer", "extraSecurityGroups"], ["web-sg"]),
+     "spec.loadBalancer.extraSecurityGroups[0]", "pattern"),
+    ("service subnet", set_at(["service", "network", "subnets", 0], "subnetA"),
+     "spec.service.network.subnets[0]", "pattern"),
+    ("service security group", set_at(["service", "network", "securityGroups"], ["sg-XYZ"]),
+     "spec.service.network.securityGroups[0]", "pattern"),
+    ("service name", set_at(["service", "name"], "web service"), "spec.service.name", "pattern"),
+    ("health check port text", set_at(["targetGroups", 0, "healthCheck", "port"], "70000"),
+     "spec.targetGroups[0].healthCheck.port", "pattern"),
+    ("health check port number", set_at(["targetGroups", 0, "healthCheck", "port"], 0),
+     "spec.targetGroups[0].healthCheck.port", "minimum"),
+    ("health check path", set_at(["targetGroups", 0, "healthCheck", "path"], "health"),
+     "spec.targetGroups[0].healthCheck.path", "pattern"),
+    ("matcher", set_at(["targetGroups", 0, "healthCheck", "matcher"], "200-"),
+     "spec.targetGroups[0].healthCheck.matcher", "pattern"),
+    ("certificate arn",
+     set_at(["listeners", 1, "certificates", 0], {"arn": "arn:aws:iam::123456789012:server-certificate/x"}),
+     "spec.listeners[1].certificates[0].arn", "pattern"),
+    ("redirect port", set_at([*REDIRECT, "port"], "#{port}1"),
+     "spec.listeners[1].rules[1].action.redirect.port", "pattern"),
+    ("redirect protocol", set_at([*REDIRECT, "protocol"], "FTP"),
+     "spec.listeners[1].rules[1].action.redirect.protocol", "enum"),
+    ("redirect path", set_at([*REDIRECT, "path"], "new"), "spec.listeners[1].rules[1].action.redirect.path", "pattern"),
+    ("fixed response code", set_at(["listeners", 0, "defaultAction"], {"fixedResponse": {"statusCode": "302"}}),
+     "spec.listeners[0].defaultAction.fixedResponse.statusCode", "pattern"),
+    ("HTTP method", set_at(["listeners", 1, "rules", 0, "conditions", "httpRequestMethods"], ["get"]),
+     "spec.listeners[1].rules[0].conditions.httpRequestMethods[0]", "pattern"),
+    ("header name",
+     set_at(["listeners", 1, "rules", 0, "conditions", "httpHeaders"], [{"name": "X" * 41, "values": ["a"]}]),
+     "spec.listeners[1].rules[0].conditions.httpHeaders[0].name", "maxLength"),
+    ("path pattern", set_at(["listeners", 1, "rules", 0, "conditions", "pathPatterns"], ["/" + "a" * 128]),
+     "spec.listeners[1].rules[0].conditions.pathPatterns[0]", "maxLength"),
+    ("weighted target name",
+     set_at(["listeners", 0, "defaultAction", "forward"], {"targetGroups": [{"name": "a" * 33}]}),
+     "spec.listeners[0].defaultAction.forward.targetGroups[0].name", "maxLength"),
+    ("51 listeners", set_at(["listeners"], listeners(51)), "spec.listeners", "maxItems"),
+    ("101 rules", set_at(["listeners", 1, "rules"], rules(101)), "spec.listeners[1].rules", "maxItems"),
+    ("6 target groups", lambda d: d["spec"]["targetGroups"].extend(
+        {**d["spec"]["targetGroups"][0], "name": f"tg-{i}"} for i in range(5)), "spec.targetGroups", "maxItems"),
+    ("tag value", set_at(["tags"], {"team": "w" * 257}), "spec.tags.team", "maxLength"),
+    ("46 tags", set_at(["tags"], {f"k{i}": "v" for i in range(46)}), "spec.tags", "maxProperties"),
+    ("a priority used twice", set_at(["listeners", 1, "rules", 1, "priority"], 10),
+     "spec.listeners[1].rules[1]", "Duplicate value"),
+    ("a target group listed twice in a forward",
+     set_at(["listeners", 0, "defaultAction", "forward"], {"targetGroups": [{"name": TG}, {"name": TG, "weight": 2}]}),
+     "spec.listeners[0].defaultAction.forward.targetGroups[1]", "Duplicate value"),
+]
+
+
+@pytest.mark.parametrize(("edit", "path", "keyword"), [case[1:] for case in REFUSED], ids=[case[0] for case in REFUSED])
+def test_the_schema_refuses_what_the_model_refuses(schema: dict[str, Any], edit: Any, path: str, keyword: str) -> None:
+    doc = example()
+    edit(doc)
+    [(where, what)] = admit(schema, doc)
+    assert (where, what.split(":")[0]) == (path, keyword)
+    with pytest.raises(SpecError) as caught:
+        parse_spec(doc)
+    # The model names the same field, or one inside it (a duplicate key: the item's key field).
+    assert any(p == path or p.startswith((path + ".", path + "[")) for p, _ in caught.value.errors), \
+        caught.value.errors
+
+
+# What the CRD leaves to the operator (it reports them as InvalidSpec): beyond what a structural schema or a CEL
+# rule of reasonable cost can decide.
+LEFT_TO_THE_MODEL = [
+    ("a CIDR with host bits", set_at(["loadBalancer", "securityGroup", "ingressCidrs"], ["10.0.0.1/16"]),
+     "spec.loadBalancer.securityGroup.ingressCidrs[0]"),
+    ("a matcher out of range for the protocol version", set_at(["targetGroups", 0, "healthCheck", "matcher"], "12"),
+     "spec.targetGroups[0].healthCheck.matcher"),
+    ("a fixed response code given as a number",
+     set_at(["listeners", 0, "defaultAction"], {"fixedResponse": {"statusCode": 302}}),
+     "spec.listeners[0].defaultAction.fixedResponse.statusCode"),
+]
+
+
+@pytest.mark.parametrize(("edit", "path"), [case[1:] for case in LEFT_TO_THE_MODEL],
+                         ids=[case[0] for case in LEFT_TO_THE_MODEL])
+def test_what_the_crd_leaves_to_the_model(schema: dict[str, Any], edit: Any, path: str) -> None:
+    doc = example()
+    edit(doc)
+    with pytest.raises(SpecError) as caught:
+        parse_spec(doc)
+    assert admit(schema, doc) == []
+    assert path in [p for p, _ in caught.value.errors]
