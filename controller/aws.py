@@ -151,6 +151,12 @@ class Registry:
             return self._by_region[region]
 
 
+def retried(response: dict) -> bool:
+    """Whether botocore sent this call more than once. An earlier attempt may have executed with its answer
+    lost (a closed connection, a timeout): a create that AWS does not deduplicate must look for a twin."""
+    return response.get("ResponseMetadata", {}).get("RetryAttempts", 0) > 0
+
+
 def error_code(exc: BaseException) -> str | None:
     if isinstance(exc, botocore.exceptions.ClientError):
         return exc.response.get("Error", {}).get("Code")
