@@ -172,6 +172,12 @@ TRANSIENT_CODES = {
 }
 
 
+# A resource that was there when observed and is gone when changed: someone else deleted it meanwhile. The
+# next run observes again (and recreates what the spec still has), soon.
+GONE_CODES = {"ListenerNotFound", "RuleNotFound", "TargetGroupNotFound", "LoadBalancerNotFound",
+              "InvalidGroup.NotFound", "ServiceNotFoundException", "ServiceNotActiveException"}
+
+
 def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, (botocore.exceptions.ConnectionError, botocore.exceptions.ReadTimeoutError,
                         botocore.parsers.ResponseParserError)):

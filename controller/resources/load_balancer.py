@@ -2,10 +2,13 @@
 a new name or scheme means a replacement (create the new one, move listeners, delete the old one)."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
+import botocore.exceptions
+
 from controller import desired as d
-from controller.aws import retried
+from controller.aws import error_code, retried
 from controller.fleet.reads import LiveReads
 from controller.ownership import MANAGED_TAG, PREFIX, RESOURCE_TAG, owner_description, to_aws
 from controller.resources.base import Conflict, Context, FieldDiff, Kind, Observed, chunks
@@ -130,7 +133,14 @@ class LoadBalancers(TaggedByArn, Kind):
     def delete(self, ctx: Context, actual: Observed) -> None:
         self.check_deletable(actual)
         # Succeeds for a load balancer that is already gone (AWS and moto agree).
-        ctx.aws.elbv2.delete_load_balancer(LoadBalancerArn=actual.id)
+        try:
+            ctx.aws.elbv2.delete_load_balancer(LoadBalancerArn=actual.id)
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) != "OperationNotPermitted":
+                raise
+            # Protection turned on after it was read (by hand, or a stale read): AWS refuses, we say why.
+            self.check_deletable(dataclasses.replace(
+                actual, fields={**actual.fields, "attributes.deletionProtection": "true"}))
         ctx.changed("Deleted", actual.key or actual.id, actual.id)
 
     def check_deletable(self, actual: Observed) -> None:
