@@ -60,6 +60,11 @@ class _StrictLoader(yaml.SafeLoader):
 
 def load_documents(path: str) -> list[dict[str, Any]]:
     """What `kubectl apply -f` takes: a file with one or several documents, a directory of them, or '-'."""
+    return [doc for _, doc in named_documents(path)]
+
+
+def named_documents(path: str) -> list[tuple[str, Any]]:
+    """load_documents, each document with the name of the file it is in."""
     if path == "-":
         texts = [("<stdin>", _decoded("<stdin>", sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)))]
     else:
@@ -68,7 +73,7 @@ def load_documents(path: str) -> list[dict[str, Any]]:
             raise FileNotFoundError(f"{path}: no such file or directory")
         files = sorted(x for x in p.iterdir() if x.suffix in (".yaml", ".yml", ".json")) if p.is_dir() else [p]
         texts = [(str(f), _read_text(f)) for f in files]
-    return [doc for name, text in texts for doc in _parse(name, text)]
+    return [(name, doc) for name, text in texts for doc in _parse(name, text)]
 
 
 def _parse(name: str, text: str) -> list[Any]:
@@ -103,7 +108,7 @@ def load(path: str) -> tuple[list[EcsAlbService], dict[tuple[str, str], dict[str
     """The EcsAlbServices of the input, and the Secrets their secretRef certificates name: the CLI reads no
     Kubernetes, so a Secret comes in the same -f input (`kubectl get secret NAME -o yaml`)."""
     out, secrets = [], {}
-    for doc in load_documents(path):
+    for source, doc in named_documents(path):
         if isinstance(doc, dict) and doc.get("kind") == "Secret" and doc.get("apiVersion") == "v1":
             meta = doc.get("metadata") or {}
             secrets[(meta.get("namespace") or "default", str(meta.get("name")))] = doc
@@ -112,7 +117,11 @@ def load(path: str) -> tuple[list[EcsAlbService], dict[tuple[str, str], dict[str
             print(f"skipped a document of kind {doc.get('kind') if isinstance(doc, dict) else type(doc).__name__}",
                   file=sys.stderr)
             continue
-        out.append(parse_spec(doc))
+        try:
+            out.append(parse_spec(doc))
+        except SpecError as exc:
+            exc.source = source
+            raise
     if not out:
         raise ValueError(f"{path}: no {KIND} document found")
     used = set().union(*(desired.secret_names(res) for res in out))
@@ -367,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull.fileno(), sys.stdout.fileno())  # so the interpreter's final flush does not fail again
         return EXIT_OK
     except SpecError as exc:
-        print(f"error: invalid spec:\n{exc}", file=sys.stderr)
+        print(f"error: {exc.source + ': ' if exc.source else ''}invalid spec:\n{exc}", file=sys.stderr)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
     except Exception as exc:  # an AWS error, a conflict: one clear line, no traceback

@@ -75,7 +75,10 @@ def _shown(value: Any) -> str:
 
 
 class SpecError(ValueError):
-    """An invalid EcsAlbService. `errors` holds (field path, message); str() is one line per problem."""
+    """An invalid EcsAlbService. `errors` holds (field path, message); str() is one line per problem.
+    `source` names where the document came from (a file, for the CLI), when known."""
+
+    source: str | None = None
 
     def __init__(self, errors: list[tuple[str, str]]) -> None:
         self.errors = errors
