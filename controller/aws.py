@@ -151,6 +151,12 @@ class Registry:
             return self._by_region[region]
 
 
+def retried(response: dict) -> bool:
+    """Whether botocore sent this call more than once. An earlier attempt may have executed with its answer
+    lost (a closed connection, a timeout): a create that AWS does not deduplicate must look for a twin."""
+    return response.get("ResponseMetadata", {}).get("RetryAttempts", 0) > 0
+
+
 def error_code(exc: BaseException) -> str | None:
     if isinstance(exc, botocore.exceptions.ClientError):
         return exc.response.get("Error", {}).get("Code")
@@ -164,6 +170,12 @@ TRANSIENT_CODES = {
     "ServiceUnavailable", "ServiceUnavailableException", "InternalFailure", "InternalError", "RequestTimeout",
     "DependencyViolation", "ResourceInUse", "ResourceInUseException", "PriorityInUse",
 }
+
+
+# A resource that was there when observed and is gone when changed: someone else deleted it meanwhile. The
+# next run observes again (and recreates what the spec still has), soon.
+GONE_CODES = {"ListenerNotFound", "RuleNotFound", "TargetGroupNotFound", "LoadBalancerNotFound",
+              "InvalidGroup.NotFound", "ServiceNotFoundException", "ServiceNotActiveException"}
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -26,37 +26,89 @@ EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 EXIT_PARTIAL = 3
 
 
+# A manifest is a few kilobytes; the API server itself refuses an object over about 1.5 MiB.
+MAX_INPUT_BYTES = 5 * 1024 * 1024
+# Deeper than any manifest nests; well inside Python's recursion limit, which PyYAML's composer would hit.
+MAX_NESTING = 100
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses what kubectl would refuse or silently mangle: a key given twice in one mapping
+    (PyYAML keeps the last; kubectl apply refuses the document) and nesting deeper than MAX_NESTING."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_NESTING:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"nested more than {MAX_NESTING} levels deep", self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {str(key)[:60]!r} is given twice in one mapping (first on line "
+                    f"{seen[key].start_mark.line + 1}); keep one", key_node.start_mark)
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_documents(path: str) -> list[dict[str, Any]]:
     """What `kubectl apply -f` takes: a file with one or several documents, a directory of them, or '-'."""
+    return [doc for _, doc in named_documents(path)]
+
+
+def named_documents(path: str) -> list[tuple[str, Any]]:
+    """load_documents, each document with the name of the file it is in."""
     if path == "-":
-        texts = [("<stdin>", sys.stdin.read())]
+        texts = [("<stdin>", _decoded("<stdin>", sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)))]
     else:
         p = pathlib.Path(path)
         if not p.exists():
             raise FileNotFoundError(f"{path}: no such file or directory")
         files = sorted(x for x in p.iterdir() if x.suffix in (".yaml", ".yml", ".json")) if p.is_dir() else [p]
         texts = [(str(f), _read_text(f)) for f in files]
-    docs = []
-    for name, text in texts:
-        try:
-            docs += [doc for doc in yaml.safe_load_all(text) if doc]
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{name}: not valid YAML: {exc}") from exc
-    return docs
+    return [(name, doc) for name, text in texts for doc in _parse(name, text)]
+
+
+def _parse(name: str, text: str) -> list[Any]:
+    try:
+        return [doc for doc in yaml.load_all(text, Loader=_StrictLoader) if doc]
+    except yaml.MarkedYAMLError as exc:  # one line: what, and where (PyYAML's own text repeats the input)
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ValueError(f"{name}: not valid YAML: {where}{str(exc.problem or exc.context)[:200]}") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{name}: not valid YAML: {str(exc)[:200]}") from None
+    except RecursionError:
+        raise ValueError(f"{name}: not valid YAML: nested too deeply") from None
 
 
 def _read_text(path: pathlib.Path) -> str:
+    with path.open("rb") as f:
+        return _decoded(str(path), f.read(MAX_INPUT_BYTES + 1))
+
+
+def _decoded(name: str, data: bytes) -> str:
+    if len(data) > MAX_INPUT_BYTES:
+        raise ValueError(f"{name}: larger than {MAX_INPUT_BYTES // (1024 * 1024)} MiB; an EcsAlbService manifest "
+                         "is a few kilobytes, so this is not one (or split it into several files)")
     try:
-        return path.read_bytes().decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not a UTF-8 text file (byte {exc.start}); give a YAML or JSON manifest") from None
+        raise ValueError(f"{name}: not a UTF-8 text file (byte {exc.start}); give a YAML or JSON manifest") from None
 
 
 def load(path: str) -> tuple[list[EcsAlbService], dict[tuple[str, str], dict[str, Any]]]:
     """The EcsAlbServices of the input, and the Secrets their secretRef certificates name: the CLI reads no
     Kubernetes, so a Secret comes in the same -f input (`kubectl get secret NAME -o yaml`)."""
     out, secrets = [], {}
-    for doc in load_documents(path):
+    for source, doc in named_documents(path):
         if isinstance(doc, dict) and doc.get("kind") == "Secret" and doc.get("apiVersion") == "v1":
             meta = doc.get("metadata") or {}
             secrets[(meta.get("namespace") or "default", str(meta.get("name")))] = doc
@@ -65,7 +117,11 @@ def load(path: str) -> tuple[list[EcsAlbService], dict[tuple[str, str], dict[str
             print(f"skipped a document of kind {doc.get('kind') if isinstance(doc, dict) else type(doc).__name__}",
                   file=sys.stderr)
             continue
-        out.append(parse_spec(doc))
+        try:
+            out.append(parse_spec(doc))
+        except SpecError as exc:
+            exc.source = source
+            raise
     if not out:
         raise ValueError(f"{path}: no {KIND} document found")
     used = set().union(*(desired.secret_names(res) for res in out))
@@ -320,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull.fileno(), sys.stdout.fileno())  # so the interpreter's final flush does not fail again
         return EXIT_OK
     except SpecError as exc:
-        print(f"error: invalid spec:\n{exc}", file=sys.stderr)
+        print(f"error: {exc.source + ': ' if exc.source else ''}invalid spec:\n{exc}", file=sys.stderr)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
     except Exception as exc:  # an AWS error, a conflict: one clear line, no traceback

@@ -22,7 +22,7 @@ from controller import GROUP, PLURAL, VERSION, certificate_secrets, desired, eng
 from controller.fleet import budget, events
 from controller.fleet.scheduler import Fleet
 from controller.metrics import Metrics
-from controller.aws import NoRegion, Registry, error_code, is_transient
+from controller.aws import GONE_CODES, NoRegion, Registry, error_code, is_transient
 from controller.ownership import Owner
 from controller.resources import target_group
 from controller.resources.base import Conflict, MissingDependency
@@ -609,6 +609,9 @@ def _failed(body: kopf.Body, patch: kopf.Patch, previous: dict, exc: Exception, 
         reason, message, delay = "MissingDependency", str(exc), slow
     elif is_transient(exc):
         reason, message, delay = "AwsUnavailable", f"AWS is throttling or unavailable, retrying: {exc}", fast
+    elif error_code(exc) in GONE_CODES:
+        reason, message, delay = "ChangedElsewhere", (
+            f"a resource was deleted while the operator changed it (by someone else?); observing again: {exc}"), fast
     elif error_code(exc):
         reason, message, delay = "AwsError", f"AWS refused a call: {exc}", slow
     else:
@@ -662,7 +665,7 @@ def _remove(body: kopf.Body, patch: kopf.Patch) -> None:
                 metrics().drifted_fields.remove(body.meta.namespace, body.meta.name)
         except DeletionProtected as exc:
             _delete_blocked(body, patch, "DeletionProtected", str(exc))
-            raise kopf.TemporaryError(str(exc), delay=30) from exc
+            raise kopf.TemporaryError(str(exc), delay=min(30.0, _state["settings"].slow_retry_seconds)) from exc
         except Exception as exc:
             transient = is_transient(exc)
             message = f"deleting AWS resources: {exc}" + ("" if transient else (

@@ -69,6 +69,24 @@ REDIRECT_PORT_PATTERN = rf"^(#\{{port\}}|{_PORT_NUMBER})$"
 MATCHER_PATTERN = r"^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$"
 FIXED_STATUS_CODE_PATTERN = r"^[245][0-9][0-9]$"
 
+# ALB quotas (not adjustable per request, or the defaults an account starts with).
+MAX_RULES_PER_LOAD_BALANCER = 100  # not counting the listeners' default rules
+MAX_LISTENERS_PER_LOAD_BALANCER = 50
+MAX_CERTIFICATES_PER_LOAD_BALANCER = 25  # SNI certificates, not counting each listener's default one
+# ECS attaches at most five target groups to a service (each of ours is attached: it names a container).
+MAX_TARGET_GROUPS_PER_SERVICE = 5
+MAX_DESIRED_COUNT = 5000  # ECS's "tasks per service" quota
+# The characters AWS takes in rule conditions (value matching; * and ? are wildcards).
+HOST_HEADER = re.compile(r"[A-Za-z0-9\-_.*?]+")
+PATH_PATTERN = re.compile(r"[A-Za-z0-9_\-.$/~\"'@:+&;*?]+")
+QUERY_STRING = re.compile(r"[A-Za-z0-9_\-.$/~\"'@:+&()!,;=*?]+")
+HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`|~]{1,40}")  # an RFC 7230 token, as AWS takes it
+HEADER_VALUE = re.compile(r"[ -~]+")  # visible ASCII and the space
+# Error messages repeat a value only this long; a longer one is shown by its start and its length.
+SHOWN_MAX = 60
+# At most this many problems are listed; the rest are counted.
+MAX_PROBLEMS_SHOWN = 20
+
 # The error type of cross-field problems; its ctx carries (relative path, message) pairs.
 _PROBLEMS = "ecsalb_spec"
 
@@ -108,17 +126,30 @@ def _no_prefix(variable: str, prefix: str) -> str:
     cost grows with the string's maxLength: only for bounded strings."""
     pattern = "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in prefix)  # letters, digits, '-'
     return f"!{variable}.matches('^{pattern}')"
+def _shown(value: Any) -> str:
+    """A value as an error message repeats it: whole when short, else its start and its length."""
+    text = repr(value)
+    if len(text) <= SHOWN_MAX:
+        return text
+    size = len(value) if isinstance(value, (str, bytes, list, dict)) else len(text)
+    return f"{text[:SHOWN_MAX - 20]}... ({size} {'characters' if isinstance(value, str) else 'long'})"
 
 
 # --- errors ----------------------------------------------------------------------------------------
 
 
 class SpecError(ValueError):
-    """An invalid EcsAlbService. `errors` holds (field path, message); str() is one line per problem."""
+    """An invalid EcsAlbService. `errors` holds (field path, message); str() is one line per problem.
+    `source` names where the document came from (a file, for the CLI), when known."""
+
+    source: str | None = None
 
     def __init__(self, errors: list[tuple[str, str]]) -> None:
         self.errors = errors
-        super().__init__("\n".join(f"{path}: {message}" for path, message in errors))
+        lines = [f"{path}: {message}" for path, message in errors[:MAX_PROBLEMS_SHOWN]]
+        if len(errors) > MAX_PROBLEMS_SHOWN:
+            lines.append(f"... and {len(errors) - MAX_PROBLEMS_SHOWN} more problems")
+        super().__init__("\n".join(lines))
 
 
 def _fail(problems: list[tuple[str, str]]) -> NoReturn:
@@ -156,7 +187,7 @@ def _duplicates(list_name: str, key: str, values: list[Any], fix: str) -> list[t
     for i, value in enumerate(values):
         if value in first_at:
             problems.append((f"{list_name}[{i}].{key}",
-                             f"{key} {value!r} is already used by {list_name}[{first_at[value]}]; {fix}"))
+                             f"{key} {_shown(value)} is already used by {list_name}[{first_at[value]}]; {fix}"))
         first_at.setdefault(value, i)
     return problems
 
@@ -193,7 +224,7 @@ def format_errors(exc: ValidationError, root: str = "") -> list[tuple[str, str]]
             out.append((path, _unknown_field_message(model, err["loc"])))
         else:
             value = err.get("input")
-            shown = f" (got {value!r})" if isinstance(value, str | int | float | bool) else ""
+            shown = f" (got {_shown(value)})" if isinstance(value, str | int | float | bool) else ""
             out.append((path, err["msg"] + shown))
     return out
 
@@ -260,13 +291,13 @@ def _elb_name(name: str) -> str:
     if not name:
         raise ValueError("must not be empty")
     if len(name) > ELB_NAME_MAX:
-        raise ValueError(f"{name!r} is {len(name)} characters; AWS allows at most {ELB_NAME_MAX}, use a shorter name")
+        raise ValueError(f"{_shown(name)} is {len(name)} characters; AWS allows at most {ELB_NAME_MAX}, use a shorter name")
     if not re.fullmatch(r"[A-Za-z0-9-]+", name):
-        raise ValueError(f"{name!r} may contain only letters, digits and hyphens; replace the other characters")
+        raise ValueError(f"{_shown(name)} may contain only letters, digits and hyphens; replace the other characters")
     if name.startswith("-") or name.endswith("-"):
-        raise ValueError(f"{name!r} must not begin or end with a hyphen; remove it")
+        raise ValueError(f"{_shown(name)} must not begin or end with a hyphen; remove it")
     if name.lower().startswith("internal-"):
-        raise ValueError(f"{name!r} {_INTERNAL}")
+        raise ValueError(f"{_shown(name)} {_INTERNAL}")
     return name
 
 
@@ -308,7 +339,7 @@ def _cidr(value: str) -> str:
         ipaddress.ip_network(value, strict=True)
     except ValueError as exc:
         raise ValueError(
-            f"{value!r} is not a CIDR block ({exc}); write a network such as 10.0.0.0/16 or 2001:db8::/32"
+            f"{_shown(value)} is not a CIDR block ({exc}); write a network such as 10.0.0.0/16 or 2001:db8::/32"
         ) from None
     return value
 
@@ -331,7 +362,7 @@ def _lb_subnets(subnets: list[str]) -> list[str]:
 def _acm_arn(value: str) -> str:
     if not re.fullmatch(ACM_ARN_PATTERN, value):
         raise ValueError(
-            f"{value!r} is not an ACM certificate ARN; "
+            f"{_shown(value)} is not an ACM certificate ARN; "
             "use arn:aws:acm:<region>:<account>:certificate/<id>"
         )
     return value
@@ -339,20 +370,20 @@ def _acm_arn(value: str) -> str:
 
 def _health_check_port(value: str) -> str:
     if not re.fullmatch(HEALTH_CHECK_PORT_PATTERN, value):
-        raise ValueError(f"{value!r} is not a port; use traffic-port or a port number from 1 to 65535")
+        raise ValueError(f"{_shown(value)} is not a port; use traffic-port or a port number from 1 to 65535")
     return value
 
 
 def _url_path(value: str) -> str:
     if not re.match(URL_PATH_PATTERN, value):
-        raise ValueError(f"{value!r} must start with '/'; write it as /{value}")
+        raise ValueError(f"{_shown(value)} must start with '/'; write it as /{value}")
     return value
 
 
 def _matcher(value: str) -> str:
     # Ranges per protocol version are checked on TargetGroup, which knows the version.
     if not re.fullmatch(MATCHER_PATTERN, value):
-        raise ValueError(f"{value!r} is not a status code list; use codes like 200, 200,302 or 200-299")
+        raise ValueError(f"{_shown(value)} is not a status code list; use codes like 200, 200,302 or 200-299")
     return value
 
 
@@ -365,33 +396,33 @@ def _slow_start(seconds: int) -> int:
 def _target_type(value: Any) -> Any:
     if value != "ip":
         raise ValueError(
-            f"{value!r} is not supported; Fargate tasks use awsvpc networking, which needs targetType: ip"
+            f"{_shown(value)} is not supported; Fargate tasks use awsvpc networking, which needs targetType: ip"
         )
     return value
 
 
 def _redirect_protocol(value: str) -> str:
     if value not in REDIRECT_PROTOCOLS:
-        raise ValueError(f"{value!r} is not allowed; use HTTP, HTTPS or #{{protocol}} (keep the request's)")
+        raise ValueError(f"{_shown(value)} is not allowed; use HTTP, HTTPS or #{{protocol}} (keep the request's)")
     return value
 
 
 def _redirect_port(value: str) -> str:
     if not re.fullmatch(REDIRECT_PORT_PATTERN, value):
-        raise ValueError(f"{value!r} is not a port; use a number from 1 to 65535 or #{{port}} (keep the request's)")
+        raise ValueError(f"{_shown(value)} is not a port; use a number from 1 to 65535 or #{{port}} (keep the request's)")
     return value
 
 
 def _fixed_status_code(value: str) -> str:
     if not re.fullmatch(FIXED_STATUS_CODE_PATTERN, value):
-        raise ValueError(f"{value!r} is not allowed; use a 2XX, 4XX or 5XX status code such as 200, 404 or 503")
+        raise ValueError(f"{_shown(value)} is not allowed; use a 2XX, 4XX or 5XX status code such as 200, 404 or 503")
     return value
 
 
 def _service_name(value: str) -> str:
     if not re.fullmatch(SERVICE_NAME_PATTERN, value):
         raise ValueError(
-            f"{value!r} is not a valid ECS service name; use 1 to 255 letters, digits, hyphens and underscores"
+            f"{_shown(value)} is not a valid ECS service name; use 1 to 255 letters, digits, hyphens and underscores"
         )
     return value
 
@@ -402,7 +433,7 @@ _DNS1123_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 def _dns1123_subdomain(value: str) -> str:
     if len(value) > 253 or not re.fullmatch(rf"{_DNS1123_LABEL}(\.{_DNS1123_LABEL})*", value):
         raise ValueError(
-            f"{value!r} is not a DNS-1123 subdomain; use lowercase letters, digits, '-' and '.', "
+            f"{_shown(value)} is not a DNS-1123 subdomain; use lowercase letters, digits, '-' and '.', "
             "starting and ending with a letter or digit"
         )
     return value
@@ -413,7 +444,7 @@ def _user_tags(tags: Any) -> Any:
     # `CostCentre: 1234` as one; AWS tags are strings, and the CRD says so).
     if not isinstance(tags, Mapping):
         return tags
-    problems = [(str(key), f"the value must be a string (got {value!r}); quote it: {key}: \"{value}\""
+    problems = [(str(key), f"the value must be a string (got {_shown(value)}); quote it: {key}: \"{str(value)[:SHOWN_MAX]}\""
                  if not isinstance(value, str) else ownership.tag_problem(str(key), value)) for key, value in tags.items()]
     problems = [(key, problem) for key, problem in problems if problem]
     if too_many := ownership.too_many_tags(len(tags)):
@@ -611,7 +642,7 @@ class TargetGroup(_Model):
         codes = [int(c) for c in re.split(r"[,-]", self.health_check.matcher)]
         if not all(low <= c <= high for c in codes):
             _fail([("healthCheck.matcher",
-                    f"{self.health_check.matcher!r} is out of range for protocolVersion {self.protocol_version}; "
+                    f"{_shown(self.health_check.matcher)} is out of range for protocolVersion {self.protocol_version}; "
                     f"use {kind}")])
         return self
 
@@ -728,6 +759,10 @@ class Redirect(_Model):
         " || ".join(f"string(self.{name}) != '{keep}'" if name == "port" else f"self.{name} != '{keep}'"
                     for name, keep in _KEEP.items()),
         _LOOP)))
+    def loops(self, listener: Listener) -> bool:
+        """Whether this redirect on `listener` sends a request back where it came from."""
+        return (self.protocol in ("#{protocol}", listener.protocol) and self.port in ("#{port}", str(listener.port))
+                and (self.host, self.path, self.query) == ("#{host}", "/#{path}", "#{query}"))
 
     @model_validator(mode="after")
     def _changes_something(self) -> Redirect:
@@ -832,18 +867,40 @@ class Conditions(_Model):
             _fail([("", _NO_CONDITION)])
         if count > MAX_CONDITION_VALUES_PER_RULE:
             _fail([("", f"{count} {_TOO_MANY_CONDITIONS}")])
-        problems = [(f"httpRequestMethods[{i}]", f"{method!r} is not an HTTP method as AWS takes it; use capitals, "
+        problems = [(f"httpRequestMethods[{i}]", f"{_shown(method)} is not an HTTP method as AWS takes it; use capitals, "
                                                  "'-' and '_' only, at most 40 characters (GET, POST, ...)")
                     for i, method in enumerate(self.http_request_methods)
                     if not re.fullmatch(HTTP_METHOD_PATTERN, method)]
-        problems += [(f"httpHeaders[{i}].name", f"{header.name!r} is longer than the "
-                                                f"{MAX_HTTP_HEADER_NAME_LENGTH} characters AWS allows")
-                     for i, header in enumerate(self.http_headers) if len(header.name) > MAX_HTTP_HEADER_NAME_LENGTH]
+        problems += [(f"httpHeaders[{i}].name", f"{_shown(header.name)} is not a header name AWS takes: at most 40 "
+                                                "letters, digits and ! # $ % & ' * + - . ^ _ ` | ~ (no wildcards)")
+                     for i, header in enumerate(self.http_headers) if not HEADER_NAME.fullmatch(header.name)]
+        problems += [(path, f"{_shown(value)} {why}") for path, value, why in self._characters()]
         problems += [(path, f"{len(value)} characters; AWS allows at most {MAX_CONDITION_VALUE_LENGTH}, shorten it")
                      for path, value in self._values() if len(value) > MAX_CONDITION_VALUE_LENGTH]
         if problems:
             _fail(problems)
         return self
+
+    def _characters(self) -> Iterator[tuple[str, str, str]]:
+        """(path, value, what is wrong) for every condition value with a character AWS refuses."""
+        for i, host in enumerate(self.host_headers):
+            last = host.rsplit(".", 1)[-1]
+            if not HOST_HEADER.fullmatch(host) or "." not in host or not last.isalpha():
+                yield (f"hostHeaders[{i}]", host, "is not a host name AWS takes: letters, digits, - _ . and the "
+                       "wildcards * ?, with at least one '.' and only letters after the last one (app.example.com)")
+        checks = [("pathPatterns", self.path_patterns, PATH_PATTERN, "letters, digits, _ - . $ / ~ \" ' @ : + & ;")]
+        checks += [(f"queryStrings[{i}].{part}", [v], QUERY_STRING, "letters, digits, _ - . $ / ~ \" ' @ : + & ( ) ! , ; =")
+                   for i, q in enumerate(self.query_strings) for part, v in (("key", q.key), ("value", q.value)) if v]
+        for name, values, allowed, words in checks:
+            for j, value in enumerate(values):
+                if not allowed.fullmatch(value):
+                    path = f"{name}[{j}]" if name == "pathPatterns" else name
+                    yield (path, value, f"has a character AWS refuses here; use {words} and the wildcards * ?")
+        for i, header in enumerate(self.http_headers):
+            for j, value in enumerate(header.values):
+                if not HEADER_VALUE.fullmatch(value):
+                    yield (f"httpHeaders[{i}].values[{j}]", value,
+                           "has a character AWS refuses; use visible ASCII characters and spaces")
 
     def _values(self) -> Iterator[tuple[str, str]]:
         """Every condition string AWS limits in length, with its path."""
@@ -876,13 +933,16 @@ class Listener(_Model):
     protocol: Literal["HTTP", "HTTPS"]
     ssl_policy: str | None = Field(None, description=f"HTTPS only; default {DEFAULT_SSL_POLICY}.")
     certificates: list[CertificateSource] = Field(
-        default_factory=list, max_length=MAX_CERTIFICATES_PER_LISTENER,
-        description="HTTPS only: the first is the default certificate, the rest are SNI."
+        default_factory=list, description="HTTPS only: the first is the default certificate, the rest are SNI.",
+        # maxItems for the API server's CEL cost estimate; the model counts them across the load balancer
+        # (EcsAlbServiceSpec._within_quotas), with a message that says what to do.
+        json_schema_extra={"maxItems": MAX_CERTIFICATES_PER_LISTENER},
     )
     default_action: Action
     rules: list[Rule] = Field(
-        default_factory=list, max_length=MAX_RULES_PER_LISTENER,
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["priority"]},
+        default_factory=list,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["priority"],
+                           "maxItems": MAX_RULES_PER_LISTENER},
     )
 
     model_config = ConfigDict(json_schema_extra=cel_rules(
@@ -907,6 +967,12 @@ class Listener(_Model):
                 problems.append(("sslPolicy", _HTTP_TAKES_NO_POLICY))
         problems += _duplicates("rules", "priority", [rule.priority for rule in self.rules],
                                 "give each rule of a listener its own priority")
+        actions = [("defaultAction", self.default_action)]
+        actions += [(f"rules[{j}].action", rule.action) for j, rule in enumerate(self.rules)]
+        problems += [(f"{path}.redirect", f"this redirect sends a request back to this very listener "
+                                          f"({self.protocol}:{self.port}) with the same host, path and query, so it "
+                                          "would loop; change the protocol, port, host, path or query")
+                     for path, action in actions if action.redirect is not None and action.redirect.loops(self)]
         if problems:
             _fail(problems)
         return self
@@ -960,7 +1026,7 @@ class Service(_Model):
     name: Annotated[str, AfterValidator(_service_name), CrdSchema(pattern=SERVICE_NAME_PATTERN, maxLength=255)]
     cluster: str = Field(min_length=1, description="An existing cluster; the operator does not own clusters.")
     task_definition: str = Field(min_length=1, description="family, family:revision, or ARN.")
-    desired_count: int = Field(1, ge=0)
+    desired_count: int = Field(1, ge=0, le=MAX_DESIRED_COUNT)
     launch_type: Literal["FARGATE"] = "FARGATE"
     platform_version: str = "LATEST"
     network: ServiceNetwork
@@ -996,12 +1062,14 @@ class EcsAlbServiceSpec(_Model):
     policies: Policies = Field(default_factory=Policies)
     load_balancer: LoadBalancer
     target_groups: list[TargetGroup] = Field(
-        min_length=1, max_length=MAX_TARGET_GROUPS,
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+        min_length=1,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+                           "maxItems": MAX_TARGET_GROUPS},
     )
     listeners: list[Listener] = Field(
-        min_length=1, max_length=MAX_LISTENERS,
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["port"]},
+        min_length=1,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["port"],
+                           "maxItems": MAX_LISTENERS},
     )
     service: Service
     tags: UserTags = Field(
@@ -1016,6 +1084,27 @@ class EcsAlbServiceSpec(_Model):
              f"a listener's defaultAction.forward {_UNKNOWN_TARGET_GROUP}", ".listeners"),
         cel_rule(f"self.listeners.all(l, !has(l.rules) || l.rules.all(r, {_forwards_known('r.action')}))",
              f"a rule's action.forward (listeners[].rules[]) {_UNKNOWN_TARGET_GROUP}", ".listeners")))
+    def _within_quotas(self) -> list[tuple[str, str]]:
+        """What AWS would refuse as too many, counted across the stack."""
+        problems = []
+        if len(self.target_groups) > MAX_TARGET_GROUPS_PER_SERVICE:
+            problems.append(("targetGroups", f"{len(self.target_groups)} target groups, but ECS attaches at most "
+                                             f"{MAX_TARGET_GROUPS_PER_SERVICE} to a service (each one here is "
+                                             "attached through its container); remove some"))
+        if len(self.listeners) > MAX_LISTENERS_PER_LOAD_BALANCER:
+            problems.append(("listeners", f"{len(self.listeners)} listeners, but an ALB takes at most "
+                                          f"{MAX_LISTENERS_PER_LOAD_BALANCER}; remove some"))
+        rules = sum(len(listener.rules) for listener in self.listeners)
+        if rules > MAX_RULES_PER_LOAD_BALANCER:
+            problems.append(("listeners", f"{rules} rules across the listeners, but an ALB takes at most "
+                                          f"{MAX_RULES_PER_LOAD_BALANCER} (default actions not counted); merge rules "
+                                          "(up to 5 condition values each) or remove some"))
+        sni = sum(max(len(listener.certificates) - 1, 0) for listener in self.listeners)
+        if sni > MAX_CERTIFICATES_PER_LOAD_BALANCER:
+            problems.append(("listeners", f"{sni} SNI certificates across the listeners, but an ALB takes at most "
+                                          f"{MAX_CERTIFICATES_PER_LOAD_BALANCER} besides each listener's default one; "
+                                          "use certificates with several names (subjectAlternativeNames)"))
+        return problems
 
     def actions(self) -> Iterator[tuple[str, Action]]:
         """Every action with its YAML path: default actions and rule actions of all listeners."""
@@ -1028,6 +1117,7 @@ class EcsAlbServiceSpec(_Model):
     def _consistent(self) -> EcsAlbServiceSpec:
         problems = _duplicates("listeners", "port", [listener.port for listener in self.listeners],
                                "give each listener its own port")
+        problems += self._within_quotas()
         names = [group.name for group in self.target_groups]
         problems += _duplicates("targetGroups", "name", names, "target group names must be unique")
         known = ", ".join(names)
@@ -1040,7 +1130,7 @@ class EcsAlbServiceSpec(_Model):
             else:
                 references = [(f"{path}.forward.targetGroups[{k}].name", target.name)
                               for k, target in enumerate(forward.target_groups)]
-            problems += [(ref_path, f"no target group named {name!r}; {_USE_KNOWN}: {known}")
+            problems += [(ref_path, f"no target group named {_shown(name)}; {_USE_KNOWN}: {known}")
                          for ref_path, name in references if name not in names]
         if problems:
             _fail(problems)
@@ -1059,13 +1149,13 @@ class Metadata(_Model):
 
 def _api_version(value: str) -> str:
     if value != API_VERSION:
-        raise ValueError(f"{value!r} is not served by this operator; set apiVersion: {API_VERSION}")
+        raise ValueError(f"{_shown(value)} is not served by this operator; set apiVersion: {API_VERSION}")
     return value
 
 
 def _kind(value: str) -> str:
     if value != KIND:
-        raise ValueError(f"{value!r} is not handled by this operator; set kind: {KIND}")
+        raise ValueError(f"{_shown(value)} is not handled by this operator; set kind: {KIND}")
     return value
 
 

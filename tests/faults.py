@@ -4,6 +4,10 @@ moto has no throttling or 5xx injection. This WSGI middleware matches requests b
 name and the operation (query protocol `Action=`, JSON `X-Amz-Target`), answers a rule's error in that
 protocol's own shape `times` times, and passes everything else to moto. Clients talk to it over HTTP
 exactly as they talk to moto, so botocore's retry logic runs for real.
+
+A lost answer (`lost_answer(service, operation)`) is the other way a call fails: the request reaches moto and
+executes, then the connection closes before any answer is sent. botocore raises ConnectionClosedError for
+it and retries (standard and adaptive modes), so the retry finds whatever the first attempt did.
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import dataclasses
 import io
 import json
 import re
+import socket
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterable
@@ -30,6 +35,18 @@ class Fault:
     status: int = 400
     times: int = 1_000_000  # how many matching requests fail; then they pass
     hits: int = 0
+    # The request executes on moto first; then its answer is lost (code LOST) or replaced by the error.
+    executed: bool = False
+    message: str = "injected by tests/faults.py"  # AWS's own words, for a refusal shown to the user
+    meanwhile: Callable[[], None] | None = None  # what someone else does on AWS just before this answer
+
+
+LOST = "(answer lost)"
+
+
+def lost_answer(service: str, operation: str, times: int = 1) -> Fault:
+    """The call executes and its answer never arrives (the connection closes), `times` times."""
+    return Fault(service, operation, LOST, status=0, times=times, executed=True)
 
 
 class FaultInjector:
@@ -62,12 +79,28 @@ class FaultInjector:
                 fault.hits += 1
         if fault is None:
             return self.app(environ, start_response)
+        if fault.meanwhile is not None:
+            fault.meanwhile()
+        if fault.executed:
+            answer = self.app(environ, lambda *_: None)
+            b"".join(answer)  # moto has done the work; its answer goes nowhere
+            if hasattr(answer, "close"):
+                answer.close()
+        if fault.code == LOST:
+            environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
+            # werkzeug treats a ConnectionError as a client that went away: it sends nothing more.
+            raise ConnectionResetError("answer lost by tests/faults.py")
+        message = fault.message.replace("&", "&amp;").replace("<", "&lt;")
         if target:  # JSON protocols (ECS, ACM)
-            payload = json.dumps({"__type": fault.code, "message": "injected by tests/faults.py"}).encode()
+            payload = json.dumps({"__type": fault.code, "message": fault.message}).encode()
             content_type = "application/x-amz-json-1.1"
-        else:  # query protocols (ELBv2, EC2): both parse <Code> out of an XML error body
+        elif service == "ec2":  # EC2's own query error shape
+            payload = (f"<Response><Errors><Error><Code>{fault.code}</Code><Message>{message}</Message></Error>"
+                       f"</Errors><RequestID>fault</RequestID></Response>").encode()
+            content_type = "text/xml"
+        else:  # the query protocol (ELBv2)
             payload = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{fault.code}</Code>"
-                       f"<Message>injected by tests/faults.py</Message></Error>"
+                       f"<Message>{message}</Message></Error>"
                        f"<RequestId>fault</RequestId></ErrorResponse>").encode()
             content_type = "text/xml"
         start_response(f"{fault.status} Injected", [("Content-Type", content_type),

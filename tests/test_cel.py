@@ -209,7 +209,7 @@ GOOD: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [
     ("redirect that changes only the port",
      lambda s: spec_at(s, HTTPS, 1).update(redirect={"port": 8443, "statusCode": "HTTP_301"})),
     ("redirect that changes only the protocol",
-     lambda s: spec_at(s, HTTPS, 1).update(redirect={"protocol": "HTTPS", "statusCode": "HTTP_301"})),
+     lambda s: spec_at(s, HTTPS, 1).update(redirect={"protocol": "HTTP", "statusCode": "HTTP_301"})),
     ("app_cookie stickiness with its cookie",
      lambda s: s["targetGroups"][0]["attributes"].update(
          stickiness={"enabled": True, "type": "app_cookie", "cookieName": "SESSION"})),

@@ -224,6 +224,41 @@ def test_a_file_that_is_not_text_is_named_in_the_error(tmp_path):
     assert out.stderr == f"error: {path}: not a UTF-8 text file (byte 0); give a YAML or JSON manifest\n"
 
 
+@pytest.mark.parametrize("text, says", [
+    # PyYAML keeps the last of two keys silently; kubectl refuses the document.
+    ("spec:\n  vpcId: vpc-1\n  service: {}\n  vpcId: vpc-2\n",
+     "not valid YAML: line 4, column 3: key 'vpcId' is given twice in one mapping (first on line 2); keep one"),
+    ("spec: " + "[" * 20_000 + "]" * 20_000 + "\n", "not valid YAML: line 1, column 106: nested more than 100 levels deep"),
+    ("spec:\n  vpcId: [1, 2\n  name: " + "x" * 100_000 + "\n", "not valid YAML: line 3, column 7: expected ',' or ']'"),
+])
+def test_a_file_that_is_not_a_manifest_is_named_with_the_line_in_one_short_line(tmp_path, text, says):
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    out = ecsalb(None, "plan", "-f", str(path))
+    assert out.returncode == 1
+    assert out.stderr.startswith(f"error: {path}: {says}") and len(out.stderr) < 300, out.stderr
+    assert out.stderr.count("\n") == 1
+
+
+def test_a_huge_file_is_refused_unread(tmp_path):
+    path = tmp_path / "spec.yaml"
+    with path.open("w") as f:
+        f.write("spec:\n  vpcId: vpc-1\n  pad: " + "x" * (6 * 1024 * 1024) + "\n")
+    out = ecsalb(None, "plan", "-f", str(path))
+    assert out.returncode == 1
+    assert out.stderr.startswith(f"error: {path}: larger than 5 MiB") and out.stderr.count("\n") == 1
+
+
+def test_an_over_long_value_is_not_repeated_whole(tmp_path, manifest):
+    manifest["spec"]["service"]["name"] = "web service " * 10_000
+    out = ecsalb(None, "plan", "-f", str(write(tmp_path / "spec.yaml", manifest)))
+    assert out.returncode == 1
+    assert out.stderr == (
+        f"error: {tmp_path / 'spec.yaml'}: invalid spec:\n"
+        "spec.service.name: 'web service web service web service web... (120000 characters) is not a valid ECS "
+        "service name; use 1 to 255 letters, digits, hyphens and underscores\n")
+
+
 def test_a_reader_that_goes_away_is_not_an_error(moto_server, aws, spec_file):
     # `ecsalb plan -f x | head`: here a reader that is gone before the plan prints anything (`| true`).
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ECSALB_"))}

@@ -312,8 +312,10 @@ def test_the_schema_refuses_what_the_model_refuses(schema: dict[str, Any], edit:
     assert (where, what.split(":")[0]) == (path, keyword)
     with pytest.raises(SpecError) as caught:
         parse_spec(doc)
-    # The model names the same field, or one inside it (a duplicate key: the item's key field).
-    assert any(p == path or p.startswith((path + ".", path + "[")) for p, _ in caught.value.errors), \
+    # The model names the same field, one inside it (a duplicate key: the item's key field), or the list that holds
+    # it (a quota the model counts across the load balancer, as AWS does: rules, certificates).
+    assert any(p == path or p.startswith((path + ".", path + "[")) or path.startswith((p + ".", p + "["))
+               for p, _ in caught.value.errors), \
         caught.value.errors
 
 

@@ -197,7 +197,9 @@ def test_every_certificate_source_is_accepted(manifest: dict[str, Any], source: 
     {"spec.listeners[1].rules[0].conditions": {  # exactly the AWS limit of 5 values
         "pathPatterns": ["/a"], "httpHeaders": [{"name": "X-Env", "values": ["a", "b"]}],
         "queryStrings": [{"key": "v", "value": "2"}], "sourceIps": ["192.0.2.0/24"]}},
-    {"spec.listeners[1].rules[1].action.redirect": {"protocol": "HTTPS", "port": "443", "statusCode": "HTTP_302"}},
+    # To the same protocol and port on another host: not back to itself.
+    {"spec.listeners[1].rules[1].action.redirect": {"protocol": "HTTPS", "port": "443", "host": "b.example.com",
+                                                     "statusCode": "HTTP_302"}},
     {"spec.listeners[0].defaultAction": {"fixedResponse": {"statusCode": "503", "contentType": "application/json"}}},
     {"spec.service.deployment": {"minimumHealthyPercent": 0, "maximumPercent": 100}},
     {"spec.policies.driftCheckIntervalSeconds": 10},
@@ -451,7 +453,38 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("rule query value too long", {f"{RULE}.conditions": {"queryStrings": [{"key": "k", "value": "v" * 129}]}},
      f"{RULE}.conditions.queryStrings[0].value", "AWS allows at most 128"),
     ("rule header name too long", {f"{RULE}.conditions": {"httpHeaders": [{"name": "X" * 41, "values": ["1"]}]}},
-     f"{RULE}.conditions.httpHeaders[0].name", "longer than the 40 characters"),
+     f"{RULE}.conditions.httpHeaders[0].name", "at most 40"),
+    ("rule header name character", {f"{RULE}.conditions": {"httpHeaders": [{"name": "X Env", "values": ["1"]}]}},
+     f"{RULE}.conditions.httpHeaders[0].name", "not a header name AWS takes"),
+    ("rule header value character", {f"{RULE}.conditions": {"httpHeaders": [{"name": "X-Env", "values": ["é"]}]}},
+     f"{RULE}.conditions.httpHeaders[0].values[0]", "visible ASCII"),
+    ("rule host header character", {f"{RULE}.conditions": {"hostHeaders": ["app_1.exa mple.com"]}},
+     f"{RULE}.conditions.hostHeaders[0]", "not a host name AWS takes"),
+    ("rule host header without a dot", {f"{RULE}.conditions": {"hostHeaders": ["localhost"]}},
+     f"{RULE}.conditions.hostHeaders[0]", "at least one '.'"),
+    ("rule host header ending in a digit", {f"{RULE}.conditions": {"hostHeaders": ["10.0.0.1"]}},
+     f"{RULE}.conditions.hostHeaders[0]", "only letters after the last one"),
+    ("rule path pattern character", {f"{RULE}.conditions": {"pathPatterns": ["/a b"]}},
+     f"{RULE}.conditions.pathPatterns[0]", "a character AWS refuses"),
+    ("rule query string character", {f"{RULE}.conditions": {"queryStrings": [{"key": "k", "value": "a#b"}]}},
+     f"{RULE}.conditions.queryStrings[0].value", "a character AWS refuses"),
+    ("redirect to the listener itself", {"spec.listeners[0].defaultAction": {
+        "redirect": {"protocol": "HTTP", "port": 80, "statusCode": "HTTP_301"}}},
+     "spec.listeners[0].defaultAction.redirect", "back to this very listener (HTTP:80)"),
+    ("rule redirect to its listener", {f"{RULE}.action": {"redirect": {"protocol": "HTTPS", "statusCode": "HTTP_301"}}},
+     f"{RULE}.action.redirect", "so it would loop"),
+    ("desired count over the ECS quota", {"spec.service.desiredCount": 5001}, "spec.service.desiredCount",
+     "less than or equal to 5000"),
+    ("six target groups on one service", {f"spec.targetGroups[{i}]": {
+        "name": f"tg-{i}", "port": 80, "container": {"name": "my-ecs-learning-container", "port": 80}}
+        for i in range(1, 6)}, "spec.targetGroups", "ECS attaches at most 5"),
+    ("101 rules on one load balancer", {"spec.listeners[0].rules": [
+        {"priority": p, "conditions": {"pathPatterns": [f"/{p}"]},
+         "action": {"fixedResponse": {"statusCode": 404}}} for p in range(1, 100)]},
+     "spec.listeners", "101 rules across the listeners"),
+    ("26 SNI certificates", {"spec.listeners[1].certificates": [
+        {"selfSigned": {"commonName": f"n{i}.example.com"}} for i in range(27)]},
+     "spec.listeners", "26 SNI certificates"),
     # service
     ("service name", {"spec.service.name": "web service"}, "spec.service.name", "not a valid ECS service name"),
     ("service name long", {"spec.service.name": "s" * 256}, "spec.service.name", "1 to 255 letters"),
@@ -588,3 +621,16 @@ def test_at_most_45_tags_leave_room_for_the_operators_five() -> None:
     [(path, message)] = problems(with_tags({f"k{i}": "v" for i in range(46)}))
     assert path == "spec.tags"
     assert "at most 45 are left for yours" in message and "ecsalb.io/tags" in message and "remove 1" in message
+
+
+def test_an_over_long_value_is_not_repeated_whole(manifest: dict[str, Any]) -> None:
+    [(path, message)] = problems(edited(manifest, {"spec.loadBalancer.name": "a" * 100_000,}))
+    assert path == "spec.loadBalancer.name" and "(100000 characters)" in message and len(message) < 200
+
+
+def test_a_thousand_problems_are_counted_not_all_listed(manifest: dict[str, Any]) -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_spec(edited(manifest, {"spec.loadBalancer.securityGroup.ingressCidrs": ["nope"] * 1000}))
+    text = str(caught.value)
+    assert len(caught.value.errors) == 1000 and text.endswith("... and 980 more problems")
+    assert len(text.splitlines()) == 21

@@ -15,7 +15,7 @@ from typing import Any
 import botocore.exceptions
 
 from controller.aws import AwsClients, error_code
-from controller.ownership import Owner, from_aws
+from controller.ownership import RESOURCE_TAG, Owner, from_aws
 
 # The Resource Groups Tagging API finds everything a stack owns in one call (listeners are found through
 # their load balancer, security groups by an EC2 tag filter).
@@ -46,6 +46,13 @@ class LiveReads:
             for item in page["ResourceTagMappingList"]:
                 out[item["ResourceARN"]] = from_aws(item.get("Tags"))
         return out
+
+    def owned_with_key(self, key: str, resource_type: str) -> list[str]:
+        """The ARNs of one type the owner owns with this resource key (the tagging index may lag on AWS)."""
+        pages = self.aws.resourcegroupstaggingapi.get_paginator("get_resources").paginate(
+            TagFilters=[*self.owner.tag_filters(), {"Key": RESOURCE_TAG, "Values": [key]}],
+            ResourceTypeFilters=[resource_type])
+        return [item["ResourceARN"] for page in pages for item in page["ResourceTagMappingList"]]
 
     # --- ELBv2 ----------------------------------------------------------------------------------
     def load_balancers(self, owned: dict[str, Tags], names: list[str]) -> list[tuple[dict, Tags]]:

@@ -19,7 +19,7 @@ import botocore.exceptions
 
 from controller import certs
 from controller import desired as d
-from controller.aws import error_code
+from controller.aws import error_code, retried
 from controller.fleet.reads import LiveReads
 from controller.ownership import RESOURCE_TAG, to_aws
 from controller.resources.base import Context, FieldDiff, Kind, MissingDependency, Observed, is_tag_field
@@ -144,20 +144,35 @@ class Certificates(Kind):
         tags = to_aws(ctx.tags_for(desired.key))
         if desired.source == "acm":
             names = sorted(set(desired.subject_alternative_names) - {desired.domain_name})
+            # The token makes a retry (after a lost answer, or a crash within the hour ACM keeps tokens) return
+            # the first certificate. It covers the names: a new domain is a new certificate, not the old one.
             arn = acm.request_certificate(
                 DomainName=desired.domain_name, ValidationMethod="DNS", Tags=tags,
-                IdempotencyToken=d.short_hash(ctx.owner.cluster, ctx.owner.ref, desired.key, length=32),
+                IdempotencyToken=d.short_hash(ctx.owner.cluster, ctx.owner.ref, ctx.owner.uid, desired.key,
+                                              desired.domain_name, *names, length=32),
                 **({"SubjectAlternativeNames": names} if names else {}))["CertificateArn"]
             ctx.changed("Created", desired.key, f"{arn} (requested from ACM, DNS validation)")
         elif desired.source in IMPORTED:
             material = self._material(desired)
-            arn = acm.import_certificate(Tags=tags, **_import_params(material))["CertificateArn"]
+            response = acm.import_certificate(Tags=tags, **_import_params(material))
+            arn = response["CertificateArn"]
+            if retried(response):
+                self._drop_twins(ctx, desired.key, arn)
             ctx.changed("Created", desired.key, f"{arn} (imported {desired.name}, {_summary(material)})")
         else:
             raise MissingDependency(f"{desired.name}: not found")  # blocked() keeps us from here
         created = self._observed(self._describe(ctx, arn) or {"CertificateArn": arn}, ctx.tags_for(desired.key))
         self._note(ctx, desired, created)
         return created
+
+    def _drop_twins(self, ctx: Context, key: str, arn: str) -> None:
+        """ImportCertificate has no idempotency token: a retry after a lost answer imports a second copy. Found
+        by its ownership tags (made in this very call, used by nothing yet), it goes. The tagging index can lag
+        on AWS: a twin it misses is one more owned certificate with this key, which the next run deletes."""
+        before = {o.id for o in ctx.observed.get(self.kind, [])}
+        for twin in LiveReads(ctx.aws, ctx.owner).owned_with_key(key, "acm:certificate"):
+            if twin != arn and twin not in before:
+                ctx.aws.acm.delete_certificate(CertificateArn=twin)
 
     def update(self, ctx: Context, desired: d.Certificate, actual: Observed, diffs: list[FieldDiff]) -> None:
         if desired.source not in IMPORTED:

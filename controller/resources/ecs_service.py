@@ -179,10 +179,19 @@ class Services(Kind):
         return params
 
     def create(self, ctx: Context, desired: d.Service) -> Observed:
-        svc = ctx.aws.ecs.create_service(
-            cluster=desired.cluster, serviceName=desired.name, launchType=desired.launch_type,
-            tags=to_ecs(ctx.tags_for(desired.key)), propagateTags="SERVICE", enableECSManagedTags=True,
-            **self._params(ctx, desired))["service"]
+        params = self._params(ctx, desired)
+        # A retry with the same token (a lost answer, a crash before the service was seen) returns the first
+        # service instead of failing. The token covers the request: another request is another service.
+        token = d.short_hash(ctx.owner.cluster, ctx.owner.ref, ctx.owner.uid, desired.key, desired.cluster,
+                             desired.name, sorted(ctx.tags_for(desired.key).items()), sorted(params.items()), length=36)
+        def create(token: str) -> dict:
+            return ctx.aws.ecs.create_service(
+                cluster=desired.cluster, serviceName=desired.name, launchType=desired.launch_type,
+                tags=to_ecs(ctx.tags_for(desired.key)), propagateTags="SERVICE", enableECSManagedTags=True,
+                clientToken=token, **params)["service"]
+        svc = create(token)
+        if svc.get("status") not in LIVE:  # the token's first service, deleted since (out of band): a new one
+            svc = create(d.short_hash(token, svc["serviceArn"], svc.get("createdAt"), length=36))
         ctx.changed("Created", desired.key, svc["serviceArn"])
         observed = self._observed(ctx, svc)
         # Verify what was stored: a setting the create call did not keep is set once more with an update

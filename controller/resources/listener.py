@@ -8,7 +8,7 @@ from typing import Any
 import botocore.exceptions
 
 from controller import desired as d
-from controller.aws import error_code
+from controller.aws import error_code, retried
 from controller.fleet.reads import LiveReads
 from controller.ownership import to_aws
 from controller.resources import actions
@@ -99,16 +99,29 @@ class Listeners(Kind):
         if desired.protocol == "HTTPS":
             params["SslPolicy"] = desired.ssl_policy
             params["Certificates"] = [{"CertificateArn": certificates["defaultCertificate"]}]
-        listener = ctx.aws.elbv2.create_listener(
-            LoadBalancerArn=ctx.resolve(desired.load_balancer), Port=desired.port, Protocol=desired.protocol,
+        lb_arn = ctx.resolve(desired.load_balancer)
+        response = ctx.aws.elbv2.create_listener(
+            LoadBalancerArn=lb_arn, Port=desired.port, Protocol=desired.protocol,
             DefaultActions=actions.to_aws(ctx, desired.default_action),
-            Tags=to_aws(ctx.tags_for(desired.key)), **params)["Listeners"][0]
+            Tags=to_aws(ctx.tags_for(desired.key)), **params)
+        listener = response["Listeners"][0]
+        if retried(response):
+            self._drop_twins(ctx, lb_arn, desired.port, listener["ListenerArn"])
         ctx.changed("Created", desired.key, listener["ListenerArn"])
         created = self._observed(listener)
         if certificates:
             created.fields.update(defaultCertificate=certificates["defaultCertificate"], sniCertificates=[])
             self._converge_sni(ctx, desired, created, certificates["sniCertificates"])
         return created
+
+    def _drop_twins(self, ctx: Context, lb_arn: str, port: int, arn: str) -> None:
+        """After a retried create: AWS answers the retry with the listener the lost attempt made; moto makes a
+        second one on the same port (shared/reference/moto-fidelity.md). On our load balancer, on this port,
+        made in this very call: it goes. On AWS there is none."""
+        before = {o.id for o in ctx.observed.get(self.kind, [])}
+        for listener in ctx.aws.elbv2.describe_listeners(LoadBalancerArn=lb_arn)["Listeners"]:
+            if listener["Port"] == port and listener["ListenerArn"] not in (arn, *before):
+                ctx.aws.elbv2.delete_listener(ListenerArn=listener["ListenerArn"])
 
     def _converge_sni(self, ctx: Context, desired: d.Listener, actual: Observed, wanted: list[str]) -> None:
         have, wanted = set(actual.fields.get("sniCertificates") or []), set(wanted) - {UNKNOWN}

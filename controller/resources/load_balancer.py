@@ -2,9 +2,14 @@
 a new name or scheme means a replacement (create the new one, move listeners, delete the old one)."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
+import botocore.exceptions
+
 from controller import desired as d
+from controller.aws import error_code, retried
+from controller.fleet.reads import LiveReads
 from controller.ownership import MANAGED_TAG, PREFIX, RESOURCE_TAG, owner_description, to_aws
 from controller.resources.base import Conflict, Context, FieldDiff, Kind, Observed, chunks
 from controller.resources.elbv2 import TaggedByArn, tags_by_arn
@@ -69,11 +74,14 @@ class LoadBalancers(TaggedByArn, Kind):
         taken = {o.name for o in ctx.observed.get(self.kind, [])}
         name = desired.alt_name if desired.name in taken else desired.name
         # On AWS, a create with an existing name and the same settings returns that load balancer.
-        lb = elbv2.create_load_balancer(
+        response = elbv2.create_load_balancer(
             Name=name, Subnets=desired.subnets, SecurityGroups=[ctx.resolve(sg) for sg in desired.security_groups],
             Scheme=desired.scheme, Type="application", IpAddressType=desired.ip_address_type,
-            Tags=to_aws(ctx.tags_for(desired.key)))["LoadBalancers"][0]
+            Tags=to_aws(ctx.tags_for(desired.key)))
+        lb = response["LoadBalancers"][0]
         arn = lb["LoadBalancerArn"]
+        if retried(response):
+            self._drop_twins(ctx, desired.key, arn)
         tags = tags_by_arn(elbv2, [arn]).get(arn, {})
         if tags.get(RESOURCE_TAG) != desired.key or not ctx.owner.owns(tags):
             raise Conflict(desired.key, arn, owner_description(tags))
@@ -83,6 +91,15 @@ class LoadBalancers(TaggedByArn, Kind):
         if changed:
             elbv2.modify_load_balancer_attributes(LoadBalancerArn=arn, Attributes=changed)
         return self._observed(ctx, lb, tags, attrs={**ATTRIBUTE_DEFAULTS, **desired.attributes})
+
+    def _drop_twins(self, ctx: Context, key: str, arn: str) -> None:
+        """After a retried create: AWS answers the retry with the load balancer the lost attempt made; moto
+        makes a second one with the same name (shared/reference/moto-fidelity.md). Ours, with this key and
+        made in this very call, it goes; on AWS there is none."""
+        before = {o.id for o in ctx.observed.get(self.kind, [])}
+        for twin in LiveReads(ctx.aws, ctx.owner).owned_with_key(key, "elasticloadbalancing:loadbalancer"):
+            if twin != arn and twin not in before:
+                ctx.aws.elbv2.delete_load_balancer(LoadBalancerArn=twin)
 
     def update(self, ctx: Context, desired: d.LoadBalancer, actual: Observed, diffs: list[FieldDiff]) -> None:
         elbv2 = ctx.aws.elbv2
@@ -116,7 +133,14 @@ class LoadBalancers(TaggedByArn, Kind):
     def delete(self, ctx: Context, actual: Observed) -> None:
         self.check_deletable(actual)
         # Succeeds for a load balancer that is already gone (AWS and moto agree).
-        ctx.aws.elbv2.delete_load_balancer(LoadBalancerArn=actual.id)
+        try:
+            ctx.aws.elbv2.delete_load_balancer(LoadBalancerArn=actual.id)
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) != "OperationNotPermitted":
+                raise
+            # Protection turned on after it was read (by hand, or a stale read): AWS refuses, we say why.
+            self.check_deletable(dataclasses.replace(
+                actual, fields={**actual.fields, "attributes.deletionProtection": "true"}))
         ctx.changed("Deleted", actual.key or actual.id, actual.id)
 
     def check_deletable(self, actual: Observed) -> None:

@@ -166,12 +166,12 @@ class Rules(Kind):
         if listener_arn == UNKNOWN:
             raise RuntimeError(f"{desired.key}: listener {desired.listener.key} does not exist yet")
         self._converge(ctx, desired, listener_arn, [])
-        return self._observed(listener_arn, desired.port, self._describe(LiveReads(ctx.aws, ctx.owner), listener_arn))
+        return self._observed(listener_arn, desired.port, self._live(ctx, listener_arn))
 
     def update(self, ctx: Context, desired: d.ListenerRules, actual: Observed, diffs: list[FieldDiff]) -> None:
         listener_arn = actual.info["listenerArn"]
         self._converge(ctx, desired, listener_arn, actual.raw["rules"])
-        fresh = self._observed(listener_arn, desired.port, self._describe(LiveReads(ctx.aws, ctx.owner), listener_arn))
+        fresh = self._observed(listener_arn, desired.port, self._live(ctx, listener_arn))
         actual.fields, actual.raw, actual.info = fresh.fields, fresh.raw, fresh.info  # for the status
 
     def _converge(self, ctx: Context, desired: d.ListenerRules, listener_arn: str, current: list[dict]) -> None:
@@ -185,11 +185,26 @@ class Rules(Kind):
         steps = plan(want, have)
         for moves in (steps.vacate, steps.move):
             if moves:
-                elbv2.set_rule_priorities(RulePriorities=[{"RuleArn": arn, "Priority": p} for arn, p in moves])
+                try:
+                    elbv2.set_rule_priorities(RulePriorities=[{"RuleArn": arn, "Priority": p} for arn, p in moves])
+                except botocore.exceptions.ClientError as exc:
+                    # A retry after a lost answer: the rules are already there (AWS refuses a priority in use,
+                    # even the rule's own). Anything else in the way is a real conflict.
+                    now = {r["RuleArn"]: int(r["Priority"]) for r in self._live(ctx, listener_arn)}
+                    if error_code(exc) != "PriorityInUse" or any(now.get(arn) != p for arn, p in moves):
+                        raise
         for priority in steps.create:
             rule = by_priority[priority]
-            elbv2.create_rule(ListenerArn=listener_arn, Priority=priority, Conditions=rule.conditions,
-                              Actions=actions.to_aws(ctx, rule.action), Tags=to_aws(ctx.tags_for(desired.key)))
+            try:
+                elbv2.create_rule(ListenerArn=listener_arn, Priority=priority, Conditions=rule.conditions,
+                                  Actions=actions.to_aws(ctx, rule.action), Tags=to_aws(ctx.tags_for(desired.key)))
+            except botocore.exceptions.ClientError as exc:
+                # A retry after a lost answer finds the rule it created: success if it is the one we want.
+                there = [_content(canonical_conditions(r.get("Conditions", [])),
+                                  actions.canonical_actual(r.get("Actions", [])))
+                         for r in self._live(ctx, listener_arn) if int(r["Priority"]) == priority]
+                if error_code(exc) != "PriorityInUse" or there != [want[priority]]:
+                    raise
         for arn, priority in steps.modify:
             rule = by_priority[priority]
             elbv2.modify_rule(RuleArn=arn, Conditions=rule.conditions, Actions=actions.to_aws(ctx, rule.action))
@@ -199,6 +214,9 @@ class Rules(Kind):
             ctx.changed("Updated" if current else "Created", desired.key,
                         f"{len(steps.create)} created, {len(steps.modify)} modified, {len(steps.move)} moved, "
                         f"{len(steps.delete)} deleted")
+
+    def _live(self, ctx: Context, listener_arn: str) -> list[dict]:
+        return self._describe(LiveReads(ctx.aws, ctx.owner), listener_arn)
 
     def delete(self, ctx: Context, actual: Observed) -> None:
         for rule in actual.raw["rules"]:

@@ -124,10 +124,31 @@ class SecurityGroups(Kind):
         described = descriptions_of(actual.raw)
         remove = [permission(r, described.get(r, "")) for r in sorted(have - set(wanted), key=str)]
         if add:  # authorise before revoking, so traffic that is still wanted never drops
-            ec2.authorize_security_group_ingress(GroupId=actual.id, IpPermissions=add)
+            try:
+                ec2.authorize_security_group_ingress(GroupId=actual.id, IpPermissions=add)
+            except botocore.exceptions.ClientError as exc:
+                if error_code(exc) != "InvalidPermission.Duplicate":
+                    raise
+                # An earlier attempt was executed and its answer lost (or someone added one): add what is missing.
+                missing = sorted(set(wanted) - self._rules_now(ctx, actual.id), key=str)
+                if missing:
+                    ec2.authorize_security_group_ingress(
+                        GroupId=actual.id, IpPermissions=[permission(r, wanted[r]) for r in missing])
         if remove:
-            ec2.revoke_security_group_ingress(GroupId=actual.id, IpPermissions=remove)
+            try:
+                ec2.revoke_security_group_ingress(GroupId=actual.id, IpPermissions=remove)
+            except botocore.exceptions.ClientError as exc:
+                if error_code(exc) != "InvalidPermission.NotFound":
+                    raise
+                # Already revoked by an attempt whose answer was lost: revoke what is still there.
+                left = sorted((have - set(wanted)) & self._rules_now(ctx, actual.id), key=str)
+                if left:
+                    ec2.revoke_security_group_ingress(
+                        GroupId=actual.id, IpPermissions=[permission(r, described.get(r, "")) for r in left])
         ctx.changed("Updated", desired.key, f"ingress: +{len(add)} -{len(remove)} rules")
+
+    def _rules_now(self, ctx: Context, group_id: str) -> set[Rule]:
+        return self._describe(ctx, group_id).info["rules"]
 
     tagged = True
 
