@@ -11,6 +11,7 @@ import concurrent.futures
 import contextlib
 import contextvars
 import functools
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from controller.settings import Settings
 from controller.spec import EcsAlbService, SpecError, parse_spec
 
 FINALIZER = "ecsalb.io/finalizer"
+COMPONENT = "ecs-alb-operator"  # the events' source, as the Deployment is named
 RESOURCE = (GROUP, VERSION, PLURAL)
 
 _state: dict[str, Any] = {"settings": Settings(), "aws": None, "registered": set()}
@@ -114,6 +116,9 @@ def _register(registry: kopf.OperatorRegistry, tick: int) -> None:
     @kopf.on.startup(registry=registry)
     def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.persistence.finalizer = FINALIZER
+        # `kubectl describe` shows who posted an event (its "From" column): this operator, on this pod.
+        settings.posting.reporting_component = COMPONENT
+        settings.posting.reporting_instance = socket.gethostname()
         if _state["settings"].namespaces:
             # Namespaced: the namespaces are given, so kopf need not list or watch Namespaces and CRDs (which a
             # Role cannot grant). The cost: a CRD installed after the operator started is served after a restart.

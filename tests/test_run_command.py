@@ -3,6 +3,8 @@ and converges a resource, as it would in a cluster."""
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import os
 import signal
 import socket
@@ -88,6 +90,13 @@ async def test_the_run_command_converges_a_resource_and_serves_liveness_and_metr
     assert process.returncode == 0, output[-3000:]
     # JSON logs, one object a line, bound to the resource.
     assert '"namespace": "default"' in output and '"name": "ecs-learning"' in output and '"event": "aws change"' in output
+    # kopf's own lines in the same stream, the ones about an object bound to it as ours are.
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert len(lines) == len(output.splitlines()), "every line is a JSON object"
+    handled = [line for line in lines if line.get("logger") == "kopf.objects"
+               and re.fullmatch(r"Handler '.*converge' succeeded\.", line["event"])]
+    assert handled and {(line["namespace"], line["name"], line["level"]) for line in handled} == {
+        (NS, NAME, "info")}
 
 
 async def test_sigterm_ends_the_operator_at_once_while_handlers_wait_for_the_aws_budget(emulator, moto_server, aws,
