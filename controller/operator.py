@@ -68,6 +68,11 @@ def kopf_scope(settings: Settings) -> dict[str, Any]:
     return {"namespaces": list(settings.namespaces)} if settings.namespaces else {"clusterwide": True}
 
 
+def connected() -> bool:
+    """The login handler gave kopf a connection to the Kubernetes API (readiness)."""
+    return _state.get("kube") is not None
+
+
 def fleet() -> Fleet | None:
     return _state.get("fleet")
 
