@@ -251,7 +251,7 @@ class _NotInMainThread(logging.Filter):
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from controller import demo
-    return demo.main(quiet=args.quiet)
+    return demo.main(quiet=args.quiet, keep=args.keep)
 
 
 def _notes(result: engine.Result) -> dict[str, Any]:
@@ -308,6 +308,9 @@ def parser() -> argparse.ArgumentParser:
     run.set_defaults(fn=cmd_run)
     demo = sub.add_parser("demo", help="the whole story on moto + an emulated Kubernetes API")
     demo.add_argument("--quiet", action="store_true", help="less output (for CI)")
+    demo.add_argument("--keep", action="store_true",
+                      help="keep AWS, Kubernetes and the operator running afterwards and print a kubeconfig for "
+                           "kubectl, until Ctrl-C")
     demo.set_defaults(fn=cmd_demo)
     return p
 
