@@ -53,7 +53,8 @@ def configure(fmt: str = "json", level: str = "info") -> None:
                     structlog.processors.format_exc_info, renderer]))
     root = logging.getLogger()
     root.handlers[:] = [h for h in root.handlers if not isinstance(h, _StderrHandler)] + [handler]
-    root.setLevel(handler.level)
+    if root.getEffectiveLevel() > handler.level:  # never quieter than asked (a test may have made it louder)
+        root.setLevel(handler.level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # else a line per liveness/readiness probe
 
 
