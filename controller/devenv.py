@@ -402,7 +402,8 @@ class Emulator(kmock.KubernetesEmulator, _DirectMatching):
                         and _selected(request, namespace, name)]
         table = _wants_table(request)
         if table:  # `kubectl get -w` has listed already: only what changed after its list (kopf: everything)
-            since = int(request.params.get("resourceVersion") or 0)
+            given = request.params.get("resourceVersion") or ""
+            since = int(given) if given.isdigit() else 0  # "" or "0": from the start
             existing = [e for e in existing if int(e["object"]["metadata"].get("resourceVersion") or 0) > since]
         try:
             for event in existing:
