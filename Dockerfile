@@ -21,7 +21,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 COPY --from=build /opt/venv /opt/venv
 # A numeric user so `runAsNonRoot` can be verified by the kubelet without an /etc/passwd entry.
 USER 65532:65532
-# 8080: kopf liveness (/healthz); 9090: Prometheus metrics (/metrics).
-EXPOSE 8080 9090
+# 8080: kopf liveness (/healthz); 8081: readiness (/readyz); 9090: Prometheus metrics (/metrics).
+EXPOSE 8080 8081 9090
 ENTRYPOINT ["python", "-m", "controller"]
 CMD ["run"]

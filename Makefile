@@ -3,7 +3,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do command 
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint crd bench clean
+.PHONY: demo demo-keep test lint crd bench clean
 
 $(BIN)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or newer is needed (set PYTHON=/path/to/python3.11)"; exit 1; }
@@ -14,6 +14,10 @@ $(BIN)/.installed: pyproject.toml
 
 demo: $(BIN)/.installed
 	$(BIN)/python -m controller demo
+
+# The same, then everything stays up with a kubeconfig for the real kubectl (Ctrl-C to stop).
+demo-keep: $(BIN)/.installed
+	$(BIN)/python -m controller demo --keep
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q

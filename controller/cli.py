@@ -256,6 +256,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import kopf
 
     from controller import operator
+    from controller.readiness import Readiness
     settings = _settings(args)
     if args.drift_interval:
         settings.drift_interval_seconds = args.drift_interval
@@ -265,11 +266,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings.namespaces = args.namespace
     settings.metrics_port = args.metrics_port if args.metrics_port else None
     operator.configure(settings)
+    readiness = Readiness(operator.connected)
+    readiness.serve(args.readiness)
     # kopf runs in a thread of its own and the main thread takes SIGTERM/SIGINT: handlers that wait for AWS
     # budget tokens must be told to give up (operator.stopping) before kopf waits for them to finish.
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
+        readiness.stopping.set()
         operator.stopping()
         stop.set()
 
@@ -280,7 +284,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     def run_kopf() -> None:
         try:
-            kopf.run(standalone=True, liveness_endpoint=args.liveness, stop_flag=stop, loop=asyncio.new_event_loop(),
+            kopf.run(standalone=True, liveness_endpoint=args.liveness, ready_flag=readiness.started, stop_flag=stop,
+                     loop=asyncio.new_event_loop(),
                      **operator.kopf_scope(settings))
         except BaseException as exc:  # reported by the main thread, with the exit code
             failure.append(exc)
@@ -302,7 +307,7 @@ class _NotInMainThread(logging.Filter):
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from controller import demo
-    return demo.main(quiet=args.quiet)
+    return demo.main(quiet=args.quiet, keep=args.keep)
 
 
 def _notes(result: engine.Result) -> dict[str, Any]:
@@ -352,11 +357,16 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--namespace", action="append", metavar="NAMESPACE",
                      help="serve only this namespace (repeatable; default: ECSALB_NAMESPACES, else every namespace)")
     run.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", help="liveness endpoint")
+    run.add_argument("--readiness", default="http://0.0.0.0:8081/readyz",
+                     help="readiness endpoint: 200 once started and connected to Kubernetes, 503 while stopping")
     run.add_argument("--metrics-port", type=int, default=Settings().metrics_port or 9090,
                      help="Prometheus /metrics port (0: none; default 9090 or ECSALB_METRICS_PORT)")
     run.set_defaults(fn=cmd_run)
     demo = sub.add_parser("demo", help="the whole story on moto + an emulated Kubernetes API")
     demo.add_argument("--quiet", action="store_true", help="less output (for CI)")
+    demo.add_argument("--keep", action="store_true",
+                      help="keep AWS, Kubernetes and the operator running afterwards and print a kubeconfig for "
+                           "kubectl, until Ctrl-C")
     demo.set_defaults(fn=cmd_demo)
     return p
 

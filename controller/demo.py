@@ -4,16 +4,23 @@ AWS is moto in server mode and Kubernetes is kmock's emulator, both over HTTP on
 runs for real (kopf) against both. The story: install the CRD, create what a user already has (VPC,
 subnets, ECS cluster, task definition), apply the tutorial's stack as one EcsAlbService, watch it become
 Ready, change AWS behind the operator's back, watch the drift get reported and put back, delete the
-resource and see that every owned AWS resource is gone.
+resource and see that every owned AWS resource is gone. With `--keep` (`make demo-keep`) everything stays up
+afterwards, with a kubeconfig for the real kubectl, until Ctrl-C.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import pathlib
+import shutil
+import signal
 import sys
+import tempfile
 import time
 from typing import Any
+
+import yaml
 
 from controller import devenv
 from controller.aws import AwsClients
@@ -92,7 +99,7 @@ async def wait_for_object(emulator: devenv.Emulator, predicate: Any, timeout: fl
     return await devenv.wait_for(check, timeout, interval=0.2, message=f"timed out waiting for {what}")
 
 
-async def story(quiet: bool) -> None:
+async def story(quiet: bool, keep: bool = False) -> None:
     s = Story(quiet)
     devenv.use_fake_aws_credentials()
     logging.getLogger("kopf").setLevel(logging.WARNING)
@@ -107,7 +114,7 @@ async def story(quiet: bool) -> None:
         async with emulator, devenv.kmock.Server(emulator):
             s.say(f"Kubernetes API (kmock emulator):  {emulator.url}", always=True)
             crd = build_crd()
-            devenv.install_crd(emulator, crd)
+            await devenv.apply(emulator, kubectl_applied(crd))  # over the CRD API, as `kubectl apply -f crds/`
             s.say(f"installed CRD {crd['metadata']['name']} (short name: {crd['spec']['names']['shortNames'][0]})")
 
             s.step("What the user already has (the operator does not own these)")
@@ -120,15 +127,68 @@ async def story(quiet: bool) -> None:
             async with devenv.operator_running(emulator, settings):
                 s.say("the operator is watching EcsAlbServices", always=True)
                 await run_story(s, emulator, aws, prereqs)
-    s.say()
-    print(f"demo finished in {time.monotonic() - s.started:.1f} s: every step worked.", flush=True)
+                s.say()
+                print(f"demo finished in {time.monotonic() - s.started:.1f} s: every step worked.", flush=True)
+                if keep:
+                    await keep_running(s, emulator, prereqs)
 
 
-async def run_story(s: Story, emulator: devenv.Emulator, aws: AwsClients, prereqs: devenv.Prerequisites) -> None:
+def kubectl_applied(obj: dict[str, Any]) -> dict[str, Any]:
+    """The object with the annotation `kubectl apply` keeps, so that a later `kubectl apply -f` of the same
+    file finds it unchanged instead of warning that it was not created by apply."""
+    # As kubectl writes it (Go's encoding/json: sorted keys, compact, HTML characters escaped, a newline).
+    # It keeps the annotations it found, an empty map when there were none.
+    obj = {**obj, "metadata": {**obj["metadata"], "annotations": dict(obj["metadata"].get("annotations", {}))}}
+    applied = json.dumps(obj, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    applied = applied.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026") + "\n"
+    obj["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] = applied
+    return obj
+
+
+def kubeconfig(server: str) -> dict[str, Any]:
+    """A kubeconfig for the emulator: plain HTTP on 127.0.0.1, no credentials."""
+    return {"apiVersion": "v1", "kind": "Config", "preferences": {}, "current-context": "ecsalb-demo",
+            "clusters": [{"name": "ecsalb-demo", "cluster": {"server": server}}],
+            "users": [{"name": "ecsalb-demo", "user": {}}],
+            "contexts": [{"name": "ecsalb-demo",
+                          "context": {"cluster": "ecsalb-demo", "user": "ecsalb-demo", "namespace": NS}}]}
+
+
+async def keep_running(s: Story, emulator: devenv.Emulator, prereqs: devenv.Prerequisites) -> None:
+    """The environment stays up for the real kubectl: a kubeconfig and the story's manifest, until Ctrl-C."""
+    directory = pathlib.Path(tempfile.mkdtemp(prefix="ecsalb-demo-"))
+    config, example = directory / "kubeconfig", directory / f"{NAME}.yaml"
+    config.write_text(yaml.safe_dump(kubeconfig(str(emulator.url)), sort_keys=False))
+    example.write_text(yaml.safe_dump(story_manifest(prereqs), sort_keys=False))
+    s.step("Still running: use kubectl (Ctrl-C stops everything)")
+    s.say(f"kubeconfig: {config}", always=True)
+    s.say(f"manifest:   {example}   (the story's EcsAlbService, on the VPC and subnets above)", always=True)
+    s.say(f"export KUBECONFIG={config}", always=True)
+    for command in ("kubectl apply -f crds/", f"kubectl apply -f {example}", "kubectl get eas -w",
+                    f"kubectl wait --for=condition=Ready eas/{NAME}", f"kubectl describe eas {NAME}",
+                    "kubectl get events", "kubectl explain eas.spec.listeners", f"kubectl delete eas {NAME}"):
+        s.say(f"  {command}", always=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):  # in place of kopf's: we stop it, on the way out
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)  # the kubeconfig would point at nothing
+    s.say("stopping", always=True)
+
+
+def story_manifest(prereqs: devenv.Prerequisites) -> dict[str, Any]:
     manifest = devenv.example_manifest(prereqs, name=NAME, namespace=NS, https=True)
     https = next(listener for listener in manifest["spec"]["listeners"] if listener["protocol"] == "HTTPS")
     # The tutorial's §5 openssl step, done by the operator: a self-signed certificate imported into ACM.
     https["certificates"] = [{"selfSigned": {"commonName": "ecs-learning.example.internal", "days": 365}}]
+    return manifest
+
+
+async def run_story(s: Story, emulator: devenv.Emulator, aws: AwsClients, prereqs: devenv.Prerequisites) -> None:
+    manifest = story_manifest(prereqs)
     s.step("kubectl apply -f ecs-learning.yaml   (the tutorial's stack, with its HTTPS step, as one EcsAlbService)")
     spec = manifest["spec"]
     s.say(f"load balancer {spec['loadBalancer']['name']}, target group {spec['targetGroups'][0]['name']}, "
@@ -214,9 +274,9 @@ async def show_https(s: Story, emulator: devenv.Emulator, aws: AwsClients, obj: 
           f"the EcsAlbService), so a restart of the operator does not mint another one")
 
 
-def main(quiet: bool = False) -> int:
+def main(quiet: bool = False, keep: bool = False) -> int:
     try:
-        asyncio.run(story(quiet))
+        asyncio.run(story(quiet, keep))
     except Exception as exc:  # the demo is a story: end it with one clear line
         print(f"\ndemo FAILED: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         return 1

@@ -12,6 +12,7 @@ import contextlib
 import copy
 import dataclasses
 import datetime
+import functools
 import importlib.resources
 import inspect
 import json
@@ -40,6 +41,7 @@ from controller.aws import AwsClients
 from controller.settings import Settings
 
 RESOURCE = f"{GROUP}/{VERSION}/{PLURAL}"
+CRD_RESOURCE = "apiextensions.k8s.io/v1/customresourcedefinitions"
 ALL_VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
 FAKE_AWS_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -161,6 +163,24 @@ class Emulator(kmock.KubernetesEmulator, _DirectMatching):
     Kubernetes error answers (404, 409, 422) are answers, not server failures: they are returned as
     Status bodies and kept out of `errors`, which then lists only real failures of the emulator.
 
+    For the real kubectl (`make demo-keep`), what kmock lacks and is filled in here:
+    - the CRD API (`apiextensions.k8s.io/v1 customresourcedefinitions`): creating or updating a CRD serves
+      its resource (`install_crd`), with the status conditions Established and NamesAccepted. Deleting a
+      CRD does not delete its objects or stop serving them.
+    - server-side Tables (`Accept: application/json;as=Table;g=meta.k8s.io;v=v1`) for get, list and watch:
+      a CRD's additionalPrinterColumns (a JSONPath subset: `.field`, `[n]`, `[?(@.field=="value")]`),
+      dates as ages; Events, Namespaces and Secrets with kubectl's usual columns; else NAME and AGE.
+    - kubectl's watch stream: `Content-Type: application/json` on every watch (kmock sends none, which
+      kubectl reads as octet-stream); a Table watch (`kubectl get -w`) starts after the `resourceVersion`
+      it gives instead of replaying every object.
+    - `fieldSelector` on lists and watches (`kubectl describe` lists Events by involvedObject, `kubectl
+      delete` waits by metadata.name): `=`, `==` and `!=` on dotted paths.
+    - OpenAPI v3 (`/openapi/v3`): per group-version, a PATCH operation per resource that takes
+      `fieldValidation` (so `kubectl apply` validates on the server, which here accepts everything) and a
+      CRD's schema (so `kubectl explain` works). No OpenAPI v2.
+    kopf sends none of these (no Table, no fieldSelector, ignores the watch's Content-Type), so what it
+    is answered does not change; the CRD API it does see, as on a real cluster.
+
     At fleet scale: each request costs the same however many came before it (`_DirectMatching`), and
     `request_log_limit` keeps only the newest N requests in the log (`list(emulator)`, and each reaction's own
     list), so a long benchmark does not grow without end. None (the default) keeps every request, as kmock
@@ -173,10 +193,17 @@ class Emulator(kmock.KubernetesEmulator, _DirectMatching):
     _resource_version: int = attrs.field(default=0, init=False)
     # One write at a time: each write is read-check-stamp here, then kmock's own write.
     _writes: asyncio.Lock = attrs.field(factory=asyncio.Lock, init=False)
+    # The served version of each installed CRD (printer columns, schema), by resource.
+    _crd_versions: dict[kmock.resource, dict[str, Any]] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         self._requests = _RequestLog(self.request_log_limit, self._forget_before)  # type: ignore[assignment]
+        # Before kmock's own fallbacks (`** 1`): its /apis/G/V pattern would also take /openapi/v3/apis/G/V.
+        ours = self.fallback ** 1
+        ours[kmock.action.WATCH] << {"Content-Type": "application/json"} << self._serve_watch
+        ours["get /openapi/v3"] << self._serve_openapi_index
+        ours["get", re.compile(r"/openapi/v3/apis?/.+")] << self._serve_openapi
 
     @property
     def resource_version(self) -> str:
@@ -232,7 +259,12 @@ class Emulator(kmock.KubernetesEmulator, _DirectMatching):
             prepared = request
         if isinstance(prepared, aiohttp.web.StreamResponse):
             return prepared
-        return await super()._handle(prepared)
+        response = await super()._handle(prepared)
+        if request.resource == kmock.resource(CRD_RESOURCE) and response.status < 300:
+            key = (request.resource, None, request.name or request.data["metadata"]["name"])
+            if key in self.objects and not self.objects[key].deleted:
+                install_crd(self, self.objects[key].raw)  # the API server serves a CRD's resource once created
+        return response
 
     def _prepare_create(self, request: kmock.Request) -> kmock.Request | aiohttp.web.StreamResponse:
         assert request.resource is not None
@@ -255,6 +287,8 @@ class Emulator(kmock.KubernetesEmulator, _DirectMatching):
                     creationTimestamp=_now())
         if self._has_status_subresource(request.resource):
             body.pop("status", None)  # set only through /status
+        if request.resource == kmock.resource(CRD_RESOURCE):
+            body["status"] = _crd_status(body)
         head = {"apiVersion": _api_version(request.resource), "kind": self._kind(request.resource)}
         _rewrite(request, _fold_string_data(request.resource, {**head, **body}))
         return request
@@ -343,8 +377,16 @@ class Emulator(kmock.KubernetesEmulator, _DirectMatching):
     async def _serve_list(self, request: kmock.Request) -> Any:
         assert request.resource is not None
         result = await super()._serve_list(request)
+        items = [item for item in result["items"] if _fields_selected(request, item)]
+        if _wants_table(request):
+            return self._table(request.resource, items)
         return {"apiVersion": _api_version(request.resource), "kind": f"{self._kind(request.resource)}List",
-                "metadata": {"resourceVersion": self.resource_version}, "items": result["items"]}
+                "metadata": {"resourceVersion": self.resource_version}, "items": items}
+
+    async def _serve_fetch(self, request: kmock.Request) -> Any:
+        assert request.resource is not None
+        result = await super()._serve_fetch(request)
+        return self._table(request.resource, [result]) if _wants_table(request) else result
 
     async def _serve_watch(self, request: kmock.Request) -> AsyncIterator[Any]:
         # kmock lists first and subscribes afterwards, so a write in between is never streamed
@@ -358,15 +400,78 @@ class Emulator(kmock.KubernetesEmulator, _DirectMatching):
                         for (resource, namespace, name), obj in self.objects.items()
                         if resource == request.resource and not obj.deleted
                         and _selected(request, namespace, name)]
+        table = _wants_table(request)
+        if table:  # `kubectl get -w` has listed already: only what changed after its list (kopf: everything)
+            given = request.params.get("resourceVersion") or ""
+            since = int(given) if given.isdigit() else 0  # "" or "0": from the start
+            existing = [e for e in existing if int(e["object"]["metadata"].get("resourceVersion") or 0) > since]
         try:
             for event in existing:
-                yield event
+                if _fields_selected(request, event["object"]):
+                    yield self._table_event(request.resource, event) if table else event
             async for event in bus.stream(since=marker):
                 meta = event.get("object", {}).get("metadata", {})
-                if _selected(request, meta.get("namespace"), meta.get("name")):
-                    yield event
+                if _selected(request, meta.get("namespace"), meta.get("name")) \
+                        and _fields_selected(request, event.get("object", {})):
+                    yield self._table_event(request.resource, event) if table else event
         finally:
             await bus.unmark(marker)
+
+    # --- for kubectl: Tables and OpenAPI ---
+
+    def _table(self, resource: kmock.resource, objects: list[dict[str, Any]]) -> dict[str, Any]:
+        columns = self._columns(resource)
+        return {
+            "apiVersion": "meta.k8s.io/v1", "kind": "Table", "metadata": {"resourceVersion": self.resource_version},
+            "columnDefinitions": [{"name": c.name, "type": c.type, "format": c.format, "description": "",
+                                   "priority": c.priority} for c in columns],
+            "rows": [{"cells": [c.cell(obj) for c in columns],
+                      "object": {"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+                                 "metadata": obj.get("metadata", {})}} for obj in objects],
+        }
+
+    def _table_event(self, resource: kmock.resource, event: dict[str, Any]) -> dict[str, Any]:
+        return {"type": event["type"], "object": self._table(resource, [event["object"]])}
+
+    def _columns(self, resource: kmock.resource) -> list[_Column]:
+        if resource in self._crd_versions:
+            printed = self._crd_versions[resource].get("additionalPrinterColumns") or [
+                {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}]
+            return [_NAME_COLUMN] + [_Column(c["name"], c["type"], functools.partial(_jsonpath, c["jsonPath"]),
+                                             c.get("priority", 0), c.get("format", "")) for c in printed]
+        return _BUILTIN_COLUMNS.get(resource.plural, [_NAME_COLUMN, _AGE_COLUMN])
+
+    def _group_versions(self) -> dict[str, list[kmock.resource]]:
+        by_path: dict[str, list[kmock.resource]] = collections.defaultdict(list)
+        for resource in self.resources:
+            by_path[f"apis/{resource.group}/{resource.version}" if resource.group else f"api/{resource.version}"
+                    ].append(resource)
+        return by_path
+
+    async def _serve_openapi_index(self, request: kmock.Request) -> Any:
+        return {"paths": {path: {"serverRelativeURL": f"/openapi/v3/{path}"} for path in self._group_versions()}}
+
+    async def _serve_openapi(self, request: kmock.Request) -> Any:
+        path = request.url.path.removeprefix("/openapi/v3/")
+        resources = self._group_versions().get(path)
+        if not resources:
+            return _status_response(404, f"no OpenAPI document for {path}", reason="NotFound")
+        paths, schemas = {}, {}
+        for resource in resources:
+            gvk = {"group": resource.group, "version": resource.version, "kind": self._kind(resource)}
+            namespaced = self.resources[resource].namespaced is not False
+            item = f"/{path}/{'namespaces/{namespace}/' if namespaced else ''}{resource.plural}/{{name}}"
+            paths[item] = {"patch": {"parameters": [{"name": "fieldValidation", "in": "query",
+                                                     "schema": {"type": "string", "uniqueItems": True}}],
+                                     "responses": {}, "x-kubernetes-action": "patch",
+                                     "x-kubernetes-group-version-kind": gvk}}
+            schema = (self._crd_versions.get(resource, {}).get("schema") or {}).get("openAPIV3Schema") \
+                or {"type": "object"}
+            name = ".".join([*reversed(resource.group.split(".")), resource.version, gvk["kind"]]) \
+                if resource.group else f"io.k8s.api.core.{resource.version}.{gvk['kind']}"
+            schemas[name] = {**schema, "x-kubernetes-group-version-kind": [gvk]}
+        return {"openapi": "3.0.0", "info": {"title": "Kubernetes (kmock emulator)", "version": "v1.26.4"},
+                "paths": paths, "components": {"schemas": schemas}}
 
     def _next_version(self) -> str:
         self._resource_version += 1
@@ -403,6 +508,7 @@ def install_crd(emulator: Emulator, crd: dict[str, Any] | None = None) -> str:
         kind=names["kind"], singular=names.get("singular", names["kind"].lower()),
         namespaced=spec["scope"] == "Namespaced", subresources=sorted(version.get("subresources", {})),
         shortnames=names.get("shortNames", []), verbs=ALL_VERBS)
+    emulator._crd_versions[kmock.resource(resource)] = version
     return resource
 
 
@@ -420,8 +526,117 @@ def new_emulator(*, request_log_limit: int | None = None) -> Emulator:
     emulator.resources["v1/events"] = dict(kind="Event", singular="event", namespaced=True,
                                            shortnames=["ev"], verbs=ALL_VERBS)
     emulator.resources["v1/secrets"] = dict(kind="Secret", singular="secret", namespaced=True, verbs=ALL_VERBS)
+    emulator.resources[CRD_RESOURCE] = dict(kind="CustomResourceDefinition", singular="customresourcedefinition",
+                                            namespaced=False, shortnames=["crd", "crds"], subresources=["status"],
+                                            verbs=ALL_VERBS)
     emulator._store("v1/namespaces", {"metadata": {"name": "default"}, "status": {"phase": "Active"}})
     return emulator
+
+
+_JSONPATH_STEP = re.compile(r"\.([\w-]+)|\[(\d+)\]|\[\?\(@\.([\w.-]+)\s*==\s*[\"']([^\"']*)[\"']\)\]")
+
+
+def _jsonpath(path: str, obj: Any) -> Any:
+    """The JSONPath subset printer columns use: `.a.b`, `[0]`, `[?(@.type=="Ready")]`. Several matches are
+    joined with commas, as kubectl does; none is None."""
+    values, pos = [obj], 0
+    while pos < len(path):
+        step = _JSONPATH_STEP.match(path, pos)
+        if step is None:
+            raise ValueError(f"unsupported JSONPath {path!r} at {path[pos:]!r}")
+        field, index, key, wanted = step.groups()
+        pos = step.end()
+        if field is not None:
+            values = [v[field] for v in values if isinstance(v, dict) and field in v]
+        elif index is not None:
+            values = [v[int(index)] for v in values if isinstance(v, list) and len(v) > int(index)]
+        else:
+            values = [item for v in values if isinstance(v, list) for item in v
+                      if str(_jsonpath("." + key, item)) == wanted]
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else ",".join(str(v) for v in values)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Column:
+    """One column of a server-side Table: `value` reads it from the object; dates are shown as ages."""
+    name: str
+    type: str
+    value: Callable[[dict[str, Any]], Any]
+    priority: int = 0
+    format: str = ""
+
+    def cell(self, obj: dict[str, Any]) -> Any:
+        value = self.value(obj)
+        if value is None:
+            return None
+        if self.type == "date":
+            return _age(value)
+        return int(value) if self.type == "integer" else value
+
+
+def _get(path: str) -> Callable[[dict[str, Any]], Any]:
+    return functools.partial(_jsonpath, path)
+
+
+_NAME_COLUMN = _Column("Name", "string", _get(".metadata.name"), format="name")
+_AGE_COLUMN = _Column("Age", "date", _get(".metadata.creationTimestamp"))
+# As kube-apiserver prints them (pkg/printers/internalversion), the columns kubectl users know.
+_BUILTIN_COLUMNS = {
+    "events": [
+        _Column("Last Seen", "date", lambda e: e.get("lastTimestamp") or e.get("eventTime")),
+        _Column("Type", "string", _get(".type")), _Column("Reason", "string", _get(".reason")),
+        _Column("Object", "string", lambda e: "{}/{}".format(str(e.get("involvedObject", {}).get("kind", "")).lower(),
+                                                             e.get("involvedObject", {}).get("name", ""))),
+        _Column("Source", "string", _get(".source.component"), priority=1),
+        _Column("Message", "string", _get(".message")), _Column("Name", "string", _get(".metadata.name"), priority=1),
+    ],
+    "namespaces": [_NAME_COLUMN, _Column("Status", "string", _get(".status.phase")), _AGE_COLUMN],
+    "secrets": [_NAME_COLUMN, _Column("Type", "string", _get(".type")),
+                _Column("Data", "integer", lambda s: len(s.get("data") or {})), _AGE_COLUMN],
+}
+def _age(timestamp: str) -> str:
+    """`kubectl get`'s AGE (k8s.io/apimachinery duration.HumanDuration)."""
+    then = datetime.datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    seconds = max(0, int((datetime.datetime.now(datetime.UTC) - then).total_seconds()))
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
+    if seconds < 120:
+        return f"{seconds}s"
+    if minutes < 10:
+        return f"{minutes}m{seconds % 60}s" if seconds % 60 else f"{minutes}m"
+    if hours < 3:
+        return f"{minutes}m"
+    if hours < 8:
+        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
+    return f"{hours}h" if hours < 48 else f"{days}d"
+
+
+def _wants_table(request: kmock.Request) -> bool:
+    accept = next((v for k, v in request.headers.items() if k.lower() == "accept"), "")
+    return "as=Table" in accept
+
+
+def _fields_selected(request: kmock.Request, obj: dict[str, Any]) -> bool:
+    """`?fieldSelector=involvedObject.name=x,type!=Normal`: every term holds for the object."""
+    for term in filter(None, (request.params.get("fieldSelector") or "").split(",")):
+        negate = "!=" in term
+        path, _, wanted = term.partition("!=" if negate else "=")
+        value = _jsonpath("." + path, obj)
+        if (str(value if value is not None else "") == wanted.lstrip("=")) == negate:
+            return False
+    return True
+
+
+def _crd_status(crd: dict[str, Any]) -> dict[str, Any]:
+    """What the API server reports once a CRD is served."""
+    now = _now()
+    return {"acceptedNames": (crd.get("spec") or {}).get("names", {}),
+            "storedVersions": [v["name"] for v in (crd.get("spec") or {}).get("versions", []) if v.get("storage")],
+            "conditions": [{"type": kind, "status": "True", "reason": reason, "message": message,
+                            "lastTransitionTime": now} for kind, reason, message in (
+                ("NamesAccepted", "NoConflicts", "no conflicts found"),
+                ("Established", "InitialNamesAccepted", "the initial names have been accepted"))]}
 
 
 def _is_write(request: kmock.Request) -> bool:
@@ -732,8 +947,10 @@ def object_path(resource: str, namespace: str | None, name: str | None = None,
     return "/".join(str(part) for part in parts)
 
 
-async def _call(emulator: Emulator, method: str, path: str, *, ok: tuple[int, ...] = (200, 201),
+async def call(emulator: Emulator, method: str, path: str, *, ok: tuple[int, ...] = (200, 201),
                 **kwargs: Any) -> tuple[int, Any]:
+    """One request to the API (aiohttp's keywords: json, params, headers): its status and JSON body; a status
+    not in `ok` raises ApiError."""
     # One connection per call: kopf stopped in-process cancels the server side of pooled keep-alive
     # connections, and a request sent on one of them then waits forever (seen after operator_running).
     kwargs["headers"] = {"Connection": "close", **(kwargs.get("headers") or {})}
@@ -765,7 +982,7 @@ async def apply(emulator: Emulator, manifest: dict[str, Any]) -> dict[str, Any]:
     namespaced = emulator.resources[resource].namespaced is not False
     namespace = manifest["metadata"].get("namespace", "default") if namespaced else None
     name = manifest["metadata"]["name"]
-    status, body = await _call(emulator, "POST", object_path(resource, namespace), json=manifest,
+    status, body = await call(emulator, "POST", object_path(resource, namespace), json=manifest,
                                ok=(200, 201, 409))
     if status != 409:
         return body
@@ -779,7 +996,7 @@ async def apply(emulator: Emulator, manifest: dict[str, Any]) -> dict[str, Any]:
         patch["metadata"] = {"resourceVersion": current["metadata"]["resourceVersion"],
                              **{key: manifest["metadata"][key] for key in ("labels", "annotations")
                                 if key in manifest["metadata"]}}
-        status, body = await _call(emulator, "PATCH", object_path(resource, namespace, name), json=patch,
+        status, body = await call(emulator, "PATCH", object_path(resource, namespace, name), json=patch,
                                    headers={"Content-Type": "application/merge-patch+json"}, ok=(200, 409))
         if status == 200:
             return body
@@ -788,27 +1005,27 @@ async def apply(emulator: Emulator, manifest: dict[str, Any]) -> dict[str, Any]:
 
 async def get(emulator: Emulator, namespace: str | None, name: str, *,
               resource: str = RESOURCE) -> dict[str, Any] | None:
-    status, body = await _call(emulator, "GET", object_path(resource, namespace, name), ok=(200, 404))
+    status, body = await call(emulator, "GET", object_path(resource, namespace, name), ok=(200, 404))
     return body if status == 200 else None
 
 
 async def patch_spec(emulator: Emulator, namespace: str | None, name: str, changes: dict[str, Any], *,
                      resource: str = RESOURCE) -> dict[str, Any]:
     """Merge-patch the spec (`None` removes a field; lists are replaced whole)."""
-    _, body = await _call(emulator, "PATCH", object_path(resource, namespace, name), json={"spec": changes},
+    _, body = await call(emulator, "PATCH", object_path(resource, namespace, name), json={"spec": changes},
                           headers={"Content-Type": "application/merge-patch+json"})
     return body  # type: ignore[no-any-return]
 
 
 async def delete(emulator: Emulator, namespace: str | None, name: str, *, resource: str = RESOURCE) -> bool:
     """Ask for deletion (the object stays while it has finalizers). False if there was no such object."""
-    status, _ = await _call(emulator, "DELETE", object_path(resource, namespace, name), ok=(200, 202, 404))
+    status, _ = await call(emulator, "DELETE", object_path(resource, namespace, name), ok=(200, 202, 404))
     return status != 404
 
 
 async def list_objects(emulator: Emulator, namespace: str | None = None, *,
                        resource: str = RESOURCE) -> list[dict[str, Any]]:
-    _, body = await _call(emulator, "GET", object_path(resource, namespace))
+    _, body = await call(emulator, "GET", object_path(resource, namespace))
     return body["items"]  # type: ignore[no-any-return]
 
 

@@ -1,27 +1,61 @@
-"""structlog: JSON lines by default (one object a line, for log pipelines), a console renderer for humans."""
+"""structlog: JSON lines by default (one object a line, for log pipelines), a console renderer for humans.
+
+The stdlib loggers (kopf's own, "kopf" and "kopf.objects", and the fleet's "ecsalb.fleet") go to the same
+stream in the same format: a line kopf logs about an object carries its namespace and name, as ours do.
+"""
 from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import structlog
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is at the time (tests and the demo replace it), as structlog's does."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+def _kopf_object(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """kopf's per-object logger (kopf._core.actions.loggers.ObjectLogger) puts the object in `record.k8s_ref`."""
+    ref = getattr(event_dict.get("_record"), "k8s_ref", None)
+    if isinstance(ref, dict):
+        for key in ("namespace", "name"):
+            if ref.get(key):
+                event_dict.setdefault(key, ref[key])
+    return event_dict
 
 
 def configure(fmt: str = "json", level: str = "info") -> None:
     renderer = (structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()) if fmt == "console"
                 else structlog.processors.JSONRenderer(sort_keys=True))
+    stamp = [structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso", utc=True)]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[structlog.contextvars.merge_contextvars, *stamp, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+    handler = _StderrHandler()
+    handler.setLevel(level.upper())
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.contextvars.merge_contextvars, structlog.stdlib.add_logger_name,
+                           _kopf_object, *stamp],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info, renderer]))
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if not isinstance(h, _StderrHandler)] + [handler]
+    if root.getEffectiveLevel() > handler.level:  # never quieter than asked (a test may have made it louder)
+        root.setLevel(handler.level)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # else a line per liveness/readiness probe
 
 
 def get(**bound: object) -> structlog.stdlib.BoundLogger:

@@ -11,6 +11,7 @@ import concurrent.futures
 import contextlib
 import contextvars
 import functools
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from controller.settings import Settings
 from controller.spec import EcsAlbService, SpecError, parse_spec
 
 FINALIZER = "ecsalb.io/finalizer"
+COMPONENT = "ecs-alb-operator"  # the events' source, as the Deployment is named
 RESOURCE = (GROUP, VERSION, PLURAL)
 
 _state: dict[str, Any] = {"settings": Settings(), "aws": None, "registered": set()}
@@ -64,6 +66,11 @@ def configure(settings: Settings, registry: kopf.OperatorRegistry | None = None)
 def kopf_scope(settings: Settings) -> dict[str, Any]:
     """Where kopf serves: the namespaces given (namespaced mode, a Role in each), else the whole cluster."""
     return {"namespaces": list(settings.namespaces)} if settings.namespaces else {"clusterwide": True}
+
+
+def connected() -> bool:
+    """The login handler gave kopf a connection to the Kubernetes API (readiness)."""
+    return _state.get("kube") is not None
 
 
 def fleet() -> Fleet | None:
@@ -114,6 +121,9 @@ def _register(registry: kopf.OperatorRegistry, tick: int) -> None:
     @kopf.on.startup(registry=registry)
     def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.persistence.finalizer = FINALIZER
+        # `kubectl describe` shows who posted an event (its "From" column): this operator, on this pod.
+        settings.posting.reporting_component = COMPONENT
+        settings.posting.reporting_instance = socket.gethostname()
         if _state["settings"].namespaces:
             # Namespaced: the namespaces are given, so kopf need not list or watch Namespaces and CRDs (which a
             # Role cannot grant). The cost: a CRD installed after the operator started is served after a restart.

@@ -270,3 +270,41 @@ async def test_a_bounded_request_log_keeps_the_newest_requests_and_unique_ids(se
             await devenv.wait_for(handled, 5)
         assert len(list(emulator)) <= 50
         assert not emulator.errors
+
+
+TABLE = {"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"}
+
+
+async def test_for_kubectl_a_crd_posted_is_served_with_its_printer_columns_as_a_table(emulator):
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "widgets.example.com"},
+           "spec": {"group": "example.com", "scope": "Namespaced",
+                    "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "shortNames": ["wd"]},
+                    "versions": [{"name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
+                                  "schema": {"openAPIV3Schema": {"type": "object", "description": "A widget."}},
+                                  "additionalPrinterColumns": [
+                                      {"name": "READY", "type": "string",
+                                       "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+                                      {"name": "SIZE", "type": "integer", "jsonPath": ".spec.size"}]}]}}
+    created = await devenv.apply(emulator, crd)
+    assert {c["type"]: c["status"] for c in created["status"]["conditions"]} == {
+        "NamesAccepted": "True", "Established": "True"}
+    resource = "example.com/v1/widgets"
+    for name, size in (("small", 1), ("big", 9)):
+        await devenv.apply(emulator, {"apiVersion": "example.com/v1", "kind": "Widget",
+                                      "metadata": {"name": name, "namespace": "default"}, "spec": {"size": size}})
+    await devenv.call(emulator, "PATCH", devenv.object_path(resource, "default", "big", "status"),
+                       json={"status": {"conditions": [{"type": "Ready", "status": "True"}]}}, headers=MERGE_PATCH)
+
+    _, table = await devenv.call(emulator, "GET", devenv.object_path(resource, "default"), headers=TABLE)
+    assert table["kind"] == "Table"
+    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "READY", "SIZE"]
+    assert sorted(row["cells"] for row in table["rows"]) == [["big", "True", 9], ["small", None, 1]]
+    _, one = await devenv.call(emulator, "GET", devenv.object_path(resource, "default", "big"), headers=TABLE)
+    assert [row["object"]["metadata"]["name"] for row in one["rows"]] == ["big"]
+    # Without the Table in Accept (kopf, `kubectl get -o yaml`), the usual list; a fieldSelector picks.
+    _, plain = await devenv.call(emulator, "GET", devenv.object_path(resource, "default"),
+                                  params={"fieldSelector": "metadata.name=small"})
+    assert (plain["kind"], [item["metadata"]["name"] for item in plain["items"]]) == ("WidgetList", ["small"])
+    _, openapi = await devenv.call(emulator, "GET", "/openapi/v3/apis/example.com/v1")
+    assert openapi["components"]["schemas"]["com.example.v1.Widget"]["description"] == "A widget."

@@ -67,6 +67,10 @@ async def test_apply_becomes_ready_with_dns_name_and_arns_and_delete_cleans_up(e
         assert condition(obj, "Synced")["status"] == "True" and st["driftCount"] == 0
         assert "ecsalb.io/finalizer" in obj["metadata"]["finalizers"]
         await event_reasons(emulator, lambda r: r.count("Created") == 6)
+        # `kubectl describe` says who posted them (its "From" column is source.component).
+        events = await devenv.events_for(emulator, NS, NAME)
+        assert {(e["source"]["component"], e["reportingComponent"]) for e in events} == {
+            ("ecs-alb-operator", "ecs-alb-operator")}
 
         await devenv.delete(emulator, NS, NAME)
         await until(emulator, lambda o: o is None, message="the finalizer was never released")

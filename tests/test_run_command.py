@@ -3,16 +3,24 @@ and converges a resource, as it would in a cluster."""
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import os
+import pathlib
 import signal
 import socket
 import subprocess
 import sys
+import threading
+import urllib.error
+import urllib.parse
 import urllib.request
 
 import kmock
+import yaml
 
-from controller import devenv
+from controller import cli, devenv
+from controller.readiness import Readiness
 from tests.test_operator_secrets import by_the_operator
 
 NS, NAME = "default", "ecs-learning"
@@ -26,6 +34,8 @@ def free_port() -> int:
 
 def run_operator(emulator, moto_server, env: dict, *flags: str) -> subprocess.Popen:
     """`ecsalb run` as its own process, against the emulator and moto, logging JSON."""
+    if "--readiness" not in flags:  # not the default port: other test runs share this machine
+        flags += ("--readiness", f"http://127.0.0.1:{free_port()}/readyz")
     return subprocess.Popen(
         [sys.executable, "-m", "controller", "run", "--kube-url", str(emulator.url), "--endpoint-url",
          moto_server.endpoint_url, "--region", "us-east-1", "--cluster-name", "test", *flags],
@@ -61,10 +71,20 @@ def stopped(process: subprocess.Popen) -> str:
         return process.communicate()[0].decode()
 
 
-async def test_the_run_command_converges_a_resource_and_serves_liveness_and_metrics(emulator, moto_server, aws, prereqs):
-    liveness, metrics = free_port(), free_port()
+def get_url(url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+async def test_the_run_command_converges_a_resource_and_serves_liveness_readiness_and_metrics(emulator, moto_server,
+                                                                                            aws, prereqs):
+    liveness, readiness, metrics = free_port(), free_port(), free_port()
     process = run_operator(emulator, moto_server, {"ECSALB_METRICS_PORT": str(metrics)}, "--drift-interval", "2",
-                           "--liveness", f"http://127.0.0.1:{liveness}/healthz")
+                           "--liveness", f"http://127.0.0.1:{liveness}/healthz",
+                           "--readiness", f"http://127.0.0.1:{readiness}/readyz")
     try:
         await watching(emulator, process)
         assert process.poll() is None, "the operator exited"
@@ -80,7 +100,9 @@ async def test_the_run_command_converges_a_resource_and_serves_liveness_and_metr
             f"http://127.0.0.1:{liveness}/healthz").status)
         scraped = await loop.run_in_executor(None, lambda: urllib.request.urlopen(
             f"http://127.0.0.1:{metrics}/metrics").read().decode())
+        readyz = await loop.run_in_executor(None, get_url, f"http://127.0.0.1:{readiness}/readyz")
         assert healthz == 200
+        assert readyz == (200, {"ready": True, "reason": "ready"})
         assert 'ecsalb_reconciles_total{result="success"} 1.0' in scraped
         assert aws.elbv2.describe_load_balancers(Names=["ECS-Learning-Alb"])["LoadBalancers"]
     finally:
@@ -88,6 +110,29 @@ async def test_the_run_command_converges_a_resource_and_serves_liveness_and_metr
     assert process.returncode == 0, output[-3000:]
     # JSON logs, one object a line, bound to the resource.
     assert '"namespace": "default"' in output and '"name": "ecs-learning"' in output and '"event": "aws change"' in output
+    # kopf's own lines in the same stream, the ones about an object bound to it as ours are.
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert len(lines) == len(output.splitlines()), "every line is a JSON object"
+    handled = [line for line in lines if line.get("logger") == "kopf.objects"
+               and re.fullmatch(r"Handler '.*converge' succeeded\.", line["event"])]
+    assert handled and {(line["namespace"], line["name"], line["level"]) for line in handled} == {
+        (NS, NAME, "info")}
+
+
+def test_readiness_says_ready_only_between_startup_and_stopping():
+    connected = threading.Event()
+    probe = Readiness(connected.is_set)
+    url = f"http://127.0.0.1:{probe.serve('http://127.0.0.1:0/readyz')}/readyz"
+    try:
+        assert get_url(url) == (503, {"ready": False, "reason": "starting"})
+        probe.started.set()  # kopf's ready_flag: its startup handlers ran
+        assert get_url(url) == (503, {"ready": False, "reason": "no connection to the Kubernetes API yet"})
+        connected.set()
+        assert get_url(url) == (200, {"ready": True, "reason": "ready"})
+        probe.stopping.set()  # SIGTERM
+        assert get_url(url) == (503, {"ready": False, "reason": "stopping"})
+    finally:
+        probe.close()
 
 
 async def test_sigterm_ends_the_operator_at_once_while_handlers_wait_for_the_aws_budget(emulator, moto_server, aws,
@@ -137,3 +182,15 @@ async def test_run_with_a_namespace_serves_that_namespace_and_asks_nothing_of_th
     listed = {(r.resource.plural, r.namespace) for r in by_the_operator(emulator)
               if r.action in (kmock.action.LIST, kmock.action.WATCH)}
     assert listed == {("ecsalbservices", "team-a")}
+
+
+def test_the_deployments_probes_are_the_ports_and_paths_ecsalb_run_serves():
+    deployment = yaml.safe_load(pathlib.Path(__file__).resolve().parent.parent.joinpath(
+        "manifests", "deployment.yaml").read_text())
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    defaults = cli.parser().parse_args(["run"])
+    for probe, flag in (("livenessProbe", defaults.liveness), ("readinessProbe", defaults.readiness)):
+        served = urllib.parse.urlsplit(flag)
+        get = container[probe]["httpGet"]
+        assert (get["path"], ports[get["port"]]) == (served.path, served.port), probe
