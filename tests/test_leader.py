@@ -11,15 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import pathlib
+import shutil
 import signal
+import subprocess
 import urllib.request
 
 import kmock
+import pytest
+import yaml
 
 from controller import devenv, kube, leader
-from tests.test_operator_secrets import by_the_operator
+from tests.test_operator_secrets import MANIFESTS, by_the_operator, grants, not_granted, role
 from tests.test_run_command import free_port, run_operator, stopped
 
+BASE_SELECTOR = "!ecsalb.io/shard"  # manifests/deployment.yaml's: what no shard was given
 LEASE_SECONDS = 6  # short, so that the test is quick (the Deployment's is 15 s; bench/failover.py measures it)
 HOSTS = ("127.0.0.1", "localhost")
 
@@ -122,14 +128,19 @@ async def test_only_the_leader_works_and_the_standby_takes_over_when_it_is_kille
     assert len(aws.elbv2.describe_target_groups()["TargetGroups"]) == len(target_groups)
     assert len(aws.elbv2.describe_load_balancers()["LoadBalancers"]) == 1
     assert len(aws.ecs.list_services(cluster=prereqs.cluster)["serviceArns"]) == 1
+    leases = [r for r in by_the_operator(emulator) if r.resource.plural == "leases"]
+    assert leases and not_granted(leases, grants(role(MANIFESTS / "rbac.yaml", "Role"))) == {}, \
+        "the leader-election Role grants what leader election asks"
     # A clean stop gives the Lease up, so that a standby need not wait it out.
     lease = await devenv.get(emulator, "default", leader.DEFAULT_LEASE_NAME, resource="coordination.k8s.io/v1/leases")
     assert lease["spec"]["holderIdentity"] == "", outputs[standby.name][-3000:]
 
 
 async def test_shards_lead_side_by_side_and_never_touch_each_others_resources(emulator, faults, aws, prereqs):
-    shards = {"a": Replica(emulator, faults, 0, "--label-selector", "ecsalb.io/shard=a"),
-              "b": Replica(emulator, faults, 1, "--label-selector", "ecsalb.io/shard=b")}
+    # As deployed: the base operator serves what has no shard label, the overlay of manifests/shard/ shard b.
+    selectors = {"base": BASE_SELECTOR, "b": "ecsalb.io/shard=b"}
+    shards = {label: Replica(emulator, faults, index, "--label-selector", selector)
+              for index, (label, selector) in enumerate(selectors.items())}
     try:
         for shard in shards.values():
             await the_leader([shard])  # each holds a Lease of its own: both lead
@@ -137,7 +148,8 @@ async def test_shards_lead_side_by_side_and_never_touch_each_others_resources(em
             await devenv.wait_for(lambda: any(r.action == kmock.action.WATCH for r in shard.kube_requests(emulator)),
                                   30, interval=0.1, message=f"shard {label} never watched")
             manifest = devenv.fleet_manifest(prereqs, index, name=f"svc-{label}")
-            manifest["metadata"]["labels"] = {"ecsalb.io/shard": label}
+            if label != "base":
+                manifest["metadata"]["labels"] = {"ecsalb.io/shard": label}
             await devenv.apply(emulator, manifest)
         for label in shards:
             await converged(emulator, "default", f"svc-{label}")
@@ -151,7 +163,7 @@ async def test_shards_lead_side_by_side_and_never_touch_each_others_resources(em
         assert shard.aws_calls(faults)  # both did their work
     leases = await devenv.list_objects(emulator, "default", resource="coordination.k8s.io/v1/leases")
     assert sorted(lease["metadata"]["name"] for lease in leases) == sorted(
-        leader.lease_name(_selector_settings(f"ecsalb.io/shard={label}")) for label in shards)
+        leader.lease_name(_selector_settings(selector)) for selector in selectors.values())
 
 
 def _selector_settings(selector: str):
@@ -180,3 +192,52 @@ async def test_of_two_candidates_at_once_one_leads_until_its_lease_runs_out(emul
     # The old leader comes back: it sees the new holder and stands by.
     assert await loop.run_in_executor(None, winner.try_acquire_or_renew) is False
 
+
+
+def test_the_deployment_runs_two_replicas_with_leader_election_and_a_disruption_budget():
+    docs = {d["kind"]: d for d in yaml.safe_load_all((MANIFESTS / "deployment.yaml").read_text())} | \
+        {d["kind"]: d for d in yaml.safe_load_all((MANIFESTS / "pdb.yaml").read_text())}
+    deployment, pdb = docs["Deployment"]["spec"], docs["PodDisruptionBudget"]["spec"]
+    assert deployment["replicas"] == 2
+    assert deployment["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
+    [container] = deployment["template"]["spec"]["containers"]
+    assert "--leader-election" in container["args"]
+    assert pdb["minAvailable"] == 1 and pdb["selector"] == deployment["selector"]
+    assert "pdb.yaml" in yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())["resources"]
+
+
+def test_the_lease_is_all_the_roles_add_and_each_mode_grants_it():
+    for path, name in [(MANIFESTS / "rbac.yaml", "ecs-alb-operator-leader-election"),
+                       (MANIFESTS / "namespaced" / "role.yaml", "ecs-alb-operator")]:
+        [document] = [d for d in yaml.safe_load_all(path.read_text()) if d["kind"] == "Role"]
+        assert document["metadata"]["name"] == name
+        assert grants(document)["leases"] == {"get", "create", "patch"}
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (its kustomize) is not installed")
+def test_a_shard_overlay_is_a_second_operator_with_its_own_names_lease_and_selector(tmp_path):
+    def build(directory: pathlib.Path) -> list[dict]:
+        out = subprocess.run(["kubectl", "kustomize", str(directory)], capture_output=True, text=True, check=True)
+        return [d for d in yaml.safe_load_all(out.stdout) if d]
+    shutil.copytree(MANIFESTS, tmp_path / "manifests")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "kustomization.yaml").write_text(yaml.safe_dump({  # as manifests/shard/ says
+        "resources": ["../manifests"], "components": ["../manifests/shard"], "namespace": "ecs-alb-operator-b",
+        "nameSuffix": "-b", "labels": [{"pairs": {"ecsalb.io/shard": "b"}, "includeTemplates": True}]}))
+    base, shard = build(tmp_path / "manifests"), build(tmp_path / "b")
+    names = {(d["kind"], d["metadata"]["name"], d["metadata"].get("namespace")) for d in base}
+    assert not names & {(d["kind"], d["metadata"]["name"], d["metadata"].get("namespace")) for d in shard}, \
+        "the shard can be applied beside the base"
+    for binding in (d for d in shard if d["kind"] in ("RoleBinding", "ClusterRoleBinding")):
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "ecs-alb-operator-b",
+                                        "namespace": "ecs-alb-operator-b"}]
+
+    def environment(docs: list[dict]) -> tuple[dict, list[str], dict]:
+        [deployment] = [d for d in docs if d["kind"] == "Deployment"]
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        return deployment["spec"]["template"]["metadata"]["labels"], [e["name"] for e in container["env"]], \
+            {e["name"]: e.get("value") for e in container["env"]}
+    labels, order, env = environment(shard)
+    assert labels["ecsalb.io/shard"] == "b" and env["ECSALB_LABEL_SELECTOR"] == "ecsalb.io/shard=$(ECSALB_SHARD)"
+    assert order.index("ECSALB_SHARD") < order.index("ECSALB_LABEL_SELECTOR"), "Kubernetes expands $(...) in order"
+    assert environment(base)[2]["ECSALB_LABEL_SELECTOR"] == BASE_SELECTOR
