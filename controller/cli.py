@@ -381,7 +381,7 @@ def parser() -> argparse.ArgumentParser:
                                                "pod's own namespace)")
     run.add_argument("--lease-duration", type=float, metavar="SECONDS",
                      help="how long a standby waits for an unrenewed Lease before it takes over (default: "
-                          "ECSALB_LEASE_DURATION, else 15; renewal deadline 2/3 of it, retries every 2/15)")
+                          "ECSALB_LEASE_DURATION, else 12; renewal deadline 2/3 of it, retries every 2/15)")
     run.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", help="liveness endpoint")
     run.add_argument("--metrics-port", type=int, default=Settings().metrics_port or 9090,
                      help="Prometheus /metrics port (0: none; default 9090 or ECSALB_METRICS_PORT)")

@@ -33,10 +33,11 @@ SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/names
 
 @dataclasses.dataclass(frozen=True)
 class Timing:
-    # client-go's defaults for kube-controller-manager: 15 s / 10 s / 2 s.
-    lease_duration: float = 15.0
-    renew_deadline: float = 10.0
-    retry_period: float = 2.0
+    # client-go's defaults for kube-controller-manager are 15 s / 10 s / 2 s; `ecsalb run` uses the same
+    # proportions on 12 s (for_lease), so that failover stays within 20 s.
+    lease_duration: float = 12.0
+    renew_deadline: float = 8.0
+    retry_period: float = 1.6
 
     def __post_init__(self) -> None:
         if not 0 < self.retry_period < self.renew_deadline < self.lease_duration:

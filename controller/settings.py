@@ -82,8 +82,9 @@ class Settings:
     # The Lease: one per shard, in the operator's own namespace. Empty name: derived from the shard.
     lease_name: str = dataclasses.field(default_factory=lambda: os.environ.get("ECSALB_LEASE_NAME", ""))
     lease_namespace: str = dataclasses.field(default_factory=lambda: os.environ.get("ECSALB_LEASE_NAMESPACE", ""))
+    # 12 s (client-go's controllers: 15 s): a killed leader's work resumes within 20 s (bench/failover.py).
     lease_duration_seconds: float = dataclasses.field(
-        default_factory=lambda: float(os.environ.get("ECSALB_LEASE_DURATION", "15")))
+        default_factory=lambda: float(os.environ.get("ECSALB_LEASE_DURATION", "12")))
     # How often the operator reads the Secrets that secretRefs name to see whether they changed (it watches no
     # Secrets: RBAC could not narrow a watch to them). None: at every timer tick (10 s at most).
     secret_check_interval_seconds: float | None = dataclasses.field(
