@@ -241,3 +241,21 @@ def test_a_shard_overlay_is_a_second_operator_with_its_own_names_lease_and_selec
     assert labels["ecsalb.io/shard"] == "b" and env["ECSALB_LABEL_SELECTOR"] == "ecsalb.io/shard=$(ECSALB_SHARD)"
     assert order.index("ECSALB_SHARD") < order.index("ECSALB_LABEL_SELECTOR"), "Kubernetes expands $(...) in order"
     assert environment(base)[2]["ECSALB_LABEL_SELECTOR"] == BASE_SELECTOR
+
+
+async def test_a_leader_that_cannot_renew_exits_before_its_lease_runs_out(emulator, faults, aws):
+    # A partition between the leader and the API server: every Lease request fails from now on.
+    replica = Replica(emulator, faults, 0)
+    try:
+        await the_leader([replica])
+        cut = asyncio.get_running_loop().time()
+        emulator[lambda r: r.resource is not None and r.resource.plural == "leases"] << 503
+        await devenv.wait_for(lambda: replica.process.poll() is not None, LEASE_SECONDS * 2, interval=0.1,
+                              message="the leader kept going without its lease")
+        gone = asyncio.get_running_loop().time() - cut
+    finally:
+        output = await stop(replica) or replica.process.communicate()[0].decode()
+    assert replica.process.returncode == 1, output[-3000:]
+    assert '"event": "lost the leader lease"' in output
+    # Gone within the renew deadline (2/3 of the lease) and a request's timeout, before a standby could lead.
+    assert gone < LEASE_SECONDS, gone
