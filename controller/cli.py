@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -10,6 +11,8 @@ import pathlib
 import signal
 import sys
 import threading
+import urllib.parse
+from collections.abc import Iterator
 from typing import Any
 
 import yaml
@@ -253,8 +256,6 @@ def cmd_crd(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import kopf
-
     from controller import operator
     from controller.readiness import Readiness
     settings = _settings(args)
@@ -264,6 +265,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings.kube_url = args.kube_url
     if args.namespace:
         settings.namespaces = args.namespace
+    for name in ("label_selector", "leader_election", "lease_name", "lease_namespace", "lease_duration"):
+        if getattr(args, name) is not None:
+            setattr(settings, name + ("_seconds" if name == "lease_duration" else ""), getattr(args, name))
     settings.metrics_port = args.metrics_port if args.metrics_port else None
     operator.configure(settings)
     readiness = Readiness(operator.connected)
@@ -279,11 +283,85 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, on_signal)
+    elector, renewing = None, threading.Event()
+    if settings.leader_election:
+        # A standby serves liveness and metrics (leader 0, no AWS calls) and nothing else until it leads.
+        elector = _elector(settings)
+        readiness.standby.set()
+        try:
+            with _standby_liveness(args.liveness):
+                if not elector.acquire(stop):
+                    return EXIT_OK  # stopped while a standby
+        finally:
+            readiness.standby.clear()
+        elector.hold(renewing, on_lost=_lease_lost)
+    operator.metrics().leader.set(1)
+    try:
+        return _run_kopf(args, settings, stop, readiness)
+    finally:
+        if elector is not None:
+            renewing.set()
+            elector.release()  # kopf has stopped: the standby may take over at once
+
+
+def _elector(settings: Settings) -> Any:
+    from controller import kube, leader, operator
+    info = operator.connection_info(logger=logging.getLogger("kopf"))
+    if info is None:
+        raise ValueError("leader election: no Kubernetes credentials (in-cluster service account, kubeconfig, "
+                         "or --kube-url)")
+    timing = leader.Timing.for_lease(settings.lease_duration_seconds)
+    # Each request ends well within the renew deadline, so that a slow API server counts as a failure in time.
+    client = kube.Client(info, timeout=timing.renew_deadline / 3)
+    namespace = settings.lease_namespace or leader.own_namespace(info.default_namespace or "default")
+    return leader.Elector(client, namespace, leader.lease_name(settings), leader.identity(), timing)
+
+
+def _lease_lost() -> None:
+    """Another replica may lead from now on: no handler of ours may make another AWS call or status write.
+    Exit at once, not through kopf's shutdown (which waits for the handlers); Kubernetes restarts the pod, which
+    comes back as a standby (client-go's controllers do the same)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_ERROR)
+
+
+@contextlib.contextmanager
+def _standby_liveness(url: str) -> Iterator[None]:
+    """kopf serves liveness only once it runs: a standby answers the same probe itself, so the kubelet does not
+    restart it for waiting. The port is free again before kopf takes it."""
+    import http.server
+    parsed = urllib.parse.urlsplit(url)
+    path = parsed.path or "/"
+
+    class Probe(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path.split("?")[0] == path else 404)
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+    server = http.server.ThreadingHTTPServer((parsed.hostname or "0.0.0.0", parsed.port or 80), Probe)
+    thread = threading.Thread(target=server.serve_forever, name="standby-liveness", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _run_kopf(args: argparse.Namespace, settings: Settings, stop: threading.Event, readiness: Any) -> int:
+    import kopf
+
+    from controller import operator
     logging.getLogger("kopf._core.reactor.running").addFilter(_NotInMainThread())
     failure: list[BaseException] = []
 
     def run_kopf() -> None:
         try:
+            # standalone: kopf's own peering is not leader election (equal priorities pause every replica, and
+            # it holds no Lease); `--leader-election` keeps all but one replica from getting here.
             kopf.run(standalone=True, liveness_endpoint=args.liveness, ready_flag=readiness.started, stop_flag=stop,
                      loop=asyncio.new_event_loop(),
                      **operator.kopf_scope(settings))
@@ -356,6 +434,19 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--kube-url", help="Kubernetes API URL without auth (default: in-cluster or kubeconfig)")
     run.add_argument("--namespace", action="append", metavar="NAMESPACE",
                      help="serve only this namespace (repeatable; default: ECSALB_NAMESPACES, else every namespace)")
+    run.add_argument("--label-selector", metavar="SELECTOR",
+                     help="serve only the EcsAlbServices with these labels, e.g. ecsalb.io/shard=a "
+                          "(default: ECSALB_LABEL_SELECTOR, else all)")
+    run.add_argument("--leader-election", action=argparse.BooleanOptionalAction, default=None,
+                     help="run only while holding the shard's Lease; a standby otherwise (default: "
+                          "ECSALB_LEADER_ELECTION=on|off, else off; the Deployment turns it on)")
+    run.add_argument("--lease-name", help="the Lease of this shard (default: ECSALB_LEASE_NAME, else "
+                                          "ecs-alb-operator plus the shard's namespaces and selector digest)")
+    run.add_argument("--lease-namespace", help="where the Lease is (default: ECSALB_LEASE_NAMESPACE, else the "
+                                               "pod's own namespace)")
+    run.add_argument("--lease-duration", type=float, metavar="SECONDS",
+                     help="how long a standby waits for an unrenewed Lease before it takes over (default: "
+                          "ECSALB_LEASE_DURATION, else 12; renewal deadline 2/3 of it, retries every 2/15)")
     run.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", help="liveness endpoint")
     run.add_argument("--readiness", default="http://0.0.0.0:8081/readyz",
                      help="readiness endpoint: 200 once started and connected to Kubernetes, 503 while stopping")

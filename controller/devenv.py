@@ -159,6 +159,10 @@ class Emulator(kmock.KubernetesEmulator, _DirectMatching):
     an object with finalizers sets deletionTimestamp (kmock already does; here it also gets a new
     resourceVersion and generation), and the object goes once its finalizers are removed (kmock).
     Watches subscribe before they list, so no write falls in between. Lists carry kind and apiVersion.
+    Lists and watches honour `labelSelector` (equality and set-based terms), as the API server does; a watch
+    sends the events of the objects that match (an object whose labels stop matching gets no DELETED event).
+    Leases (coordination.k8s.io/v1, served by `new_emulator`) need nothing more: kmock answers a create of an
+    existing one 409 AlreadyExists, and a merge patch with a stale resourceVersion is 409 Conflict (above).
 
     Kubernetes error answers (404, 409, 422) are answers, not server failures: they are returned as
     Status bodies and kept out of `errors`, which then lists only real failures of the emulator.
@@ -377,7 +381,7 @@ class Emulator(kmock.KubernetesEmulator, _DirectMatching):
     async def _serve_list(self, request: kmock.Request) -> Any:
         assert request.resource is not None
         result = await super()._serve_list(request)
-        items = [item for item in result["items"] if _fields_selected(request, item)]
+        items = [item for item in result["items"] if _fields_selected(request, item) and _labels_selected(request, item)]
         if _wants_table(request):
             return self._table(request.resource, items)
         return {"apiVersion": _api_version(request.resource), "kind": f"{self._kind(request.resource)}List",
@@ -399,7 +403,7 @@ class Emulator(kmock.KubernetesEmulator, _DirectMatching):
             existing = [{"type": "ADDED", "object": obj.raw}
                         for (resource, namespace, name), obj in self.objects.items()
                         if resource == request.resource and not obj.deleted
-                        and _selected(request, namespace, name)]
+                        and _selected(request, namespace, name) and _labels_selected(request, obj.raw)]
         table = _wants_table(request)
         if table:  # `kubectl get -w` has listed already: only what changed after its list (kopf: everything)
             given = request.params.get("resourceVersion") or ""
@@ -412,7 +416,8 @@ class Emulator(kmock.KubernetesEmulator, _DirectMatching):
             async for event in bus.stream(since=marker):
                 meta = event.get("object", {}).get("metadata", {})
                 if _selected(request, meta.get("namespace"), meta.get("name")) \
-                        and _fields_selected(request, event.get("object", {})):
+                        and _fields_selected(request, event.get("object", {})) \
+                        and _labels_selected(request, event.get("object", {})):
                     yield self._table_event(request.resource, event) if table else event
         finally:
             await bus.unmark(marker)
@@ -513,7 +518,7 @@ def install_crd(emulator: Emulator, crd: dict[str, Any] | None = None) -> str:
 
 
 def new_emulator(*, request_log_limit: int | None = None) -> Emulator:
-    """An emulator serving what the operator uses: EcsAlbServices, namespaces, events, secrets.
+    """An emulator serving what the operator uses: EcsAlbServices, namespaces, events, secrets, leases.
 
     `request_log_limit` keeps only the newest N requests in `list(emulator)` (see `Emulator`); a fleet
     benchmark sets it, tests that inspect the requests leave it None (all kept)."""
@@ -529,6 +534,8 @@ def new_emulator(*, request_log_limit: int | None = None) -> Emulator:
     emulator.resources[CRD_RESOURCE] = dict(kind="CustomResourceDefinition", singular="customresourcedefinition",
                                             namespaced=False, shortnames=["crd", "crds"], subresources=["status"],
                                             verbs=ALL_VERBS)
+    emulator.resources["coordination.k8s.io/v1/leases"] = dict(kind="Lease", singular="lease", namespaced=True,
+                                                               verbs=ALL_VERBS)
     emulator._store("v1/namespaces", {"metadata": {"name": "default"}, "status": {"phase": "Active"}})
     return emulator
 
@@ -690,6 +697,40 @@ def _fold_string_data(resource: kmock.resource, body: dict[str, Any]) -> dict[st
 def _selected(request: kmock.Request, namespace: str | None, name: str | None) -> bool:
     return ((request.namespace is None or namespace == request.namespace)
             and (request.name is None or name == request.name))
+
+
+_SELECTOR_TERM = re.compile(r"\s*(?:(?P<not>!)\s*(?P<absent>[^\s,=!()]+)|(?P<key>[^\s,=!()]+)\s*(?:"
+                            r"(?P<op>==|=|!=)\s*(?P<value>[^\s,()=!]*)|\s(?P<setop>in|notin)\s*\((?P<values>[^)]*)\)"
+                            r")?)\s*(?:,|$)")
+
+
+def _labels_selected(request: kmock.Request, obj: dict[str, Any]) -> bool:
+    """Whether the object's labels meet the request's labelSelector (none: every object)."""
+    selector = (request.params or {}).get("labelSelector")
+    if not selector:
+        return True
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    position = 0
+    while position < len(selector):
+        term = _SELECTOR_TERM.match(selector, position)
+        if term is None or term.end() == position:
+            raise kmock.KubernetesError(status=400, reason="BadRequest",
+                                        message=f"unable to parse requirement: {selector!r}")
+        position = term.end()
+        if term["absent"] is not None:
+            ok = term["absent"] not in labels
+        elif term["op"] in ("=", "=="):
+            ok = labels.get(term["key"]) == term["value"]
+        elif term["op"] == "!=":
+            ok = labels.get(term["key"]) != term["value"]
+        elif term["setop"] is not None:
+            values = {v.strip() for v in term["values"].split(",")}
+            ok = (labels.get(term["key"]) in values) == (term["setop"] == "in")
+        else:
+            ok = term["key"] in labels
+        if not ok:
+            return False
+    return True
 
 
 def _api_version(resource: kmock.resource) -> str:

@@ -1,4 +1,5 @@
-"""The few Kubernetes API calls kopf does not make for us: read and write Secrets (listener certificates).
+"""The few Kubernetes API calls kopf does not make for us: read and write Secrets (listener certificates), and
+the Lease of leader election (controller/leader.py).
 
 kopf gives handlers no API client. Rather than add a full client library (the official one brings its own
 configuration loading and a large generated API) for get / create / merge-patch of one resource, this speaks
@@ -59,20 +60,32 @@ class Client:
                 return None
             raise KubeError(method, path, exc.code, _reason(exc)) from None
 
+    def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        created = self.request("POST", path, body)
+        assert created is not None
+        return created
+
+    def merge_patch(self, path: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """With metadata.resourceVersion in the patch, the API server applies it to that version only (409
+        Conflict otherwise): the optimistic lock of an update, without sending the whole object."""
+        patched = self.request("PATCH", path, patch, content_type="application/merge-patch+json")
+        if patched is None:
+            raise KubeError("PATCH", path, 404, "NotFound")
+        return patched
+
     def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.request("GET", _secret_path(namespace, name))
 
     def create_secret(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        created = self.request("POST", _secret_path(namespace), body)
-        assert created is not None
-        return created
+        return self.create(_secret_path(namespace), body)
 
     def patch_secret(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
-        patched = self.request("PATCH", _secret_path(namespace, name), patch,
-                               content_type="application/merge-patch+json")
-        if patched is None:
-            raise KubeError("PATCH", _secret_path(namespace, name), 404, "NotFound")
-        return patched
+        return self.merge_patch(_secret_path(namespace, name), patch)
+
+
+def lease_path(namespace: str, name: str | None = None) -> str:
+    path = f"/apis/coordination.k8s.io/v1/namespaces/{urllib.parse.quote(namespace)}/leases"
+    return path + (f"/{urllib.parse.quote(name)}" if name else "")
 
 
 def _secret_path(namespace: str, name: str | None = None) -> str:

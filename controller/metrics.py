@@ -97,6 +97,8 @@ class Metrics:
                                              registry=self.registry)
         self.reconciles = Counter("ecsalb_reconciles", "Reconciles after a spec change, by result",
                                   ["result"], registry=self.registry)
+        self.leader = Gauge("ecsalb_leader", "1 while this replica runs the operator (holds the leader lease, "
+                            "or runs without leader election); 0 as a standby", registry=self.registry)
         self.registry.register(_AwsCalls(counter))
         if budget is not None:
             self.registry.register(_AwsBudget(budget))

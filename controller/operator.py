@@ -73,6 +73,15 @@ def connected() -> bool:
     return _state.get("kube") is not None
 
 
+def connection_info(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """kopf's login (in-cluster, else kubeconfig), or the URL given; also leader election's, before kopf runs."""
+    url = _state["settings"].kube_url
+    if url:
+        return kopf.ConnectionInfo(server=url, default_namespace="default")
+    kwargs.setdefault("settings", kopf.OperatorSettings())
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
 def fleet() -> Fleet | None:
     return _state.get("fleet")
 
@@ -128,6 +137,8 @@ def _register(registry: kopf.OperatorRegistry, tick: int) -> None:
             # Namespaced: the namespaces are given, so kopf need not list or watch Namespaces and CRDs (which a
             # Role cannot grant). The cost: a CRD installed after the operator started is served after a restart.
             settings.scanning.disabled = True
+        if _state["settings"].label_selector:  # a shard by label: the API server sends only those objects
+            settings.watching.label_selectors[GROUP, PLURAL] = _state["settings"].label_selector
         # Handlers block while their AWS calls wait for budget tokens: enough threads that a spec change
         # finds one free while periodic checks wait (deep checks take at most Fleet.deep_slots of them).
         # Ours, so that a new configuration (tests run the operator many times in one process) can wait for
@@ -145,11 +156,7 @@ def _register(registry: kopf.OperatorRegistry, tick: int) -> None:
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        url = _state["settings"].kube_url
-        if url:
-            info = kopf.ConnectionInfo(server=url, default_namespace="default")
-        else:
-            info = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+        info = connection_info(**kwargs)
         # The same connection for the Secrets of listener certificates (kopf gives handlers no client).
         _state["kube"] = kube.Client(info) if info is not None else None
         return info

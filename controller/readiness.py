@@ -1,9 +1,10 @@
 """`/readyz` for the pod's readinessProbe (kopf serves only the liveness endpoint).
 
 Ready means: kopf's startup ran (settings, AWS clients, executors configured), the login to the Kubernetes API
-gave a connection, and the operator is not stopping. It says nothing about AWS (an AWS outage is reported per
-resource in its conditions; restarting or unlisting the pod would not help). The operator runs one replica, so
-"ready" is not "the active leader": there is no other.
+gave a connection, and the operator is not stopping; or it is a standby waiting for the Lease (leader election).
+It says nothing about AWS (an AWS outage is reported per resource in its conditions; restarting or unlisting the
+pod would not help). "Ready" is not "the leader": a standby is ready to take over, and the PodDisruptionBudget
+(minAvailable 1) counts it, so a node drain can evict the leader while a standby stands by, and never both.
 """
 from __future__ import annotations
 
@@ -18,12 +19,15 @@ class Readiness:
     def __init__(self, connected: Callable[[], bool] = lambda: True) -> None:
         self.started = threading.Event()   # kopf raises it once its startup handlers have run (ready_flag)
         self.stopping = threading.Event()  # SIGTERM
+        self.standby = threading.Event()   # waiting for the Lease: ready to take over
         self._connected = connected
         self._server: http.server.ThreadingHTTPServer | None = None
 
     def state(self) -> tuple[bool, str]:
         if self.stopping.is_set():
             return False, "stopping"
+        if self.standby.is_set():
+            return True, "standby: another replica holds the lease"
         if not self.started.is_set():
             return False, "starting"
         if not self._connected():

@@ -72,6 +72,19 @@ class Settings:
     # needs a Role in each instead of a ClusterRole (manifests/namespaced/). Empty: every namespace.
     namespaces: list[str] = dataclasses.field(default_factory=lambda: [
         n.strip() for n in os.environ.get("ECSALB_NAMESPACES", "").split(",") if n.strip()])
+    # A shard by label: serve only the EcsAlbServices this label selector matches (Kubernetes' syntax, applied by
+    # the API server to the operator's lists and watches), e.g. "ecsalb.io/shard=team-a". Empty: all of them.
+    label_selector: str = dataclasses.field(default_factory=lambda: os.environ.get("ECSALB_LABEL_SELECTOR", "").strip())
+    # Leader election (controller/leader.py): on, only the replica holding the Lease runs the operator.
+    # Off by default for `ecsalb run` on a workstation; the Deployment turns it on (--leader-election).
+    leader_election: bool = dataclasses.field(
+        default_factory=lambda: os.environ.get("ECSALB_LEADER_ELECTION", "off") == "on")
+    # The Lease: one per shard, in the operator's own namespace. Empty name: derived from the shard.
+    lease_name: str = dataclasses.field(default_factory=lambda: os.environ.get("ECSALB_LEASE_NAME", ""))
+    lease_namespace: str = dataclasses.field(default_factory=lambda: os.environ.get("ECSALB_LEASE_NAMESPACE", ""))
+    # 12 s (client-go's controllers: 15 s): a killed leader's work resumes within 20 s (bench/failover.py).
+    lease_duration_seconds: float = dataclasses.field(
+        default_factory=lambda: float(os.environ.get("ECSALB_LEASE_DURATION", "12")))
     # How often the operator reads the Secrets that secretRefs name to see whether they changed (it watches no
     # Secrets: RBAC could not narrow a watch to them). None: at every timer tick (10 s at most).
     secret_check_interval_seconds: float | None = dataclasses.field(

@@ -53,6 +53,8 @@ class FaultInjector:
     def __init__(self, app: Callable) -> None:
         self.app = app
         self.faults: list[Fault] = []
+        # Every call that came in: (User-Agent, signing name, operation), to tell which process made it.
+        self.calls: list[tuple[str, str, str]] = []
         self._lock = threading.Lock()
 
     def add(self, fault: Fault) -> Fault:
@@ -63,6 +65,7 @@ class FaultInjector:
     def clear(self) -> None:
         with self._lock:
             self.faults.clear()
+            self.calls.clear()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
@@ -73,6 +76,7 @@ class FaultInjector:
         operation = target.rsplit(".", 1)[-1] if target else \
             urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("Action", [""])[0]
         with self._lock:
+            self.calls.append((environ.get("HTTP_USER_AGENT", ""), service, operation))
             fault = next((f for f in self.faults if f.service == service and f.operation == operation
                           and f.hits < f.times), None)
             if fault:

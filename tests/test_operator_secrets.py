@@ -163,8 +163,9 @@ def test_the_namespaced_component_replaces_the_cluster_role_with_a_role_in_the_o
         out = subprocess.run(["kubectl", "kustomize", str(directory)], capture_output=True, text=True, check=True)
         return [d for d in yaml.safe_load_all(out.stdout) if d]
 
-    base = {d["kind"] for d in build(MANIFESTS)}
-    assert {"ClusterRole", "ClusterRoleBinding"} <= base and "Role" not in base
+    base = {(d["kind"], d["metadata"]["name"]) for d in build(MANIFESTS)}
+    assert {("ClusterRole", "ecs-alb-operator"), ("ClusterRoleBinding", "ecs-alb-operator")} <= base
+    assert ("Role", "ecs-alb-operator") not in base  # only the leader election's, for its Lease
     shutil.copytree(MANIFESTS, tmp_path / "manifests")
     (tmp_path / "overlay").mkdir()
     (tmp_path / "overlay" / "kustomization.yaml").write_text(yaml.safe_dump({
