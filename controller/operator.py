@@ -597,8 +597,8 @@ def _failed(body: kopf.Body, patch: kopf.Patch, previous: dict, exc: Exception, 
     slow, fast = _state["settings"].slow_retry_seconds, _state["settings"].transient_retry_seconds
     if isinstance(exc, SpecError):  # spec.tags with the operator's default tags: too many
         reason, message, delay = "InvalidSpec", str(exc), slow
-    elif isinstance(exc, Conflict):
-        reason, message, delay = "Conflict", str(exc), slow
+    elif isinstance(exc, Conflict):  # AdoptionRefused too, with its own reason
+        reason, message, delay = exc.reason, str(exc), slow
     elif isinstance(exc, MissingDependency):
         reason, message, delay = "MissingDependency", str(exc), slow
     elif is_transient(exc):
@@ -613,7 +613,7 @@ def _failed(body: kopf.Body, patch: kopf.Patch, previous: dict, exc: Exception, 
         old, status.condition(old, "Synced", False, reason, message),
         # Ready says what stands in the way when nothing else does (a first create that failed); a stack that
         # was Ready stays Ready through a failed check of AWS, as its load balancer still serves.
-        *([status.condition(old, "Ready", False, reason, message)] if reason in ("Conflict", "MissingDependency")
+        *([status.condition(old, "Ready", False, reason, message)] if reason in ("Conflict", "AdoptionRefused", "MissingDependency")
           or not any(c.get("type") == "Ready" for c in old or []) else []), generation=body.meta.get("generation"))
     # Every outcome is an answer about this generation (kstatus reads the conditions only when it matches).
     patch.status["observedGeneration"] = body.meta.get("generation")
