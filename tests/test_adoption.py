@@ -15,7 +15,7 @@ from controller import cfn, desired, devenv, engine, operator
 from controller.aws import AwsClients
 from controller.ownership import CLUSTER_TAG, OWNER_TAG, RESOURCE_TAG, Owner, from_aws
 from controller.resources.base import AdoptionRefused, Conflict
-from controller.spec import parse_spec
+from controller.spec import SpecError, parse_spec
 from tests.seed_template import template_text
 from tests.test_cli import ecsalb
 from tests.test_operator import condition, event_reasons, ready, until
@@ -344,3 +344,29 @@ def test_a_listener_the_spec_does_not_have_is_adopted_then_deleted(aws, prereqs)
     engine.reconcile(aws, OWNER, tutorial_stack(tutorial), apply=True)
     listeners = aws.elbv2.describe_listeners(LoadBalancerArn=tutorial.lb["LoadBalancerArn"])["Listeners"]
     assert [listener["ListenerArn"] for listener in listeners] == [tutorial.listener_arn]
+
+
+# --- the spec ---------------------------------------------------------------------------------------------------
+
+def _problems(policies: dict, **load_balancer: object) -> list[tuple[str, str]]:
+    manifest = {"apiVersion": "ecsalb.io/v1alpha1", "kind": "EcsAlbService", "metadata": {"name": "web"}, "spec": {
+        "vpcId": "vpc-1", "policies": policies,
+        "loadBalancer": {"scheme": "internal", "subnets": ["subnet-a", "subnet-b"], **load_balancer},
+        "targetGroups": [{"name": "web", "port": 8080, "container": {"name": "app", "port": 8080}}],
+        "listeners": [{"port": 80, "protocol": "HTTP", "defaultAction": {"forward": {"targetGroup": "web"}}}],
+        "service": {"name": "web", "cluster": "c", "taskDefinition": "web", "network": {"subnets": ["subnet-c"]}}}}
+    try:
+        parse_spec(manifest)
+    except SpecError as exc:
+        return exc.errors
+    return []
+
+
+def test_the_allowances_need_adoption_and_the_group_name_is_a_name():
+    assert _problems({"adoption": "Adopt", "adoptFromCloudFormation": True, "adoptWithReplacement": True}) == []
+    assert _problems({"adoptWithReplacement": True}) == [(
+        "spec.policies.adoptWithReplacement",
+        "adoptWithReplacement has no effect with adoption: Never; set adoption: Adopt or remove it")]
+    [(path, message)] = _problems({}, securityGroup={"name": "sg-0123"})
+    assert path == "spec.loadBalancer.securityGroup.name" and "give the group's name" in message
+    assert _problems({"adoption": "Sometimes"})[0][0] == "spec.policies.adoption"
