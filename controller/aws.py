@@ -28,7 +28,8 @@ class _RedactImportedKeys(logging.Filter):
 
 logging.getLogger("botocore.endpoint").addFilter(_RedactImportedKeys())
 
-SERVICES = ("ec2", "elbv2", "ecs", "acm", "resourcegroupstaggingapi", "application-autoscaling", "sqs", "sts")
+SERVICES = ("ec2", "elbv2", "ecs", "acm", "resourcegroupstaggingapi", "application-autoscaling", "sqs", "sts",
+            "cloudformation")
 _READ_PREFIXES = ("Describe", "List", "Get")
 
 

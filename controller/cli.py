@@ -1,4 +1,5 @@
-"""`ecsalb`: the same engine without Kubernetes (plan / apply / delete / drift), the CRD, the operator, the demo."""
+"""`ecsalb`: the same engine without Kubernetes (plan / apply / delete / drift), import of a CloudFormation template,
+the CRD, the operator, the demo."""
 from __future__ import annotations
 
 import argparse
@@ -249,6 +250,35 @@ def cmd_drift(args: argparse.Namespace) -> int:
     return EXIT_CHANGES if drifted else EXIT_OK
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    """The EcsAlbService of a CloudFormation template on stdout; what is not carried over on stderr (and as
+    comments in the output). Exit 1 when the result is not a valid spec yet (a value to give with --param)."""
+    from controller import cfn
+    params = {}
+    for item in args.param or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--param {item!r}: write it as Key=Value (a template parameter, or the logical id of a "
+                             "resource the template refers to but does not have)")
+        params[key] = value
+    text = sys.stdin.read() if args.file == "-" else _read_text(pathlib.Path(args.file))
+    imported = cfn.convert(cfn.load_template(text, args.file), params, name=args.name, namespace=args.namespace,
+                           load_balancer=args.load_balancer)
+    print(imported.text(), end="")
+    for line in imported.lost:
+        print(f"not carried over: {line}", file=sys.stderr)
+    for line in imported.notes:
+        print(f"on adoption: {line}", file=sys.stderr)
+    try:
+        parse_spec(imported.manifest)
+    except SpecError as exc:
+        print(f"error: the imported spec is not valid yet; fix these in the output:\n{exc}", file=sys.stderr)
+        return EXIT_ERROR
+    print("next: `ecsalb plan -f <output>` shows what adoption takes over and changes, field by field",
+          file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_crd(args: argparse.Namespace) -> int:
     from controller.crd import render_crd
     print(render_crd(), end="")
@@ -428,6 +458,18 @@ def parser() -> argparse.ArgumentParser:
         if name == "delete":
             sp.add_argument("--ignore-retain", action="store_true", help="delete even with policies.deletion: Retain")
         sp.set_defaults(fn=fn)
+    imp = sub.add_parser("import", help="print the EcsAlbService of a CloudFormation template (to adopt its stack)",
+                         description="Read a CloudFormation template (YAML or JSON) and print the EcsAlbService that "
+                                     "describes the same stack, with policies.adoption: Adopt; list what cannot be "
+                                     "carried over on stderr.")
+    imp.add_argument("-f", "--file", required=True, help="the template (YAML with !Ref/!GetAtt/!Sub..., or JSON), or -")
+    imp.add_argument("--param", action="append", metavar="KEY=VALUE",
+                     help="a template parameter's value, or the name a !Ref to a resource the template does not "
+                          "have stands for (e.g. --param ECSCluster=my-cluster); repeatable")
+    imp.add_argument("--name", help="metadata.name (default: from the service's name)")
+    imp.add_argument("--namespace", default="default", help="metadata.namespace (default: default)")
+    imp.add_argument("--load-balancer", metavar="LOGICAL_ID", help="the load balancer to import, if several")
+    imp.set_defaults(fn=cmd_import)
     sub.add_parser("crd", help="print the CustomResourceDefinition").set_defaults(fn=cmd_crd)
     run = sub.add_parser("run", parents=[aws_flags], help="run the operator (kopf)")
     run.add_argument("--drift-interval", type=int, help="seconds between drift checks (default 60)")

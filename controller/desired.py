@@ -204,6 +204,15 @@ class Reference:
     used_by: tuple[str, ...]   # resource keys
 
 
+@dataclasses.dataclass(frozen=True)
+class Adoption:
+    """spec.policies: whether existing resources with the wanted names may be taken over, and which."""
+
+    allowed: bool = False
+    from_cloud_formation: bool = False
+    with_replacement: bool = False
+
+
 @dataclasses.dataclass
 class Stack:
     """Everything one EcsAlbService wants on AWS, in creation order."""
@@ -220,6 +229,7 @@ class Stack:
     # The user's tags for every resource (the operator-wide default under spec.tags); ownership tags apart.
     tags: dict[str, str] = dataclasses.field(default_factory=dict)
     references: list[Reference] = dataclasses.field(default_factory=list)
+    adoption: Adoption = Adoption()
 
     def items(self) -> list[Any]:
         """Every desired resource; each has `kind` and `key`. The engine orders kinds (engine.KINDS)."""
@@ -321,7 +331,8 @@ def build(resource: Any, owner: Owner,
     tags = user_tags(spec.tags, default_tags)
 
     lb_sg = SecurityGroup(
-        key=SG_LOAD_BALANCER, name=security_group_name(owner, "lb"), vpc_id=spec.vpc_id,
+        key=SG_LOAD_BALANCER, name=spec.load_balancer.security_group.name or security_group_name(owner, "lb"),
+        vpc_id=spec.vpc_id,
         description=f"ecs-alb-operator: load balancer of {owner.ref}",
         ingress=sorted({IngressRule(port=l.port, cidr=cidr, description=f"listener {l.port}")
                         for l in spec.listeners for cidr in spec.load_balancer.security_group.ingress_cidrs},
@@ -373,7 +384,9 @@ def build(resource: Any, owner: Owner,
     return Stack(region=spec.region, security_groups=[lb_sg, task_sg], target_groups=target_groups,
                  load_balancer=load_balancer, listeners=listeners, service=service, unsupported=unsupported,
                  rules=rules, certificates=certificates(resource, secrets), tags=tags,
-                 references=references(spec))
+                 references=references(spec),
+                 adoption=Adoption(spec.policies.adoption == "Adopt", spec.policies.adopt_from_cloud_formation,
+                                   spec.policies.adopt_with_replacement))
 
 
 def user_tags(spec_tags: Mapping[str, str], default_tags: Mapping[str, str] | None) -> dict[str, str]:

@@ -11,12 +11,14 @@ import datetime
 from collections.abc import Callable
 from typing import Any
 
+import botocore.exceptions
+
 from controller import desired as d
 from controller import preflight
-from controller.aws import AwsClients
-from controller.ownership import Owner
-from controller.resources.base import Conflict, Context, FieldDiff, Kind, MissingDependency, Observed, is_tag_field, \
-    tag_changes
+from controller.aws import AwsClients, error_code
+from controller.ownership import PREFIX, Owner
+from controller.resources.base import AdoptionRefused, Conflict, Context, FieldDiff, Kind, MissingDependency, \
+    Observed, is_tag_field, tag_changes
 from controller.resources.certificate import Certificates
 from controller.resources.ecs_service import Services
 from controller.resources.listener import Listeners
@@ -37,7 +39,7 @@ DEEP_FIELD_PREFIX = "attributes."
 
 @dataclasses.dataclass
 class Change:
-    verb: str  # create | update | replace | delete
+    verb: str  # create | adopt | update | replace | delete
     kind: str
     key: str
     id: str | None = None
@@ -73,12 +75,52 @@ def desired_by_kind(stack: d.Stack | None) -> dict[str, list[Any]]:
 
 def observe(ctx: Context, stack: d.Stack | None, wanted: dict[str, list[Any]] | None = None,
             kinds: frozenset[str] | None = None) -> None:
-    """Read everything the owner owns, kind by kind (later kinds may use earlier observations)."""
+    """Read everything the owner owns, kind by kind (later kinds may use earlier observations: the listeners of
+    an adopted load balancer are read as those of an owned one)."""
     wanted = wanted or desired_by_kind(stack)
     owned = ctx.reads.owned()
     for kind in KINDS:
         ctx.observed[kind.kind] = kind.observe(ctx, wanted[kind.kind], owned) if kinds is None or \
             kind.kind in kinds else []
+        if ctx.adoption.allowed:
+            _claim(ctx, kind, wanted[kind.kind])
+
+
+# Kinds adopted by the name the spec gives them (certificates never: the user's are named by ARN, and stay theirs).
+ADOPTED_BY_NAME = frozenset({"securityGroup", "targetGroup", "loadBalancer", "service"})
+# Kinds found through their parent (every listener of an owned load balancer is ours): adopted with it.
+ADOPTED_WITH_PARENT = {"listener": ("loadBalancerArn", "loadBalancer"), "rule": ("listenerArn", "listener")}
+CLOUDFORMATION_TAGS = ("aws:cloudformation:stack-id", "aws:cloudformation:stack-name")
+GONE_STACK = "DELETE_COMPLETE"
+ACCESS_DENIED = {"AccessDenied", "AccessDeniedException", "403"}  # moto: '403' (shared/reference, §3)
+
+
+def _ours(o: Observed) -> bool:
+    """Whether any ecsalb.io/ tag is on it: then it belongs to an operator (this stack or another)."""
+    return any(k.startswith(f"{PREFIX}/") for k in o.tags)
+
+
+def _claim(ctx: Context, kind: Kind, wanted: list[Any]) -> None:
+    """policies.adoption: Adopt. A wanted resource that is not owned yet takes over the same-named one that
+    carries no ecsalb.io/ tag (in memory: it is tagged when the plan is applied), as do the listeners and rules
+    of an adopted load balancer. One tagged by any operator stays a Conflict."""
+    found = ctx.observed[kind.kind]
+    if kind.kind in ADOPTED_WITH_PARENT:
+        field = ADOPTED_WITH_PARENT[kind.kind][0]
+        parents = {o.id for o in ctx.adopted.values() if o.kind == ADOPTED_WITH_PARENT[kind.kind][1]}
+        field_of = (lambda o: o.fields.get(field)) if kind.kind == "listener" else (lambda o: o.info.get(field))
+        ctx.adopted.update({o.id: o for o in found if field_of(o) in parents})
+        return
+    if kind.kind not in ADOPTED_BY_NAME:
+        return
+    keys = {o.key for o in found}
+    for want in wanted:
+        if want.key in keys or not getattr(want, "name", None):
+            continue
+        same = next((o for o in found if o.key is None and o.name == want.name and not _ours(o)), None)
+        if same is not None:
+            same.key = want.key
+            ctx.adopted[same.id] = same
 
 
 def _conflicts(ctx: Context, wanted: dict[str, list[Any]]) -> None:
@@ -88,8 +130,69 @@ def _conflicts(ctx: Context, wanted: dict[str, list[Any]]) -> None:
             for o in ctx.observed[kind.kind]:
                 if o.key is None and o.name in names and not any(
                         x.key == want.key for x in ctx.observed[kind.kind]):
-                    raise Conflict(want.key, o.id, "not created by this operator for this resource"
-                                   if not o.tags else f"owned by someone else (tags {_owner_tags(o)})")
+                    if _ours(o):
+                        raise Conflict(want.key, o.id, f"owned by someone else (tags {_owner_tags(o)})")
+                    raise Conflict(want.key, o.id, "not created by this operator for this resource",
+                                   "Delete or rename it, choose another name in the spec, or set "
+                                   "spec.policies.adoption: Adopt to take it over in place (ecsalb plan shows how)")
+
+
+def _check_adoption(ctx: Context, wanted: dict[str, list[Any]]) -> None:
+    """Before anything changes: refuse to adopt a resource of a live CloudFormation stack (unless the spec says
+    adoptFromCloudFormation) or one that must be replaced to match the spec (unless adoptWithReplacement)."""
+    if not ctx.adopted:
+        return
+    adoption, problems = ctx.adoption, []
+    # Listeners are observed without tags: read them (a CloudFormation stack tags what it makes). Rules apart:
+    # their Observed stands for all of a listener's rules, and the listener's stack is theirs.
+    untagged = [o.id for o in ctx.adopted.values() if o.kind == "listener"]
+    for arn, tags in ctx.reads.elb_tags(untagged).items():
+        ctx.adopted[arn].tags.update(tags)
+    stacks: dict[str, str | None] = {}
+    for o in ctx.adopted.values():
+        stack = next((o.tags[t] for t in CLOUDFORMATION_TAGS if t in o.tags), None)
+        if stack is None or adoption.from_cloud_formation:
+            continue
+        if stack not in stacks:
+            try:
+                stacks[stack] = ctx.reads.stack_status(stack)
+            except botocore.exceptions.ClientError as exc:
+                if error_code(exc) not in ACCESS_DENIED:
+                    raise
+                problems.append(f"{o.key} ({o.id}) carries the tags of CloudFormation stack {stack}, and the "
+                                "operator may not ask whether that stack is live (cloudformation:DescribeStacks): "
+                                "attach manifests/iam-policy-adoption.json to its role while moving in")
+                stacks[stack] = None
+                continue
+        if stacks[stack] not in (None, GONE_STACK):
+            name = o.tags.get("aws:cloudformation:stack-name", stack)
+            logical = o.tags.get("aws:cloudformation:logical-id", o.name)
+            problems.append(
+                f"{o.key} ({o.id}) belongs to CloudFormation stack {name} ({stacks[stack]}), which would fight the "
+                f"operator over it: detach it first (set DeletionPolicy: Retain on {logical}, update the stack, then "
+                "remove the resource from the template or delete the stack), or set "
+                "spec.policies.adoptFromCloudFormation: true to adopt it anyway")
+    # What a replacement would need, with every adopted (and owned) resource standing for its key.
+    chosen = {o.key: o for found in ctx.observed.values() for o in found if o.key is not None}
+    ctx.resolved.update(chosen)
+    try:
+        for kind in KINDS:
+            for want in wanted[kind.kind]:
+                o = chosen.get(want.key)
+                if o is None or o.id not in ctx.adopted or adoption.with_replacement:
+                    continue
+                fields = [x for x in kind.diff(ctx, want, o) if x.field in kind.immutable]
+                if fields:
+                    problems.append(
+                        f"{want.key} ({o.id}) would have to be replaced to match the spec ("
+                        + ", ".join(f"{x.field}: {_short(x.actual)} -> {_short(x.desired)}" for x in fields)
+                        + "): change the spec to match it, or set spec.policies.adoptWithReplacement: true to "
+                          "adopt and replace it" + (" (a new load balancer has a new DNS name)"
+                                                    if kind.kind == "loadBalancer" else ""))
+    finally:
+        ctx.resolved.clear()
+    if problems:
+        raise AdoptionRefused(problems)
 
 
 def reconcile(aws: AwsClients, owner: Owner, stack: d.Stack, *, apply: bool, known: set[str] | None = frozenset(),
@@ -106,6 +209,7 @@ def reconcile(aws: AwsClients, owner: Owner, stack: d.Stack, *, apply: bool, kno
     assert not (shallow and apply), "a shallow observation leaves out resources: it cannot be applied"
     ctx = Context(aws, owner, on_change=on_change, reads=reads)
     ctx.user_tags = stack.tags
+    ctx.adoption = stack.adoption if not shallow else d.Adoption()
     check = apply if preflight_check is None else preflight_check and not shallow
     try:
         return _reconcile(ctx, stack, apply=apply, known=known, shallow=shallow, check=check)
@@ -127,10 +231,11 @@ def _reconcile(ctx: Context, stack: d.Stack, *, apply: bool, known: set[str] | N
             preflight.check(ctx, stack, _creating(ctx, wanted), first=_nothing_owned(ctx), earlier=[str(missing)])
         raise
     _conflicts(ctx, wanted)
+    _check_adoption(ctx, wanted)
     if check and (creating := _creating(ctx, wanted)):
         preflight.check(ctx, stack, creating, first=_nothing_owned(ctx))  # before the first write
     if known is None:
-        exists = any(o.key is not None for found in ctx.observed.values() for o in found)
+        exists = any(o.key is not None and o.id not in ctx.adopted for found in ctx.observed.values() for o in found)
         known = {w.key for ws in wanted.values() for w in ws} if exists else set()
     changes: list[Change] = []
     drift: list[FieldDiff] = []
@@ -156,6 +261,8 @@ def _reconcile(ctx: Context, stack: d.Stack, *, apply: bool, known: set[str] | N
                 continue
             keep.add(current.id)
             ctx.resolved[want.key] = current
+            if current.id in ctx.adopted:
+                diffs = _adopt(ctx, kind, want, current, diffs, changes, apply)
             if not diffs:
                 continue
             drift.extend(diffs)
@@ -186,6 +293,10 @@ def _reconcile(ctx: Context, stack: d.Stack, *, apply: bool, known: set[str] | N
             if o.key is None or o.id in keep:
                 continue
             replaced = any(c.id == o.id and c.verb == "replace" for c in changes)
+            if o.id in ctx.adopted and not any(c.id == o.id and c.verb == "adopt" for c in changes):
+                # A listener or rule of an adopted load balancer that the spec does not have: made ours (tagged)
+                # before it goes, as only what carries the ownership tags may be deleted.
+                _adopt(ctx, kind, o, o, [], changes, apply)
             if not replaced:
                 # An owned resource the spec no longer has, or an extra one added by hand on an owned parent.
                 drift.append(FieldDiff(o.key if o.key not in wanted_keys else f"{o.key}#{o.id}",
@@ -249,6 +360,22 @@ def _creating(ctx: Context, wanted: dict[str, list[Any]]) -> set[str]:
 
 def _nothing_owned(ctx: Context) -> bool:
     return not any(o.key is not None and not o.info.get("referenced") for found in ctx.observed.values() for o in found)
+
+
+def _adopt(ctx: Context, kind: Kind, want: Any, current: Observed, diffs: list[FieldDiff], changes: list[Change],
+           apply: bool) -> list[FieldDiff]:
+    """Take `current` over: its ownership (and the user's) tags go on first, as an `adopt` change; what else
+    differs from the spec is returned, to be updated (or replaced) as for any owned resource. `want` is anything
+    with the key (the resource itself, for one about to be deleted)."""
+    tags = [x for x in diffs if is_tag_field(x.field)]
+    if not kind.tagged or not diffs:  # listeners and rules: their tags are not compared: say what goes on
+        tags = [FieldDiff(want.key, "tags", ctx.tags_for(want.key), {})]
+    changes.append(Change("adopt", kind.kind, want.key, current.id, tags))
+    if apply:
+        kind.retag(ctx, current, *tag_changes(tags))
+        current.tags.update(tag_changes(tags)[0])
+        ctx.changed("Adopted", want.key, current.id)
+    return [x for x in diffs if not is_tag_field(x.field)]
 
 
 def delete_all(aws: AwsClients, owner: Owner, stack: d.Stack | None, *, apply: bool = True,

@@ -620,8 +620,8 @@ def _failed(body: kopf.Body, patch: kopf.Patch, previous: dict, exc: Exception, 
         if raise_for_retry:
             raise kopf.PermanentError(str(exc)) from exc
         return
-    if isinstance(exc, Conflict):
-        reason, message, delay = "Conflict", str(exc), slow
+    if isinstance(exc, Conflict):  # AdoptionRefused too, with its own reason
+        reason, message, delay = exc.reason, str(exc), slow
     elif isinstance(exc, MissingDependency):
         reason, message, delay = "MissingDependency", str(exc), slow
     elif is_transient(exc):
@@ -645,7 +645,7 @@ def _failed(body: kopf.Body, patch: kopf.Patch, previous: dict, exc: Exception, 
         # Ready says what stands in the way when nothing else does (a first create that failed, a stack left
         # half-built); a stack that was Ready stays Ready through a failed check of AWS, as its load balancer serves.
         *([status.condition(old, "Ready", False, reason, message)]
-          if reason in ("Conflict", "MissingDependency") or half_built
+          if reason in ("Conflict", "AdoptionRefused", "MissingDependency") or half_built
           or not any(c.get("type") == "Ready" for c in old or []) else []), generation=body.meta.get("generation"))
     # Every outcome is an answer about this generation (kstatus reads the conditions only when it matches).
     patch.status["observedGeneration"] = body.meta.get("generation")

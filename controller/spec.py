@@ -347,6 +347,15 @@ def _cidr(value: str) -> str:
 Cidr = Annotated[str, AfterValidator(_cidr)]
 
 
+def _security_group_name(value: str) -> str:
+    if not 1 <= len(value) <= 255:
+        raise ValueError(f"{len(value)} characters; AWS takes a security group name of 1 to 255 characters")
+    if value.lower().startswith("sg-"):
+        raise ValueError(f"{_shown(value)} looks like a security group id; give the group's name (AWS refuses names "
+                         "beginning with sg-)")
+    return value
+
+
 def _lb_subnets(subnets: list[str]) -> list[str]:
     if len(subnets) < 2:
         raise ValueError(
@@ -494,11 +503,37 @@ class Policies(_Model):
     drift_check_interval_seconds: Annotated[int, Field(ge=10)] | None = Field(
         None, description="How often to compare AWS with the spec; the operator's default when unset."
     )
+    adoption: Literal["Never", "Adopt"] = Field(
+        "Never", description="Adopt: take over existing resources with the names this spec asks for when they carry "
+                             "no ecsalb.io/ tags (tagged in place, then converged in place; the load balancer keeps "
+                             "its ARN and DNS name). Never: such a resource is a Conflict. `ecsalb plan` shows what "
+                             "would be adopted and changed.")
+    adopt_from_cloud_formation: bool = Field(
+        False, description="With adoption: Adopt, also adopt resources that still belong to a live CloudFormation "
+                           "stack (aws:cloudformation:* tags). CloudFormation would then fight the operator over them; "
+                           "rather detach them first (DeletionPolicy: Retain, then remove them from the stack).")
+    adopt_with_replacement: bool = Field(
+        False, description="With adoption: Adopt, also adopt a resource that must be replaced to match the spec (a new "
+                           "resource: a new ARN, for the load balancer a new DNS name). Without it adoption stops.")
+
+    @model_validator(mode="after")
+    def _allowances_need_adoption(self) -> Policies:
+        problems = [(name, f"{name} has no effect with adoption: Never; set adoption: Adopt or remove it")
+                    for name, on in (("adoptFromCloudFormation", self.adopt_from_cloud_formation),
+                                     ("adoptWithReplacement", self.adopt_with_replacement))
+                    if on and self.adoption == "Never"]
+        if problems:
+            _fail(problems)
+        return self
 
 
 class LoadBalancerSecurityGroup(_Model):
     """The security group the operator creates and owns for the load balancer."""
 
+    name: Annotated[str, AfterValidator(_security_group_name)] | None = Field(
+        None,
+        description="Default: ecsalb-<cluster>-<namespace>-<name>-lb. Set it to adopt an existing group by its name "
+                    "(policies.adoption: Adopt); a new name means a new group.")
     ingress_cidrs: list[Cidr] = Field(
         default_factory=lambda: ["0.0.0.0/0"], description="Opened on every listener port."
     )

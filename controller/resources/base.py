@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from controller.aws import AwsClients
-from controller.desired import Ref
+from controller.desired import Adoption, Ref
 from controller.fleet.reads import LiveReads
 from controller.ownership import MANAGED_TAG, UID_TAG, Owner, managed_keys, with_managed
 
@@ -22,10 +22,22 @@ UNKNOWN = "(known after apply)"
 class Conflict(Exception):
     """A resource with the wanted name exists and is not ours: never touched, reported with its id."""
 
-    def __init__(self, key: str, resource_id: str, why: str) -> None:
+    reason = "Conflict"  # the status condition's reason
+
+    def __init__(self, key: str, resource_id: str, why: str, fix: str = "") -> None:
         super().__init__(f"{key}: {resource_id} already exists and is {why}; the operator will not modify it. "
-                         "Delete or rename it, or choose another name in the spec")
+                         + (fix or "Delete or rename it, or choose another name in the spec"))
         self.key, self.resource_id = key, resource_id
+
+
+class AdoptionRefused(Conflict):
+    """policies.adoption: Adopt found resources it must not take over (one per line); nothing was changed."""
+
+    reason = "AdoptionRefused"
+
+    def __init__(self, problems: list[str]) -> None:
+        Exception.__init__(self, "adoption refused, nothing changed: " + "; ".join(problems))
+        self.problems = problems
 
 
 class MissingDependency(Exception):
@@ -71,6 +83,8 @@ class Context:
         self.notes: dict[str, tuple[str, str]] = {}  # key -> (reason, message) for the status
         self.user_tags: dict[str, str] = {}  # desired.Stack.tags: the user's tags for every resource
         self.done: list[tuple[str, str, str]] = []  # (verb, key, detail) of every change made so far
+        self.adoption = Adoption()  # desired.Stack.adoption: may same-named resources be taken over
+        self.adopted: dict[str, Observed] = {}  # by id: same-named resources taken over in this run
         self._on_change = on_change or (lambda verb, key, detail: None)
 
     def resolve(self, value: Any) -> Any:

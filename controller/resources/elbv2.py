@@ -3,9 +3,18 @@ from __future__ import annotations
 
 from controller.fleet.reads import elb_tags as tags_by_arn
 from controller.ownership import to_aws
-from controller.resources.base import Context, Observed
+from controller.resources.base import Context, Observed, chunks
 
-__all__ = ["TaggedByArn", "tags_by_arn"]
+__all__ = ["TaggedByArn", "retag_arns", "tags_by_arn"]
+
+
+def retag_arns(ctx: Context, arns: list[str], tags: dict[str, str], remove: list[str]) -> None:
+    """Take the `remove` keys off and put `tags` on, 20 ARNs a call (AddTags and RemoveTags take 20)."""
+    for group in chunks(arns, 20):
+        if remove:
+            ctx.aws.elbv2.remove_tags(ResourceArns=group, TagKeys=remove)
+        if tags:
+            ctx.aws.elbv2.add_tags(ResourceArns=group, Tags=to_aws(tags))
 
 
 class TaggedByArn:
@@ -14,7 +23,4 @@ class TaggedByArn:
     tagged = True
 
     def retag(self, ctx: Context, actual: Observed, tags: dict[str, str], remove: list[str]) -> None:
-        if remove:
-            ctx.aws.elbv2.remove_tags(ResourceArns=[actual.id], TagKeys=remove)
-        if tags:
-            ctx.aws.elbv2.add_tags(ResourceArns=[actual.id], Tags=to_aws(tags))
+        retag_arns(ctx, [actual.id], tags, remove)

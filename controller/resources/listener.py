@@ -14,6 +14,7 @@ from controller.ownership import to_aws
 from controller.resources import actions
 from controller.resources.base import UNKNOWN, Context, FieldDiff, Kind, Observed, chunks
 from controller.resources.certificate import is_usable
+from controller.resources.elbv2 import retag_arns
 
 
 class Listeners(Kind):
@@ -155,6 +156,10 @@ class Listeners(Kind):
                 actual.fields.update(self._read_certificates(LiveReads(ctx.aws, ctx.owner), actual.id))
         if desired.protocol == "HTTPS":
             self._converge_sni(ctx, desired, actual, want.get("sniCertificates") or [])
+
+    def retag(self, ctx: Context, actual: Observed, tags: dict[str, str], remove: list[str]) -> None:
+        """Listeners are read without tags (they belong to their load balancer): this tags an adopted one."""
+        retag_arns(ctx, [actual.id], tags, remove)
 
     def delete(self, ctx: Context, actual: Observed) -> None:
         try:

@@ -11,8 +11,8 @@ from controller import desired as d
 from controller.aws import error_code, retried
 from controller.fleet.reads import LiveReads
 from controller.ownership import MANAGED_TAG, PREFIX, RESOURCE_TAG, owner_description, to_aws
-from controller.resources.base import Conflict, Context, FieldDiff, Kind, Observed, chunks
-from controller.resources.elbv2 import TaggedByArn, tags_by_arn
+from controller.resources.base import Conflict, Context, FieldDiff, Kind, Observed
+from controller.resources.elbv2 import TaggedByArn, retag_arns, tags_by_arn
 
 ATTRIBUTE_FIELDS = {
     "idle_timeout.timeout_seconds": "attributes.idleTimeoutSeconds",
@@ -121,14 +121,12 @@ class LoadBalancers(TaggedByArn, Kind):
         are created, and the same changes as their load balancer's user tags afterwards."""
         super().retag(ctx, actual, tags, remove)
         user = {k: v for k, v in tags.items() if k == MANAGED_TAG or not k.startswith(f"{PREFIX}/")}
-        children = [l.id for l in ctx.observed.get("listener", []) if l.fields.get("loadBalancerArn") == actual.id]
+        # An adopted listener gets all its tags at once when it is adopted (only a tagged one may be retagged).
+        children = [l.id for l in ctx.observed.get("listener", []) if l.fields.get("loadBalancerArn") == actual.id
+                    and l.id not in ctx.adopted]
         children += [r["RuleArn"] for o in ctx.observed.get("rule", []) if o.info.get("listenerArn") in children
                      for r in o.raw.get("rules", [])]
-        for group in chunks(children, 20):  # AddTags and RemoveTags take 20 ARNs a call
-            if remove:
-                ctx.aws.elbv2.remove_tags(ResourceArns=group, TagKeys=remove)
-            if user:
-                ctx.aws.elbv2.add_tags(ResourceArns=group, Tags=to_aws(user))
+        retag_arns(ctx, children, user, remove)
 
     def delete(self, ctx: Context, actual: Observed) -> None:
         self.check_deletable(actual)

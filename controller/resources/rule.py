@@ -19,6 +19,7 @@ from controller.fleet.reads import LiveReads
 from controller.ownership import to_aws
 from controller.resources import actions
 from controller.resources.base import UNKNOWN, Context, FieldDiff, Kind, Observed
+from controller.resources.elbv2 import retag_arns
 
 MAX_PRIORITY = 50000
 # AWS field -> (its *Config key, the spec's name for it).
@@ -146,6 +147,10 @@ class Rules(Kind):
             if rules:
                 found.append(self._observed(listener.id, listener.info["port"], rules))
         return found
+
+    def retag(self, ctx: Context, actual: Observed, tags: dict[str, str], remove: list[str]) -> None:
+        """Rules are read without tags (they belong to their listener): this tags the rules of an adopted one."""
+        retag_arns(ctx, [r["RuleArn"] for r in actual.raw.get("rules", [])], tags, remove)
 
     def _describe(self, reads: LiveReads, listener_arn: str) -> list[dict]:
         rules = [r for r in reads.rules(listener_arn) if not r.get("IsDefault")]
