@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from typing import Any
 
 from controller.ownership import tag_problem, too_many_tags
 
@@ -14,9 +15,24 @@ class SettingsError(ValueError):
     """An environment variable the operator cannot use; the message names it and the fix."""
 
 
+def _env_number(name: str, default: float | None, *, kind: type = float, minimum: float = 1) -> Any:
+    """A number of seconds (or a count) from the environment, or `default` when unset: anything else stops the
+    operator at start with the variable and what it takes, instead of a bare ValueError or a loop of 0 s."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or value != value or value < minimum:  # value != value: NaN
+        what = "a whole number" if kind is int else "a number"
+        raise SettingsError(f"{name}={raw!r}: give {what} of at least {minimum:g}, e.g. {name}={default or 60:g}")
+    return value
+
+
 def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    return int(raw) if raw else default
+    return _env_number(name, default, kind=int)  # type: ignore[no-any-return]
 
 
 def _default_region() -> str | None:
@@ -84,18 +100,17 @@ class Settings:
     lease_namespace: str = dataclasses.field(default_factory=lambda: os.environ.get("ECSALB_LEASE_NAMESPACE", ""))
     # 12 s (client-go's controllers: 15 s): a killed leader's work resumes within 20 s (bench/failover.py).
     lease_duration_seconds: float = dataclasses.field(
-        default_factory=lambda: float(os.environ.get("ECSALB_LEASE_DURATION", "12")))
+        default_factory=lambda: _env_number("ECSALB_LEASE_DURATION", 12.0, minimum=3))
     # How often the operator reads the Secrets that secretRefs name to see whether they changed (it watches no
     # Secrets: RBAC could not narrow a watch to them). None: at every timer tick (10 s at most).
     secret_check_interval_seconds: float | None = dataclasses.field(
-        default_factory=lambda: float(os.environ["ECSALB_SECRET_CHECK_INTERVAL"])
-        if os.environ.get("ECSALB_SECRET_CHECK_INTERVAL") else None)
+        default_factory=lambda: _env_number("ECSALB_SECRET_CHECK_INTERVAL", None))
     drift_interval_seconds: int = dataclasses.field(default_factory=lambda: _env_int("ECSALB_DRIFT_INTERVAL", 60))
     log_format: str = dataclasses.field(default_factory=lambda: os.environ.get("ECSALB_LOG_FORMAT", "json"))
     log_level: str = dataclasses.field(default_factory=lambda: os.environ.get("ECSALB_LOG_LEVEL", "info"))
     # Prometheus /metrics; None serves none (`ecsalb run` serves on 9090 unless told otherwise).
     metrics_port: int | None = dataclasses.field(
-        default_factory=lambda: int(os.environ["ECSALB_METRICS_PORT"]) if os.environ.get("ECSALB_METRICS_PORT") else None)
+        default_factory=lambda: _env_number("ECSALB_METRICS_PORT", None, kind=int, minimum=0))
     metrics_address: str = "0.0.0.0"
     # How long a delete waits between retries of DependencyViolation while ENIs are released.
     dependency_retry_seconds: float = 10.0
@@ -109,12 +124,11 @@ class Settings:
     # How often one sweep per Region lists everything the operator owns (the fields list calls return);
     # None: the drift interval.
     sweep_interval_seconds: float | None = dataclasses.field(
-        default_factory=lambda: float(os.environ["ECSALB_SWEEP_INTERVAL"]) if os.environ.get("ECSALB_SWEEP_INTERVAL")
-        else None)
+        default_factory=lambda: _env_number("ECSALB_SWEEP_INTERVAL", None))
     # The shortest period in which every managed field of every stack is compared; the operator makes it longer
     # when the fleet is too large for the budget (the period it uses is a metric and in each status).
     deep_interval_seconds: float = dataclasses.field(
-        default_factory=lambda: float(os.environ.get("ECSALB_DEEP_INTERVAL", "600")))
+        default_factory=lambda: _env_number("ECSALB_DEEP_INTERVAL", 600.0))
     # Client-side AWS API budget: "bucket=rate/burst,..." overrides (e.g. "elb-describe=5/20"), "off" for none.
     budget: str = dataclasses.field(default_factory=lambda: os.environ.get("ECSALB_BUDGET", ""))
     # Tags put on every AWS resource of every stack, under each spec.tags (the spec wins on the same key).

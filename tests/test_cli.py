@@ -297,3 +297,12 @@ def test_the_profiles_region_is_used(moto_server, aws, manifest, tmp_path):
     # The prerequisites are in us-east-1 (the old silent default): in the profile's Region there is no cluster.
     assert out.returncode == 1
     assert "was not found in region eu-west-1" in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("name, value", [("ECSALB_DEEP_INTERVAL", "ten"), ("ECSALB_SWEEP_INTERVAL", "0"),
+                                         ("ECSALB_DRIFT_INTERVAL", "-5"), ("ECSALB_LEASE_DURATION", "nan")])
+def test_a_bad_number_in_the_environment_is_named_at_start(name, value):
+    out = ecsalb(None, "run", "--kube-url", "http://127.0.0.1:9", env_extra={name: value})
+    assert out.returncode == 1
+    assert out.stderr.startswith(f"error: {name}={value!r}: give a"), out.stderr
+    assert "Traceback" not in out.stderr
