@@ -24,6 +24,17 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+class _CurrentStderr:
+    """A file that is always sys.stderr as it is now: structlog's PrintLogger keeps the file it was given, and a
+    stream replaced since (pytest's capture of an earlier test, the demo's) may be closed by then."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def _kopf_object(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     """kopf's per-object logger (kopf._core.actions.loggers.ObjectLogger) puts the object in `record.k8s_ref`."""
     ref = getattr(event_dict.get("_record"), "k8s_ref", None)
@@ -41,7 +52,7 @@ def configure(fmt: str = "json", level: str = "info") -> None:
     structlog.configure(
         processors=[structlog.contextvars.merge_contextvars, *stamp, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),
         cache_logger_on_first_use=False,
     )
     handler = _StderrHandler()
