@@ -20,7 +20,7 @@ demo-keep: $(BIN)/.installed
 	$(BIN)/python -m controller demo --keep
 
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 3
 	$(BIN)/python -m controller demo --quiet
 
 lint: $(BIN)/.installed
