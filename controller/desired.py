@@ -183,7 +183,7 @@ class Service:
     cluster: str
     task_definition: str
     desired_count: int
-    launch_type: str
+    launch_type: str | None          # None: capacity_provider_strategy instead
     platform_version: str
     subnets: list[str]
     security_groups: list[Ref | str]
@@ -191,6 +191,8 @@ class Service:
     load_balancers: list[LoadBalancerMapping]
     deployment: dict[str, Any]
     health_check_grace_period_seconds: int | None
+    # The create_service request shape: [{capacityProvider, weight, base}], in the spec's order.
+    capacity_provider_strategy: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -379,7 +381,9 @@ def build(resource: Any, owner: Owner,
             "circuitBreaker": {"enable": svc.deployment.circuit_breaker.enable,
                                "rollback": svc.deployment.circuit_breaker.rollback},
         },
-        health_check_grace_period_seconds=svc.health_check_grace_period_seconds)
+        health_check_grace_period_seconds=svc.health_check_grace_period_seconds,
+        capacity_provider_strategy=[{"capacityProvider": p.capacity_provider, "weight": p.weight, "base": p.base}
+                                    for p in svc.capacity_provider_strategy or []])
 
     return Stack(region=spec.region, security_groups=[lb_sg, task_sg], target_groups=target_groups,
                  load_balancer=load_balancer, listeners=listeners, service=service, unsupported=unsupported,

@@ -1055,6 +1055,28 @@ class Deployment(_Model):
         return self
 
 
+MAX_CAPACITY_PROVIDERS = 6        # ECS: at most 6 capacity providers in a strategy
+MAX_CAPACITY_PROVIDER_WEIGHT = 1000
+MAX_CAPACITY_PROVIDER_BASE = 100000
+_LAUNCH_TYPE_OR_STRATEGY = ("launchType and capacityProviderStrategy are mutually exclusive (ECS takes one); "
+                            "remove launchType to run on the capacity providers")
+_ONE_BASE = ("only one capacity provider of a strategy may have a base above 0 (ECS refuses more); "
+             "set the others' base to 0")
+_SOME_WEIGHT = ("at least one capacity provider of a strategy needs a weight above 0 (ECS refuses all zeros); "
+                "raise a weight")
+
+
+class CapacityProvider(_Model):
+    """One entry of the service's capacity provider strategy (Fargate or Fargate Spot)."""
+
+    capacity_provider: Literal["FARGATE", "FARGATE_SPOT"] = Field(
+        description="FARGATE or FARGATE_SPOT; the cluster must have it associated (put-cluster-capacity-providers).")
+    weight: int = Field(1, ge=0, le=MAX_CAPACITY_PROVIDER_WEIGHT,
+                        description="Share of the tasks above the base, relative to the other entries' weights.")
+    base: int = Field(0, ge=0, le=MAX_CAPACITY_PROVIDER_BASE,
+                      description="Tasks placed on this provider first; at most one entry may have a base.")
+
+
 class Service(_Model):
     """The ECS (Fargate) service behind the load balancer."""
 
@@ -1062,11 +1084,42 @@ class Service(_Model):
     cluster: str = Field(min_length=1, description="An existing cluster; the operator does not own clusters.")
     task_definition: str = Field(min_length=1, description="family, family:revision, or ARN.")
     desired_count: int = Field(1, ge=0, le=MAX_DESIRED_COUNT)
-    launch_type: Literal["FARGATE"] = "FARGATE"
+    launch_type: Literal["FARGATE"] | None = Field(
+        None, description="FARGATE (the default) when capacityProviderStrategy is not set; not both.")
+    capacity_provider_strategy: list[CapacityProvider] | None = Field(
+        None, min_length=1, max_length=MAX_CAPACITY_PROVIDERS,
+        description="Instead of launchType: run the tasks on FARGATE and FARGATE_SPOT by weight and base "
+                    "(changed in place, with a new deployment).",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["capacityProvider"],
+                           **cel_rules(
+                               cel_rule("self.filter(p, has(p.base) && p.base > 0).size() <= 1", _ONE_BASE),
+                               cel_rule("self.exists(p, !has(p.weight) || p.weight > 0)", _SOME_WEIGHT))})
     platform_version: str = "LATEST"
     network: ServiceNetwork
     deployment: Deployment = Field(default_factory=Deployment)
     health_check_grace_period_seconds: int | None = Field(None, ge=0, le=2147483647)
+
+    model_config = ConfigDict(json_schema_extra=cel_rules(cel_rule(
+        "!(has(self.launchType) && has(self.capacityProviderStrategy))", _LAUNCH_TYPE_OR_STRATEGY, ".launchType")))
+
+    @model_validator(mode="after")
+    def _launch_type_or_strategy(self) -> Service:
+        strategy = self.capacity_provider_strategy
+        if strategy is None:
+            self.launch_type = self.launch_type or "FARGATE"
+            return self
+        problems = []
+        if self.launch_type is not None:
+            problems.append(("launchType", _LAUNCH_TYPE_OR_STRATEGY))
+        problems += _duplicates("capacityProviderStrategy", "capacityProvider",
+                                [p.capacity_provider for p in strategy], "name each capacity provider once")
+        if sum(1 for p in strategy if p.base > 0) > 1:
+            problems.append(("capacityProviderStrategy", _ONE_BASE))
+        if not any(p.weight > 0 for p in strategy):
+            problems.append(("capacityProviderStrategy", _SOME_WEIGHT))
+        if problems:
+            _fail(problems)
+        return self
 
 
 # --- the resource ----------------------------------------------------------------------------------

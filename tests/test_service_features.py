@@ -1,0 +1,103 @@
+"""Service features over moto: capacity providers, a WAF web ACL on the load balancer, autoscaling of the task
+count. Each: created, changed, drift made by hand reported and put back, deleted leaving nothing."""
+from __future__ import annotations
+
+import pytest
+
+from controller import desired, devenv, engine
+from controller.aws import AwsClients
+from controller.ownership import Owner
+from controller.spec import SpecError, parse_spec
+
+OWNER = Owner("test", "default", "ecs-learning", "uid-1")
+CLUSTER, SERVICE = "ecs-learning-cluster", "ecs-learning-service"
+
+
+@pytest.fixture()
+def manifest(aws: AwsClients, prereqs: devenv.Prerequisites) -> dict:
+    return devenv.example_manifest(prereqs)
+
+
+def converge(aws: AwsClients, manifest: dict) -> engine.Result:
+    return engine.reconcile(aws, OWNER, desired.build(parse_spec(manifest), OWNER), apply=True)
+
+
+def delete(aws: AwsClients, manifest: dict) -> engine.Result:
+    return engine.delete_all(aws, OWNER, desired.build(parse_spec(manifest), OWNER))
+
+
+def the_service(aws: AwsClients) -> dict:
+    return aws.ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]
+
+
+def strategy_of(aws: AwsClients) -> list[tuple[str, int, int]]:
+    return sorted((p["capacityProvider"], p.get("weight", 0), p.get("base", 0))
+                  for p in the_service(aws).get("capacityProviderStrategy", []))
+
+
+def drift_fields(result: engine.Result) -> set[str]:
+    return {f"{x.resource} {x.field}" for x in result.drift}
+
+
+# --- capacity providers ---------------------------------------------------------------------------------------
+
+
+SPOT = [{"capacityProvider": "FARGATE", "weight": 1, "base": 1}, {"capacityProvider": "FARGATE_SPOT", "weight": 3}]
+
+
+def use_spot(manifest: dict) -> None:
+    manifest["spec"]["service"].pop("launchType", None)  # the example names FARGATE
+    manifest["spec"]["service"]["capacityProviderStrategy"] = [dict(p) for p in SPOT]
+
+
+def test_capacity_provider_strategy_create_change_drift_delete(aws, manifest):
+    use_spot(manifest)
+    converge(aws, manifest)
+    assert strategy_of(aws) == [("FARGATE", 1, 1), ("FARGATE_SPOT", 3, 0)]
+    assert converge(aws, manifest).changes == []  # converged: nothing more to do
+
+    manifest["spec"]["service"]["capacityProviderStrategy"][1]["weight"] = 1
+    result = converge(aws, manifest)
+    assert [(c.verb, c.key) for c in result.changes] == [("update", "service")]  # in place, not a new service
+    assert strategy_of(aws) == [("FARGATE", 1, 1), ("FARGATE_SPOT", 1, 0)]
+
+    aws.ecs.update_service(cluster=CLUSTER, service=SERVICE, forceNewDeployment=True,
+                           capacityProviderStrategy=[{"capacityProvider": "FARGATE_SPOT", "weight": 1}])
+    result = converge(aws, manifest)
+    assert drift_fields(result) == {"service capacityProviderStrategy"}
+    assert strategy_of(aws) == [("FARGATE", 1, 1), ("FARGATE_SPOT", 1, 0)]
+
+    delete(aws, manifest)
+    assert the_service(aws)["status"] == "INACTIVE"
+
+
+def test_back_to_a_launch_type_replaces_the_service(aws, manifest):
+    use_spot(manifest)
+    converge(aws, manifest)
+    del manifest["spec"]["service"]["capacityProviderStrategy"]
+    result = converge(aws, manifest)
+    assert [(c.verb, c.key) for c in result.changes] == [("replace", "service")]
+    svc = the_service(aws)
+    assert svc["launchType"] == "FARGATE" and not svc.get("capacityProviderStrategy")
+
+
+@pytest.mark.parametrize("service, path, words", [
+    ({"launchType": "FARGATE", "capacityProviderStrategy": SPOT}, "spec.service.launchType", "mutually exclusive"),
+    ({"capacityProviderStrategy": [{"capacityProvider": "FARGATE", "base": 1},
+                                   {"capacityProvider": "FARGATE_SPOT", "base": 2}]},
+     "spec.service.capacityProviderStrategy", "only one capacity provider"),
+    ({"capacityProviderStrategy": [{"capacityProvider": "FARGATE", "weight": 0}]},
+     "spec.service.capacityProviderStrategy", "weight above 0"),
+    ({"capacityProviderStrategy": [{"capacityProvider": "FARGATE"}, {"capacityProvider": "FARGATE"}]},
+     "spec.service.capacityProviderStrategy[1].capacityProvider", "already used"),
+    ({"capacityProviderStrategy": [{"capacityProvider": "FARGATE", "weight": 1001}]},
+     "spec.service.capacityProviderStrategy[0].weight", "1000"),
+    ({"capacityProviderStrategy": [{"capacityProvider": "EC2"}]},
+     "spec.service.capacityProviderStrategy[0].capacityProvider", "FARGATE"),
+])
+def test_capacity_provider_strategy_is_checked_with_ecs_limits(manifest, service, path, words):
+    manifest["spec"]["service"].pop("launchType", None)
+    manifest["spec"]["service"].update(service)
+    with pytest.raises(SpecError) as err:
+        parse_spec(manifest)
+    assert any(p == path and words in m for p, m in err.value.errors), err.value.errors
