@@ -91,6 +91,7 @@ class LoadBalancer:
     subnets: list[str]
     security_groups: list[Ref | str]
     attributes: dict[str, str]
+    web_acl_arn: str | None = None  # the user's WAFv2 web ACL; None: none associated
 
 
 @dataclasses.dataclass
@@ -360,7 +361,7 @@ def build(resource: Any, owner: Owner,
         key=LOAD_BALANCER, name=lb_name, alt_name=alternate_name(lb_name, lb_spec.scheme),
         scheme=lb_spec.scheme, ip_address_type=lb_spec.ip_address_type, subnets=sorted(lb_spec.subnets),
         security_groups=[Ref(SG_LOAD_BALANCER), *lb_spec.extra_security_groups],
-        attributes=load_balancer_attributes(lb_spec.attributes))
+        attributes=load_balancer_attributes(lb_spec.attributes), web_acl_arn=lb_spec.web_acl_arn)
 
     namespace = resource.metadata.namespace
     listeners = [x for l in spec.listeners if (x := listener(l, unsupported, namespace)) is not None]

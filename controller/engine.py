@@ -34,7 +34,7 @@ BY_KIND = {k.kind: k for k in KINDS}
 # What a fleet sweep's list calls return (controller/fleet/inventory.py): a shallow check compares these kinds
 # alone, without their attributes (read per resource, so only on the deep schedule).
 SHALLOW_KINDS = frozenset({"securityGroup", "targetGroup", "loadBalancer", "service"})
-DEEP_FIELD_PREFIX = "attributes."
+DEEP_FIELD_PREFIX = ("attributes.", "webAclArn")  # read per resource: deep checks only
 
 
 @dataclasses.dataclass

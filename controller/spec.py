@@ -61,6 +61,8 @@ SUBNET_ID_PATTERN = r"^subnet-[0-9a-f]+$"
 SECURITY_GROUP_ID_PATTERN = r"^sg-[0-9a-f]+$"
 ACM_ARN_PATTERN = r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[A-Za-z0-9-]+$"
 SERVICE_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,255}$"
+# A regional WAFv2 web ACL (a CLOUDFRONT/global one cannot protect a load balancer): name 1-128 of [A-Za-z0-9_-].
+WEB_ACL_ARN_PATTERN = r"^arn:aws[a-z-]*:wafv2:[a-z0-9-]+:[0-9]{12}:regional/webacl/[A-Za-z0-9_-]{1,128}/[A-Za-z0-9-]{1,36}$"
 HTTP_METHOD_PATTERN = r"^[A-Z_-]{1,40}$"
 URL_PATH_PATTERN = r"^/"
 _PORT_NUMBER = r"0*([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"  # 1-65535
@@ -368,6 +370,14 @@ def _lb_subnets(subnets: list[str]) -> list[str]:
     return subnets
 
 
+def _web_acl_arn(value: str) -> str:
+    if not re.fullmatch(WEB_ACL_ARN_PATTERN, value):
+        hint = " (a CloudFront web ACL, scope global, cannot protect a load balancer)" if ":global/" in value else ""
+        raise ValueError(f"{_shown(value)} is not a regional WAFv2 web ACL ARN{hint}; use "
+                         "arn:aws:wafv2:<region>:<account>:regional/webacl/<name>/<id>")
+    return value
+
+
 def _acm_arn(value: str) -> str:
     if not re.fullmatch(ACM_ARN_PATTERN, value):
         raise ValueError(
@@ -573,6 +583,9 @@ class LoadBalancer(_Model):
         default_factory=list, description="Security group ids you manage; attached as they are."
     )
     attributes: LoadBalancerAttributes = Field(default_factory=LoadBalancerAttributes)
+    web_acl_arn: Annotated[str, AfterValidator(_web_acl_arn), CrdSchema(pattern=WEB_ACL_ARN_PATTERN)] | None = Field(
+        None, description="A regional WAFv2 web ACL you manage (in the load balancer's Region), associated with the "
+                          "load balancer and kept so; unset: the operator takes off any web ACL.")
 
 
 # --- target groups ---------------------------------------------------------------------------------
@@ -1206,6 +1219,10 @@ class EcsAlbServiceSpec(_Model):
         problems = _duplicates("listeners", "port", [listener.port for listener in self.listeners],
                                "give each listener its own port")
         problems += self._within_quotas()
+        acl = self.load_balancer.web_acl_arn
+        if acl is not None and self.region is not None and acl.split(":")[3] != self.region:
+            problems.append(("loadBalancer.webAclArn", f"the web ACL is in {acl.split(':')[3]}, the load balancer in "
+                                                       f"{self.region}; use a web ACL of {self.region}"))
         names = [group.name for group in self.target_groups]
         problems += _duplicates("targetGroups", "name", names, "target group names must be unique")
         known = ", ".join(names)

@@ -101,3 +101,74 @@ def test_capacity_provider_strategy_is_checked_with_ecs_limits(manifest, service
     with pytest.raises(SpecError) as err:
         parse_spec(manifest)
     assert any(p == path and words in m for p, m in err.value.errors), err.value.errors
+
+
+# --- a WAF web ACL on the load balancer -----------------------------------------------------------------------
+
+
+def web_acl(aws: AwsClients, name: str) -> str:
+    """The user's web ACL (the operator never creates or changes one)."""
+    return aws.wafv2.create_web_acl(
+        Name=name, Scope="REGIONAL", DefaultAction={"Allow": {}},
+        VisibilityConfig={"SampledRequestsEnabled": False, "CloudWatchMetricsEnabled": False,
+                          "MetricName": name})["Summary"]["ARN"]
+
+
+def acl_of(aws: AwsClients) -> str | None:
+    lb = aws.elbv2.describe_load_balancers(Names=["ECS-Learning-Alb"])["LoadBalancers"][0]
+    return (aws.wafv2.get_web_acl_for_resource(ResourceArn=lb["LoadBalancerArn"]).get("WebACL") or {}).get("ARN")
+
+
+def test_web_acl_create_change_drift_delete(aws, manifest):
+    first, second = web_acl(aws, "first"), web_acl(aws, "second")
+    manifest["spec"]["loadBalancer"]["webAclArn"] = first
+    converge(aws, manifest)
+    assert acl_of(aws) == first
+    assert converge(aws, manifest).changes == []
+
+    manifest["spec"]["loadBalancer"]["webAclArn"] = second
+    result = converge(aws, manifest)
+    assert [(c.verb, c.key) for c in result.changes] == [("update", "loadBalancer")]
+    assert acl_of(aws) == second
+
+    lb_arn = result.resources["loadBalancer"].id
+    aws.wafv2.disassociate_web_acl(ResourceArn=lb_arn)  # by hand
+    result = converge(aws, manifest)
+    assert drift_fields(result) == {"loadBalancer webAclArn"}
+    assert acl_of(aws) == second
+
+    del manifest["spec"]["loadBalancer"]["webAclArn"]  # the spec takes it off
+    converge(aws, manifest)
+    assert acl_of(aws) is None
+
+    manifest["spec"]["loadBalancer"]["webAclArn"] = first
+    converge(aws, manifest)
+    delete(aws, manifest)
+    assert aws.wafv2.get_web_acl_for_resource(ResourceArn=lb_arn).get("WebACL") is None
+    assert aws.elbv2.describe_load_balancers()["LoadBalancers"] == []
+
+
+def test_a_web_acl_that_does_not_exist_is_named(aws, manifest):
+    manifest["spec"]["loadBalancer"]["webAclArn"] = (
+        "arn:aws:wafv2:us-east-1:123456789012:regional/webacl/nope/0a1b2c3d-0000-0000-0000-000000000000")
+    with pytest.raises(Exception, match="spec.loadBalancer.webAclArn: web ACL .* was not found"):
+        converge(aws, manifest)
+
+
+@pytest.mark.parametrize("arn, words", [
+    ("arn:aws:wafv2:us-east-1:123456789012:global/webacl/cf/0a1b2c3d-0000-0000-0000-000000000000", "CloudFront"),
+    ("arn:aws:waf::123456789012:webacl/0a1b2c3d", "not a regional WAFv2 web ACL ARN"),
+])
+def test_web_acl_arn_is_checked(manifest, arn, words):
+    manifest["spec"]["loadBalancer"]["webAclArn"] = arn
+    with pytest.raises(SpecError) as err:
+        parse_spec(manifest)
+    assert any(p == "spec.loadBalancer.webAclArn" and words in m for p, m in err.value.errors), err.value.errors
+
+
+def test_web_acl_in_another_region_is_refused(manifest):
+    manifest["spec"]["region"] = "eu-west-1"
+    manifest["spec"]["loadBalancer"]["webAclArn"] = (
+        "arn:aws:wafv2:us-east-1:123456789012:regional/webacl/web/0a1b2c3d-0000-0000-0000-000000000000")
+    with pytest.raises(SpecError, match="spec.loadBalancer.webAclArn: the web ACL is in us-east-1"):
+        parse_spec(manifest)

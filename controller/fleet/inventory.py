@@ -219,7 +219,7 @@ class Inventory:
 
 # What a change of one kind makes stale among the deep reads (they are read again at the next check).
 STALE_AFTER = {
-    "loadBalancer": ("lb_attributes", "listeners"), "targetGroup": ("tg_attributes",),
+    "loadBalancer": ("lb_attributes", "listeners", "web_acl"), "targetGroup": ("tg_attributes",),
     "listener": ("listeners", "listener_certificates", "rules"), "rule": ("rules",),
     "certificate": ("certificate", "certificate_tags", "listener_certificates"),
 }
@@ -233,6 +233,9 @@ class _DeepReads(LiveReads):
 
     def lb_attributes(self, arn: str) -> dict[str, str]:
         return self._read("lb_attributes", arn, lambda: LiveReads.lb_attributes(self, arn))
+
+    def web_acl(self, lb_arn: str) -> dict:
+        return self._read("web_acl", lb_arn, lambda: LiveReads.web_acl(self, lb_arn), elb=False)
 
     def tg_attributes(self, arn: str) -> dict[str, str]:
         return self._read("tg_attributes", arn, lambda: LiveReads.tg_attributes(self, arn))

@@ -91,6 +91,10 @@ class LiveReads:
         return {a["Key"]: a["Value"] for a in
                 self.aws.elbv2.describe_load_balancer_attributes(LoadBalancerArn=arn)["Attributes"]}
 
+    def web_acl(self, lb_arn: str) -> dict:
+        """The WAFv2 web ACL associated with a load balancer ({} for none)."""
+        return self.aws.wafv2.get_web_acl_for_resource(ResourceArn=lb_arn).get("WebACL") or {}
+
     def tg_attributes(self, arn: str) -> dict[str, str]:
         return {a["Key"]: a["Value"] for a in
                 self.aws.elbv2.describe_target_group_attributes(TargetGroupArn=arn)["Attributes"]}
