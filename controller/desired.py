@@ -19,6 +19,7 @@ SG_LOAD_BALANCER = "securityGroup/loadBalancer"
 SG_SERVICE = "securityGroup/service"
 LOAD_BALANCER = "loadBalancer"
 SERVICE = "service"
+SCALING = "scaling"
 
 
 def target_group_key(name: str) -> str:
@@ -196,6 +197,43 @@ class Service:
     capacity_provider_strategy: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
+@dataclasses.dataclass
+class ScalingPolicy:
+    """One target tracking policy; `name` carries the owner's mark (scaling_policy_prefix)."""
+
+    name: str
+    metric: str               # ECSServiceAverageCPUUtilization | ECSServiceAverageMemoryUtilization | ALBRequestCountPerTarget
+    target_value: float
+    scale_in_cooldown: int
+    scale_out_cooldown: int
+    load_balancer: Ref | None = None   # ALBRequestCountPerTarget: its ResourceLabel names both
+    target_group: Ref | None = None
+
+
+@dataclasses.dataclass
+class Scaling:
+    """Application Auto Scaling of the service's task count: the scalable target and its policies."""
+
+    kind: ClassVar[str] = "scaling"
+    key: str
+    cluster: str
+    service_name: str
+    min_count: int
+    max_count: int
+    policies: list[ScalingPolicy]
+    service: Ref = Ref(SERVICE)
+
+    @property
+    def resource_id(self) -> str:
+        return f"service/{self.cluster}/{self.service_name}"
+
+
+def scaling_policy_prefix(owner: Owner) -> str:
+    """What the names of the operator's scaling policies begin with, per stack: how a check tells them from
+    policies someone else put on the same scalable target (reading the target's tags would cost a call)."""
+    return f"ecsalb-{short_hash(owner.cluster, owner.ref, length=8)}-"
+
+
 @dataclasses.dataclass(frozen=True)
 class Reference:
     """Something the spec names that the operator does not own, where the spec names it, and which resources'
@@ -233,10 +271,12 @@ class Stack:
     tags: dict[str, str] = dataclasses.field(default_factory=dict)
     references: list[Reference] = dataclasses.field(default_factory=list)
     adoption: Adoption = Adoption()
+    scaling: Scaling | None = None
 
     def items(self) -> list[Any]:
         """Every desired resource; each has `kind` and `key`. The engine orders kinds (engine.KINDS)."""
-        return [*self.certificates, *self.security_groups, *self.target_groups, self.load_balancer, *self.listeners, *self.rules, self.service]
+        return [*self.certificates, *self.security_groups, *self.target_groups, self.load_balancer, *self.listeners,
+                *self.rules, self.service, *([self.scaling] if self.scaling else [])]
 
 
 def short_hash(*parts: Any, length: int = 5) -> str:
@@ -387,11 +427,31 @@ def build(resource: Any, owner: Owner,
                                     for p in svc.capacity_provider_strategy or []])
 
     return Stack(region=spec.region, security_groups=[lb_sg, task_sg], target_groups=target_groups,
+                 scaling=scaling(spec, owner),
                  load_balancer=load_balancer, listeners=listeners, service=service, unsupported=unsupported,
                  rules=rules, certificates=certificates(resource, secrets), tags=tags,
                  references=references(spec),
                  adoption=Adoption(spec.policies.adoption == "Adopt", spec.policies.adopt_from_cloud_formation,
                                    spec.policies.adopt_with_replacement))
+
+
+def scaling(spec: Any, owner: Owner) -> Scaling | None:
+    """spec.service.autoscaling -> the scalable target and one target tracking policy per metric set."""
+    auto = spec.service.autoscaling
+    if auto is None:
+        return None
+    prefix = scaling_policy_prefix(owner)
+    cooldowns = (auto.scale_in_cooldown_seconds, auto.scale_out_cooldown_seconds)
+    policies = [ScalingPolicy(prefix + name, metric, float(value), *cooldowns)
+                for name, metric, value in (("cpu", "ECSServiceAverageCPUUtilization", auto.cpu_percent),
+                                            ("memory", "ECSServiceAverageMemoryUtilization", auto.memory_percent))
+                if value is not None]
+    if auto.requests_per_target is not None:
+        group = auto.requests_target_group or spec.target_groups[0].name
+        policies.append(ScalingPolicy(prefix + "requests", "ALBRequestCountPerTarget", float(auto.requests_per_target),
+                                      *cooldowns, Ref(LOAD_BALANCER), Ref(target_group_key(group))))
+    return Scaling(key=SCALING, cluster=spec.service.cluster, service_name=spec.service.name,
+                   min_count=auto.min_count, max_count=auto.max_count, policies=policies)
 
 
 def user_tags(spec_tags: Mapping[str, str], default_tags: Mapping[str, str] | None) -> dict[str, str]:

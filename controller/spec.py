@@ -1090,6 +1090,48 @@ class CapacityProvider(_Model):
                       description="Tasks placed on this provider first; at most one entry may have a base.")
 
 
+_MIN_ABOVE_MAX = "minCount must not be above maxCount (Application Auto Scaling refuses it); lower minCount or raise maxCount"
+_NO_TARGET = ("autoscaling needs a target to track (without one it only pins the count); set cpuPercent, "
+              "memoryPercent or requestsPerTarget")
+INT32_MAX = 2147483647  # the Application Auto Scaling API's Integer
+
+
+class Autoscaling(_Model):
+    """Application Auto Scaling of the task count (desiredCount is then the first count only, and not drift)."""
+
+    min_count: int = Field(ge=0, le=MAX_DESIRED_COUNT, description="The fewest tasks (MinCapacity).")
+    max_count: int = Field(ge=0, le=MAX_DESIRED_COUNT, description="The most tasks (MaxCapacity).")
+    cpu_percent: int | None = Field(None, ge=1, le=100,
+                                    description="Target average CPU utilisation (ECSServiceAverageCPUUtilization).")
+    memory_percent: int | None = Field(
+        None, ge=1, le=100, description="Target average memory utilisation (ECSServiceAverageMemoryUtilization).")
+    requests_per_target: int | None = Field(
+        None, ge=1, le=INT32_MAX, description="Target ALB requests per task a minute (ALBRequestCountPerTarget).")
+    requests_target_group: ElbNameRef | None = Field(
+        None, description="The target group whose requests are counted; default: the first of targetGroups.")
+    scale_in_cooldown_seconds: int = Field(300, ge=0, le=INT32_MAX)
+    scale_out_cooldown_seconds: int = Field(300, ge=0, le=INT32_MAX)
+
+    model_config = ConfigDict(json_schema_extra=cel_rules(
+        cel_rule("self.minCount <= self.maxCount", _MIN_ABOVE_MAX, ".minCount"),
+        cel_rule("has(self.cpuPercent) || has(self.memoryPercent) || has(self.requestsPerTarget)", _NO_TARGET)))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Autoscaling:
+        problems = []
+        if self.min_count > self.max_count:
+            problems.append(("minCount", f"minCount ({self.min_count}) must not be above maxCount ({self.max_count}) "
+                                         "(Application Auto Scaling refuses it); lower minCount or raise maxCount"))
+        if self.cpu_percent is None and self.memory_percent is None and self.requests_per_target is None:
+            problems.append(("", _NO_TARGET))
+        if self.requests_target_group is not None and self.requests_per_target is None:
+            problems.append(("requestsTargetGroup", "requestsTargetGroup counts nothing without requestsPerTarget; "
+                                                    "set requestsPerTarget or remove requestsTargetGroup"))
+        if problems:
+            _fail(problems)
+        return self
+
+
 class Service(_Model):
     """The ECS (Fargate) service behind the load balancer."""
 
@@ -1111,6 +1153,7 @@ class Service(_Model):
     network: ServiceNetwork
     deployment: Deployment = Field(default_factory=Deployment)
     health_check_grace_period_seconds: int | None = Field(None, ge=0, le=2147483647)
+    autoscaling: Autoscaling | None = None
 
     model_config = ConfigDict(json_schema_extra=cel_rules(cel_rule(
         "!(has(self.launchType) && has(self.capacityProviderStrategy))", _LAUNCH_TYPE_OR_STRATEGY, ".launchType")))
@@ -1219,6 +1262,12 @@ class EcsAlbServiceSpec(_Model):
         problems = _duplicates("listeners", "port", [listener.port for listener in self.listeners],
                                "give each listener its own port")
         problems += self._within_quotas()
+        scaling = self.service.autoscaling
+        if scaling is not None and scaling.requests_target_group is not None and \
+                scaling.requests_target_group not in [group.name for group in self.target_groups]:
+            problems.append(("service.autoscaling.requestsTargetGroup",
+                             f"no target group named {_shown(scaling.requests_target_group)}; {_USE_KNOWN}: "
+                             + ", ".join(group.name for group in self.target_groups)))
         acl = self.load_balancer.web_acl_arn
         if acl is not None and self.region is not None and acl.split(":")[3] != self.region:
             problems.append(("loadBalancer.webAclArn", f"the web ACL is in {acl.split(':')[3]}, the load balancer in "

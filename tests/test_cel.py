@@ -197,6 +197,14 @@ BAD: list[tuple[str, Callable[[dict[str, Any]], Any], tuple[str, str]]] = [
      ("spec.service.capacityProviderStrategy",
       "at least one capacity provider of a strategy needs a weight above 0 (ECS refuses all zeros); "
       "raise a weight")),
+    ("autoscaling with min above max",
+     lambda s: s["service"].update(autoscaling={"minCount": 5, "maxCount": 2, "cpuPercent": 50}),
+     ("spec.service.autoscaling.minCount",
+      "minCount must not be above maxCount (Application Auto Scaling refuses it); lower minCount or raise maxCount")),
+    ("autoscaling without a target",
+     lambda s: s["service"].update(autoscaling={"minCount": 1, "maxCount": 2}),
+     ("spec.service.autoscaling", "autoscaling needs a target to track (without one it only pins the count); set "
+                                  "cpuPercent, memoryPercent or requestsPerTarget")),
     ("tag key too long",
      lambda s: s.update(tags={"k" * 129: "v"}),
      ("spec.tags", "the key is longer than 128 characters; AWS allows 1 to 128, use a shorter key")),
@@ -238,6 +246,8 @@ GOOD: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [
     ("Fargate Spot with a Fargate base",
      lambda s: (s["service"].pop("launchType"), s["service"].update(capacityProviderStrategy=[
          {"capacityProvider": "FARGATE", "base": 1, "weight": 0}, {"capacityProvider": "FARGATE_SPOT", "weight": 3}]))),
+    ("autoscaling on requests", lambda s: s["service"].update(
+        autoscaling={"minCount": 2, "maxCount": 2, "requestsPerTarget": 1000})),
     ("tags", lambda s: s.update(tags={"team": "web", "CostCentre": "1234", "awsome": "yes"})),
     ("null for an optional field", lambda s: s["listeners"][HTTP].update(sslPolicy=None)),
 ]

@@ -72,6 +72,9 @@ DEPENDENT_ON = {
 # elasticloadbalancing:SetWebAcl takes no resource or condition key. The load balancer's side is held to the tag
 # by ProtectOwnedLoadBalancersWithWebAcls.
 UNCONDITIONABLE = ("UseTheUsersWebAcls", "SetWebAclsOnLoadBalancers")
+# Tags on create where the service has no CreateAction key: Application Auto Scaling authorises the Tags of a
+# RegisterScalableTarget as TagResource, conditioned on the request's tags alone.
+TAGS_ON_CREATE_WITHOUT_CREATE_ACTION = ("TagScalableTargetsOnRegister",)
 # Needed although the code never calls it: ELB and ECS create their service-linked role in the caller's name the
 # first time the account uses them (the ELB and ECS developer guides, "Service-linked roles").
 CALLED_BY_AWS = {"iam:CreateServiceLinkedRole"}
@@ -194,8 +197,8 @@ def test_every_change_is_conditioned_on_the_cluster_tag() -> None:
         keys = condition_keys(statement)
         assert keys & {f"aws:RequestTag/{CLUSTER_TAG}", f"aws:ResourceTag/{CLUSTER_TAG}"}, \
             f"{statement['Sid']}: {actions} are not conditioned on {CLUSTER_TAG}"
-        if any(a.endswith(TAGGING) for a in actions) and \
-                f"aws:ResourceTag/{CLUSTER_TAG}" not in keys:
+        if any(a.endswith(TAGGING) for a in actions) and statement["Sid"] not in TAGS_ON_CREATE_WITHOUT_CREATE_ACTION \
+                and f"aws:ResourceTag/{CLUSTER_TAG}" not in keys:
             # Tags on an existing resource go only to one that is ours; on create, only from the create call.
             assert {"ec2:CreateAction", "elasticloadbalancing:CreateAction", "ecs:CreateAction"} & keys, statement
 
@@ -393,11 +396,13 @@ def _run_lifecycle(admin: AwsClients, operator: AwsClients, run: Lifecycle) -> N
     https["certificates"] = https["certificates"][:1]  # the requested SNI certificate goes
     spec["service"]["desiredCount"] = 2
     spec["loadBalancer"]["webAclArn"] = acls[1]
+    spec["service"]["autoscaling"] = {"minCount": 1, "maxCount": 3, "cpuPercent": 60, "requestsPerTarget": 100}
     spec["tags"] = {"CostCentre": "5678"}  # a tag changed and one removed, on every resource
     secrets = {("default", "ecs-learning-tls"): _secret("ecs-learning.example.com")}  # renewed: re-imported
     _converge(operator, manifest, secrets)
     # A rule the spec drops, and ownership tags to put back (another uid: the object was re-created).
     https["rules"] = https["rules"][:1]
+    spec["service"]["autoscaling"] = {"minCount": 1, "maxCount": 4, "cpuPercent": 70}  # a policy changed, one gone
     _converge(operator, manifest, secrets, RECREATED)
     spec["listeners"] = spec["listeners"][:1]  # the HTTPS listener goes, and with it the certificate
     _converge(operator, manifest, secrets, RECREATED)
@@ -542,7 +547,10 @@ def test_the_server_enforces_the_policy(under_policy) -> None:
 
 
 def _tag_keys(params: dict) -> set[str]:
-    """The tag keys a call sends: Tags (ELB, ACM), TagSpecifications (EC2), tags (ECS)."""
+    """The tag keys a call sends: Tags (ELB, ACM; a map for Application Auto Scaling), TagSpecifications (EC2),
+    tags (ECS)."""
+    if isinstance(params.get("Tags"), dict):
+        return set(params["Tags"])
     tags = list(params.get("Tags") or []) + list(params.get("tags") or [])
     tags += [t for spec in params.get("TagSpecifications") or [] for t in spec.get("Tags", [])]
     return {t.get("Key", t.get("key")) for t in tags}

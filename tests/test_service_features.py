@@ -172,3 +172,100 @@ def test_web_acl_in_another_region_is_refused(manifest):
         "arn:aws:wafv2:us-east-1:123456789012:regional/webacl/web/0a1b2c3d-0000-0000-0000-000000000000")
     with pytest.raises(SpecError, match="spec.loadBalancer.webAclArn: the web ACL is in us-east-1"):
         parse_spec(manifest)
+
+
+# --- autoscaling of the task count ----------------------------------------------------------------------------
+
+
+RESOURCE_ID = f"service/{CLUSTER}/{SERVICE}"
+
+
+def scalable_target(aws: AwsClients) -> dict | None:
+    found = aws.application_autoscaling.describe_scalable_targets(
+        ServiceNamespace="ecs", ResourceIds=[RESOURCE_ID])["ScalableTargets"]
+    return found[0] if found else None
+
+
+def policies(aws: AwsClients) -> dict[str, dict]:
+    found = aws.application_autoscaling.describe_scaling_policies(
+        ServiceNamespace="ecs", ResourceId=RESOURCE_ID)["ScalingPolicies"]
+    return {p["PolicyName"].rsplit("-", 1)[1]: p["TargetTrackingScalingPolicyConfiguration"] for p in found}
+
+
+def test_autoscaling_create_change_drift_delete(aws, manifest):
+    manifest["spec"]["service"]["autoscaling"] = {"minCount": 1, "maxCount": 4, "cpuPercent": 60,
+                                                  "requestsPerTarget": 500, "scaleInCooldownSeconds": 120}
+    result = converge(aws, manifest)
+    target = scalable_target(aws)
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (1, 4)
+    found = policies(aws)
+    assert sorted(found) == ["cpu", "requests"]
+    assert found["cpu"]["TargetValue"] == 60 and found["cpu"]["ScaleInCooldown"] == 120
+    assert found["cpu"]["ScaleOutCooldown"] == 300
+    lb, tg = result.resources["loadBalancer"].id, result.resources["targetGroup/ECS-Learning-TargetGroup"].id
+    label = found["requests"]["PredefinedMetricSpecification"]["ResourceLabel"]
+    assert label == f"{lb.split('loadbalancer/')[1]}/{tg.split(':')[-1]}"
+    assert label.startswith("app/ECS-Learning-Alb/") and "/targetgroup/ECS-Learning-TargetGroup/" in label
+    assert converge(aws, manifest).changes == []
+
+    # The scaling policy's count is not drift, and never put back.
+    aws.ecs.update_service(cluster=CLUSTER, service=SERVICE, desiredCount=3)
+    assert converge(aws, manifest).changes == [] and the_service(aws)["desiredCount"] == 3
+
+    # Changed in the spec: min/max in place, a policy changed, one added, one taken away.
+    manifest["spec"]["service"]["autoscaling"].update(maxCount=6, cpuPercent=70, memoryPercent=80)
+    del manifest["spec"]["service"]["autoscaling"]["requestsPerTarget"]
+    result = converge(aws, manifest)
+    assert [(c.verb, c.key) for c in result.changes] == [("update", "scaling")]
+    assert scalable_target(aws)["MaxCapacity"] == 6
+    found = policies(aws)
+    assert sorted(found) == ["cpu", "memory"] and found["cpu"]["TargetValue"] == 70
+
+    # A scaling policy edited by hand: reported and put back.
+    name = next(p["PolicyName"] for p in aws.application_autoscaling.describe_scaling_policies(
+        ServiceNamespace="ecs", ResourceId=RESOURCE_ID)["ScalingPolicies"] if p["PolicyName"].endswith("-cpu"))
+    aws.application_autoscaling.put_scaling_policy(
+        PolicyName=name, ServiceNamespace="ecs", ResourceId=RESOURCE_ID, ScalableDimension="ecs:service:DesiredCount",
+        PolicyType="TargetTrackingScaling", TargetTrackingScalingPolicyConfiguration={
+            "TargetValue": 95.0, "PredefinedMetricSpecification": {
+                "PredefinedMetricType": "ECSServiceAverageCPUUtilization"}})
+    result = converge(aws, manifest)
+    assert drift_fields(result) == {"scaling policies.cpu"}
+    assert policies(aws)["cpu"]["TargetValue"] == 70
+
+    # Taken out of the spec: the scalable target and its policies go.
+    del manifest["spec"]["service"]["autoscaling"]
+    converge(aws, manifest)
+    assert scalable_target(aws) is None and policies(aws) == {}
+
+    manifest["spec"]["service"]["autoscaling"] = {"minCount": 1, "maxCount": 2, "memoryPercent": 50}
+    converge(aws, manifest)
+    delete(aws, manifest)
+    assert scalable_target(aws) is None and policies(aws) == {}
+
+
+def test_someone_elses_scalable_target_is_left_alone(aws, manifest):
+    converge(aws, manifest)
+    aws.application_autoscaling.register_scalable_target(
+        ServiceNamespace="ecs", ResourceId=RESOURCE_ID, ScalableDimension="ecs:service:DesiredCount",
+        MinCapacity=2, MaxCapacity=9)
+    assert converge(aws, manifest).changes == []
+    delete(aws, manifest)
+    assert scalable_target(aws)["MaxCapacity"] == 9
+
+
+@pytest.mark.parametrize("autoscaling, path, words", [
+    ({"minCount": 5, "maxCount": 2, "cpuPercent": 50}, "spec.service.autoscaling.minCount", "must not be above"),
+    ({"minCount": 1, "maxCount": 2}, "spec.service.autoscaling", "needs a target to track"),
+    ({"minCount": 1, "maxCount": 2, "cpuPercent": 101}, "spec.service.autoscaling.cpuPercent", "100"),
+    ({"minCount": 1, "maxCount": 5001, "cpuPercent": 50}, "spec.service.autoscaling.maxCount", "5000"),
+    ({"minCount": 1, "maxCount": 2, "requestsPerTarget": 9, "requestsTargetGroup": "nope"},
+     "spec.service.autoscaling.requestsTargetGroup", "no target group named 'nope'"),
+    ({"minCount": 1, "maxCount": 2, "cpuPercent": 9, "requestsTargetGroup": "ECS-Learning-TargetGroup"},
+     "spec.service.autoscaling.requestsTargetGroup", "without requestsPerTarget"),
+])
+def test_autoscaling_is_checked_with_aws_limits(manifest, autoscaling, path, words):
+    manifest["spec"]["service"]["autoscaling"] = autoscaling
+    with pytest.raises(SpecError) as err:
+        parse_spec(manifest)
+    assert any(p == path and words in m for p, m in err.value.errors), err.value.errors

@@ -184,6 +184,16 @@ class LiveReads:
             ServiceNamespace="ecs", ResourceIds=[resource_id],
             ScalableDimension="ecs:service:DesiredCount")["ScalableTargets"]
 
+    def scaling(self, resource_id: str) -> dict:
+        """The service's scalable target (None for none) and its scaling policies."""
+        targets = LiveReads.scalable_targets(self, resource_id)  # in full (a sweep lists only the ids)
+        if not targets:
+            return {"target": None, "policies": []}
+        policies = self.aws.application_autoscaling.describe_scaling_policies(
+            ServiceNamespace="ecs", ResourceId=resource_id,
+            ScalableDimension="ecs:service:DesiredCount")["ScalingPolicies"]
+        return {"target": targets[0], "policies": policies}
+
     # --- ACM ------------------------------------------------------------------------------------
     def certificate(self, arn: str | None) -> dict | None:
         try:
