@@ -240,7 +240,7 @@ class Reference:
     creates need it: looked up before they are created (controller/preflight.py)."""
 
     field: str                 # the spec path, as parse_spec reports it: spec.loadBalancer.subnets[1]
-    kind: str                  # vpc | subnet | securityGroup | certificate
+    kind: str                  # vpc | subnet | securityGroup | certificate | webAcl
     id: str
     used_by: tuple[str, ...]   # resource keys
 
@@ -477,6 +477,8 @@ def references(spec: Any) -> list[Reference]:
     out += [Reference(f"spec.service.network.subnets[{i}]", "subnet", s, (SERVICE,)) for i, s in enumerate(net.subnets)]
     out += [Reference(f"spec.service.network.securityGroups[{i}]", "securityGroup", g, (SERVICE,))
             for i, g in enumerate(net.security_groups)]
+    if lb.web_acl_arn is not None:
+        out.append(Reference("spec.loadBalancer.webAclArn", "webAcl", lb.web_acl_arn, (LOAD_BALANCER,)))
     out += [Reference(f"spec.listeners[{i}].certificates[{j}].arn", "certificate", c.arn, (listener_key(l.port),))
             for i, l in enumerate(spec.listeners) for j, c in enumerate(l.certificates) if c.arn is not None]
     return out

@@ -153,6 +153,17 @@ def test_a_web_acl_that_does_not_exist_is_named(aws, manifest):
         "arn:aws:wafv2:us-east-1:123456789012:regional/webacl/nope/0a1b2c3d-0000-0000-0000-000000000000")
     with pytest.raises(Exception, match="spec.loadBalancer.webAclArn: web ACL .* was not found"):
         converge(aws, manifest)
+    assert aws.elbv2.describe_load_balancers()["LoadBalancers"] == []  # found before anything was created
+
+    # On a load balancer that stands, the web ACL's association names it too.
+    del manifest["spec"]["loadBalancer"]["webAclArn"]
+    converge(aws, manifest)
+    manifest["spec"]["loadBalancer"]["webAclArn"] = gone = web_acl(aws, "gone")
+    acl_id = gone.rsplit("/", 1)[1]
+    token = aws.wafv2.get_web_acl(Name="gone", Scope="REGIONAL", Id=acl_id)["LockToken"]
+    aws.wafv2.delete_web_acl(Name="gone", Scope="REGIONAL", Id=acl_id, LockToken=token)
+    with pytest.raises(Exception, match="spec.loadBalancer.webAclArn: web ACL .* was not found"):
+        converge(aws, manifest)
 
 
 @pytest.mark.parametrize("arn, words", [

@@ -95,6 +95,17 @@ class LiveReads:
         """The WAFv2 web ACL associated with a load balancer ({} for none)."""
         return self.aws.wafv2.get_web_acl_for_resource(ResourceArn=lb_arn).get("WebACL") or {}
 
+    def web_acl_exists(self, arn: str) -> bool:
+        """Whether the regional web ACL of this ARN (arn:...:regional/webacl/<name>/<id>) exists."""
+        name, acl_id = arn.rsplit("/", 2)[-2:]
+        try:
+            self.aws.wafv2.get_web_acl(Name=name, Scope="REGIONAL", Id=acl_id)
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) != "WAFNonexistentItemException":
+                raise
+            return False
+        return True
+
     def tg_attributes(self, arn: str) -> dict[str, str]:
         return {a["Key"]: a["Value"] for a in
                 self.aws.elbv2.describe_target_group_attributes(TargetGroupArn=arn)["Attributes"]}
