@@ -2,6 +2,8 @@
 count. Each: created, changed, drift made by hand reported and put back, deleted leaving nothing."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from controller import desired, devenv, engine
@@ -280,3 +282,44 @@ def test_autoscaling_is_checked_with_aws_limits(manifest, autoscaling, path, wor
     with pytest.raises(SpecError) as err:
         parse_spec(manifest)
     assert any(p == path and words in m for p, m in err.value.errors), err.value.errors
+
+
+# --- through the operator: the fleet's deep checks see a hand edit of each --------------------------------------
+
+
+async def test_the_operator_puts_back_a_scaling_policy_and_a_web_acl_changed_by_hand(emulator, settings, aws,
+                                                                                     prereqs):
+    settings = dataclasses.replace(settings, drift_interval_seconds=1, deep_interval_seconds=3)
+    manifest = devenv.fleet_manifest(prereqs, 0, name="svc-0")
+    acl = web_acl(aws, "web")
+    manifest["spec"]["loadBalancer"]["webAclArn"] = acl
+    manifest["spec"]["service"]["autoscaling"] = {"minCount": 1, "maxCount": 3, "cpuPercent": 60}
+    async with devenv.operator_running(emulator, settings):
+        await devenv.apply(emulator, manifest)
+
+        async def ready():
+            obj = await devenv.get(emulator, "default", "svc-0")
+            conditions = ((obj or {}).get("status") or {}).get("conditions", [])
+            return obj if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions) else None
+        await devenv.wait_for(ready, 30, interval=0.2, message="never Ready")
+        [lb] = aws.elbv2.describe_load_balancers()["LoadBalancers"]
+        resource_id = f"service/{manifest['spec']['service']['cluster']}/{manifest['spec']['service']['name']}"
+        [policy] = aws.application_autoscaling.describe_scaling_policies(
+            ServiceNamespace="ecs", ResourceId=resource_id)["ScalingPolicies"]
+        aws.application_autoscaling.put_scaling_policy(
+            PolicyName=policy["PolicyName"], ServiceNamespace="ecs", ResourceId=resource_id,
+            ScalableDimension="ecs:service:DesiredCount", PolicyType="TargetTrackingScaling",
+            TargetTrackingScalingPolicyConfiguration={"TargetValue": 99.0, "PredefinedMetricSpecification": {
+                "PredefinedMetricType": "ECSServiceAverageCPUUtilization"}})
+        aws.wafv2.disassociate_web_acl(ResourceArn=lb["LoadBalancerArn"])
+
+        def put_back() -> bool:
+            [now] = aws.application_autoscaling.describe_scaling_policies(
+                ServiceNamespace="ecs", ResourceId=resource_id)["ScalingPolicies"]
+            found = aws.wafv2.get_web_acl_for_resource(ResourceArn=lb["LoadBalancerArn"]).get("WebACL") or {}
+            return now["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] == 60 and found.get("ARN") == acl
+        await devenv.wait_for(put_back, 30, interval=0.2, message="the hand edits were never put back")
+        obj = await devenv.get(emulator, "default", "svc-0")
+        # Both deep fields, in one deep check (or two, if one fell between the two edits): nothing else.
+        fields = {e["field"] for e in obj["status"]["lastDriftCorrection"]["drift"]}
+        assert fields and fields <= {"policies.cpu", "webAclArn"}, fields
