@@ -29,7 +29,7 @@ class _RedactImportedKeys(logging.Filter):
 logging.getLogger("botocore.endpoint").addFilter(_RedactImportedKeys())
 
 SERVICES = ("ec2", "elbv2", "ecs", "acm", "resourcegroupstaggingapi", "application-autoscaling", "sqs", "sts",
-            "cloudformation")
+            "cloudformation", "wafv2")
 _READ_PREFIXES = ("Describe", "List", "Get")
 
 

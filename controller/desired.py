@@ -19,6 +19,7 @@ SG_LOAD_BALANCER = "securityGroup/loadBalancer"
 SG_SERVICE = "securityGroup/service"
 LOAD_BALANCER = "loadBalancer"
 SERVICE = "service"
+SCALING = "scaling"
 
 
 def target_group_key(name: str) -> str:
@@ -91,6 +92,7 @@ class LoadBalancer:
     subnets: list[str]
     security_groups: list[Ref | str]
     attributes: dict[str, str]
+    web_acl_arn: str | None = None  # the user's WAFv2 web ACL; None: none associated
 
 
 @dataclasses.dataclass
@@ -183,7 +185,7 @@ class Service:
     cluster: str
     task_definition: str
     desired_count: int
-    launch_type: str
+    launch_type: str | None          # None: capacity_provider_strategy instead
     platform_version: str
     subnets: list[str]
     security_groups: list[Ref | str]
@@ -191,6 +193,45 @@ class Service:
     load_balancers: list[LoadBalancerMapping]
     deployment: dict[str, Any]
     health_check_grace_period_seconds: int | None
+    # The create_service request shape: [{capacityProvider, weight, base}], in the spec's order.
+    capacity_provider_strategy: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class ScalingPolicy:
+    """One target tracking policy; `name` carries the owner's mark (scaling_policy_prefix)."""
+
+    name: str
+    metric: str               # ECSServiceAverageCPUUtilization | ECSServiceAverageMemoryUtilization | ALBRequestCountPerTarget
+    target_value: float
+    scale_in_cooldown: int
+    scale_out_cooldown: int
+    load_balancer: Ref | None = None   # ALBRequestCountPerTarget: its ResourceLabel names both
+    target_group: Ref | None = None
+
+
+@dataclasses.dataclass
+class Scaling:
+    """Application Auto Scaling of the service's task count: the scalable target and its policies."""
+
+    kind: ClassVar[str] = "scaling"
+    key: str
+    cluster: str
+    service_name: str
+    min_count: int
+    max_count: int
+    policies: list[ScalingPolicy]
+    service: Ref = Ref(SERVICE)
+
+    @property
+    def resource_id(self) -> str:
+        return f"service/{self.cluster}/{self.service_name}"
+
+
+def scaling_policy_prefix(owner: Owner) -> str:
+    """What the names of the operator's scaling policies begin with, per stack: how a check tells them from
+    policies someone else put on the same scalable target (reading the target's tags would cost a call)."""
+    return f"ecsalb-{short_hash(owner.cluster, owner.ref, length=8)}-"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,7 +240,7 @@ class Reference:
     creates need it: looked up before they are created (controller/preflight.py)."""
 
     field: str                 # the spec path, as parse_spec reports it: spec.loadBalancer.subnets[1]
-    kind: str                  # vpc | subnet | securityGroup | certificate
+    kind: str                  # vpc | subnet | securityGroup | certificate | webAcl
     id: str
     used_by: tuple[str, ...]   # resource keys
 
@@ -230,10 +271,12 @@ class Stack:
     tags: dict[str, str] = dataclasses.field(default_factory=dict)
     references: list[Reference] = dataclasses.field(default_factory=list)
     adoption: Adoption = Adoption()
+    scaling: Scaling | None = None
 
     def items(self) -> list[Any]:
         """Every desired resource; each has `kind` and `key`. The engine orders kinds (engine.KINDS)."""
-        return [*self.certificates, *self.security_groups, *self.target_groups, self.load_balancer, *self.listeners, *self.rules, self.service]
+        return [*self.certificates, *self.security_groups, *self.target_groups, self.load_balancer, *self.listeners,
+                *self.rules, self.service, *([self.scaling] if self.scaling else [])]
 
 
 def short_hash(*parts: Any, length: int = 5) -> str:
@@ -358,7 +401,7 @@ def build(resource: Any, owner: Owner,
         key=LOAD_BALANCER, name=lb_name, alt_name=alternate_name(lb_name, lb_spec.scheme),
         scheme=lb_spec.scheme, ip_address_type=lb_spec.ip_address_type, subnets=sorted(lb_spec.subnets),
         security_groups=[Ref(SG_LOAD_BALANCER), *lb_spec.extra_security_groups],
-        attributes=load_balancer_attributes(lb_spec.attributes))
+        attributes=load_balancer_attributes(lb_spec.attributes), web_acl_arn=lb_spec.web_acl_arn)
 
     namespace = resource.metadata.namespace
     listeners = [x for l in spec.listeners if (x := listener(l, unsupported, namespace)) is not None]
@@ -379,14 +422,36 @@ def build(resource: Any, owner: Owner,
             "circuitBreaker": {"enable": svc.deployment.circuit_breaker.enable,
                                "rollback": svc.deployment.circuit_breaker.rollback},
         },
-        health_check_grace_period_seconds=svc.health_check_grace_period_seconds)
+        health_check_grace_period_seconds=svc.health_check_grace_period_seconds,
+        capacity_provider_strategy=[{"capacityProvider": p.capacity_provider, "weight": p.weight, "base": p.base}
+                                    for p in svc.capacity_provider_strategy or []])
 
     return Stack(region=spec.region, security_groups=[lb_sg, task_sg], target_groups=target_groups,
+                 scaling=scaling(spec, owner),
                  load_balancer=load_balancer, listeners=listeners, service=service, unsupported=unsupported,
                  rules=rules, certificates=certificates(resource, secrets), tags=tags,
                  references=references(spec),
                  adoption=Adoption(spec.policies.adoption == "Adopt", spec.policies.adopt_from_cloud_formation,
                                    spec.policies.adopt_with_replacement))
+
+
+def scaling(spec: Any, owner: Owner) -> Scaling | None:
+    """spec.service.autoscaling -> the scalable target and one target tracking policy per metric set."""
+    auto = spec.service.autoscaling
+    if auto is None:
+        return None
+    prefix = scaling_policy_prefix(owner)
+    cooldowns = (auto.scale_in_cooldown_seconds, auto.scale_out_cooldown_seconds)
+    policies = [ScalingPolicy(prefix + name, metric, float(value), *cooldowns)
+                for name, metric, value in (("cpu", "ECSServiceAverageCPUUtilization", auto.cpu_percent),
+                                            ("memory", "ECSServiceAverageMemoryUtilization", auto.memory_percent))
+                if value is not None]
+    if auto.requests_per_target is not None:
+        group = auto.requests_target_group or spec.target_groups[0].name
+        policies.append(ScalingPolicy(prefix + "requests", "ALBRequestCountPerTarget", float(auto.requests_per_target),
+                                      *cooldowns, Ref(LOAD_BALANCER), Ref(target_group_key(group))))
+    return Scaling(key=SCALING, cluster=spec.service.cluster, service_name=spec.service.name,
+                   min_count=auto.min_count, max_count=auto.max_count, policies=policies)
 
 
 def user_tags(spec_tags: Mapping[str, str], default_tags: Mapping[str, str] | None) -> dict[str, str]:
@@ -412,6 +477,8 @@ def references(spec: Any) -> list[Reference]:
     out += [Reference(f"spec.service.network.subnets[{i}]", "subnet", s, (SERVICE,)) for i, s in enumerate(net.subnets)]
     out += [Reference(f"spec.service.network.securityGroups[{i}]", "securityGroup", g, (SERVICE,))
             for i, g in enumerate(net.security_groups)]
+    if lb.web_acl_arn is not None:
+        out.append(Reference("spec.loadBalancer.webAclArn", "webAcl", lb.web_acl_arn, (LOAD_BALANCER,)))
     out += [Reference(f"spec.listeners[{i}].certificates[{j}].arn", "certificate", c.arn, (listener_key(l.port),))
             for i, l in enumerate(spec.listeners) for j, c in enumerate(l.certificates) if c.arn is not None]
     return out

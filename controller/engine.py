@@ -25,16 +25,18 @@ from controller.resources.listener import Listeners
 from controller.resources.load_balancer import ATTRIBUTE_FIELDS as LB_ATTRIBUTE_FIELDS
 from controller.resources.load_balancer import LoadBalancers
 from controller.resources.rule import Rules
+from controller.resources.scaling import Scalings
 from controller.resources.security_group import SecurityGroups
 from controller.resources.target_group import TargetGroups
 
 LOAD_BALANCERS = LoadBalancers()
-KINDS: list[Kind] = [Certificates(), SecurityGroups(), TargetGroups(), LOAD_BALANCERS, Listeners(), Rules(), Services()]
+KINDS: list[Kind] = [Certificates(), SecurityGroups(), TargetGroups(), LOAD_BALANCERS, Listeners(), Rules(), Services(),
+                     Scalings()]
 BY_KIND = {k.kind: k for k in KINDS}
 # What a fleet sweep's list calls return (controller/fleet/inventory.py): a shallow check compares these kinds
 # alone, without their attributes (read per resource, so only on the deep schedule).
 SHALLOW_KINDS = frozenset({"securityGroup", "targetGroup", "loadBalancer", "service"})
-DEEP_FIELD_PREFIX = "attributes."
+DEEP_FIELD_PREFIX = ("attributes.", "webAclArn")  # read per resource: deep checks only
 
 
 @dataclasses.dataclass

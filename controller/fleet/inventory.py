@@ -219,8 +219,8 @@ class Inventory:
 
 # What a change of one kind makes stale among the deep reads (they are read again at the next check).
 STALE_AFTER = {
-    "loadBalancer": ("lb_attributes", "listeners"), "targetGroup": ("tg_attributes",),
-    "listener": ("listeners", "listener_certificates", "rules"), "rule": ("rules",),
+    "loadBalancer": ("lb_attributes", "listeners", "web_acl"), "targetGroup": ("tg_attributes",),
+    "listener": ("listeners", "listener_certificates", "rules"), "rule": ("rules",), "scaling": ("scaling",),
     "certificate": ("certificate", "certificate_tags", "listener_certificates"),
 }
 
@@ -233,6 +233,12 @@ class _DeepReads(LiveReads):
 
     def lb_attributes(self, arn: str) -> dict[str, str]:
         return self._read("lb_attributes", arn, lambda: LiveReads.lb_attributes(self, arn))
+
+    def web_acl(self, lb_arn: str) -> dict:
+        return self._read("web_acl", lb_arn, lambda: LiveReads.web_acl(self, lb_arn), elb=False)
+
+    def scaling(self, resource_id: str) -> dict:
+        return self._read("scaling", resource_id, lambda: LiveReads.scaling(self, resource_id), elb=False)
 
     def tg_attributes(self, arn: str) -> dict[str, str]:
         return self._read("tg_attributes", arn, lambda: LiveReads.tg_attributes(self, arn))
@@ -368,6 +374,12 @@ class InventoryReads(_DeepReads):
 
     def scalable_targets(self, resource_id: str) -> list[dict]:
         return [{"ResourceId": resource_id}] if resource_id in self.sweep.scalable else []
+
+    def scaling(self, resource_id: str) -> dict:
+        # The sweep lists the resource ids of every scalable target: a service without one costs no call.
+        if resource_id not in self.sweep.scalable:
+            return {"target": None, "policies": []}
+        return super().scaling(resource_id)
 
     def task_definition(self, name: str) -> dict:
         return self.inventory.task_definition(LiveReads(self.aws, self.owner), name)

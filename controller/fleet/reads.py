@@ -91,6 +91,21 @@ class LiveReads:
         return {a["Key"]: a["Value"] for a in
                 self.aws.elbv2.describe_load_balancer_attributes(LoadBalancerArn=arn)["Attributes"]}
 
+    def web_acl(self, lb_arn: str) -> dict:
+        """The WAFv2 web ACL associated with a load balancer ({} for none)."""
+        return self.aws.wafv2.get_web_acl_for_resource(ResourceArn=lb_arn).get("WebACL") or {}
+
+    def web_acl_exists(self, arn: str) -> bool:
+        """Whether the regional web ACL of this ARN (arn:...:regional/webacl/<name>/<id>) exists."""
+        name, acl_id = arn.rsplit("/", 2)[-2:]
+        try:
+            self.aws.wafv2.get_web_acl(Name=name, Scope="REGIONAL", Id=acl_id)
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) != "WAFNonexistentItemException":
+                raise
+            return False
+        return True
+
     def tg_attributes(self, arn: str) -> dict[str, str]:
         return {a["Key"]: a["Value"] for a in
                 self.aws.elbv2.describe_target_group_attributes(TargetGroupArn=arn)["Attributes"]}
@@ -179,6 +194,16 @@ class LiveReads:
         return self.aws.application_autoscaling.describe_scalable_targets(
             ServiceNamespace="ecs", ResourceIds=[resource_id],
             ScalableDimension="ecs:service:DesiredCount")["ScalableTargets"]
+
+    def scaling(self, resource_id: str) -> dict:
+        """The service's scalable target (None for none) and its scaling policies."""
+        targets = LiveReads.scalable_targets(self, resource_id)  # in full (a sweep lists only the ids)
+        if not targets:
+            return {"target": None, "policies": []}
+        policies = self.aws.application_autoscaling.describe_scaling_policies(
+            ServiceNamespace="ecs", ResourceId=resource_id,
+            ScalableDimension="ecs:service:DesiredCount")["ScalingPolicies"]
+        return {"target": targets[0], "policies": policies}
 
     # --- ACM ------------------------------------------------------------------------------------
     def certificate(self, arn: str | None) -> dict | None:

@@ -74,7 +74,7 @@ class Services(Kind):
 
     def fields(self, ctx: Context, desired: d.Service, actual: Observed | None) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "name": desired.name, "cluster": desired.cluster, "launchType": desired.launch_type,
+            "name": desired.name, "cluster": desired.cluster,
             "taskDefinition": self.task_definition(ctx, desired)["taskDefinitionArn"],
             "desiredCount": desired.desired_count, "platformVersion": desired.platform_version,
             "network.subnets": sorted(desired.subnets),
@@ -89,6 +89,12 @@ class Services(Kind):
         }
         if desired.health_check_grace_period_seconds is not None:
             out["healthCheckGracePeriodSeconds"] = desired.health_check_grace_period_seconds
+        # One or the other is compared: a strategy replaces the launch type in place (with a new deployment);
+        # a launch type again, after a strategy, means a new service (UpdateService cannot set one).
+        if desired.capacity_provider_strategy:
+            out["capacityProviderStrategy"] = strategy(desired.capacity_provider_strategy)
+        else:
+            out["launchType"] = desired.launch_type
         if actual is not None and self.autoscaled(ctx, desired):
             del out["desiredCount"]  # the scaling policy's to set: not drift, never put back
         return out
@@ -139,6 +145,7 @@ class Services(Kind):
             "deployment.circuitBreaker.enable": breaker.get("enable", False),
             "deployment.circuitBreaker.rollback": breaker.get("rollback", False),
             "healthCheckGracePeriodSeconds": svc.get("healthCheckGracePeriodSeconds"),
+            "capacityProviderStrategy": strategy(svc.get("capacityProviderStrategy") or []),
         }
         return Observed(
             kind=self.kind, key=tags.get(RESOURCE_TAG) if ctx.owner.owns(tags) else None, id=svc["serviceArn"],
@@ -174,6 +181,8 @@ class Services(Kind):
                 "deploymentCircuitBreaker": dict(dep["circuitBreaker"])}
         if wants("healthCheckGracePeriodSeconds") and desired.health_check_grace_period_seconds is not None:
             params["healthCheckGracePeriodSeconds"] = desired.health_check_grace_period_seconds
+        if wants("capacityProviderStrategy") and desired.capacity_provider_strategy:
+            params["capacityProviderStrategy"] = [dict(p) for p in desired.capacity_provider_strategy]
         if any(v == UNKNOWN for v in _flat(params)):
             raise RuntimeError(f"{desired.key}: a referenced resource does not exist yet")
         return params
@@ -184,9 +193,11 @@ class Services(Kind):
         # service instead of failing. The token covers the request: another request is another service.
         token = d.short_hash(ctx.owner.cluster, ctx.owner.ref, ctx.owner.uid, desired.key, desired.cluster,
                              desired.name, sorted(ctx.tags_for(desired.key).items()), sorted(params.items()), length=36)
+        if desired.launch_type is not None:
+            params["launchType"] = desired.launch_type
         def create(token: str) -> dict:
             return ctx.aws.ecs.create_service(
-                cluster=desired.cluster, serviceName=desired.name, launchType=desired.launch_type,
+                cluster=desired.cluster, serviceName=desired.name,
                 tags=to_ecs(ctx.tags_for(desired.key)), propagateTags="SERVICE", enableECSManagedTags=True,
                 clientToken=token, **params)["service"]
         svc = create(token)
@@ -203,7 +214,10 @@ class Services(Kind):
 
     def update(self, ctx: Context, desired: d.Service, actual: Observed, diffs: list[FieldDiff]) -> None:
         changed = {x.field for x in diffs}
-        ctx.aws.ecs.update_service(cluster=desired.cluster, service=desired.name, **self._params(ctx, desired, changed))
+        params = self._params(ctx, desired, changed)
+        if "capacityProviderStrategy" in params:
+            params["forceNewDeployment"] = True  # ECS moves the tasks to the new providers only with a deployment
+        ctx.aws.ecs.update_service(cluster=desired.cluster, service=desired.name, **params)
         ctx.changed("Updated", desired.key, ", ".join(sorted(changed)))
 
     tagged = True
@@ -225,6 +239,11 @@ class Services(Kind):
             if error_code(exc) not in ("ServiceNotFoundException", "ServiceNotActiveException"):
                 raise
         ctx.changed("Deleted", actual.key or actual.id, actual.id)
+
+
+def strategy(items: list[dict[str, Any]]) -> list[list[Any]]:
+    """A capacity provider strategy, normalised: [provider, weight, base] sorted (AWS leaves out 0s)."""
+    return sorted([p["capacityProvider"], p.get("weight", 0), p.get("base", 0)] for p in items)
 
 
 def _flat(value: Any) -> list[Any]:

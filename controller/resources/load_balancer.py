@@ -11,7 +11,7 @@ from controller import desired as d
 from controller.aws import error_code, retried
 from controller.fleet.reads import LiveReads
 from controller.ownership import MANAGED_TAG, PREFIX, RESOURCE_TAG, owner_description, to_aws
-from controller.resources.base import Conflict, Context, FieldDiff, Kind, Observed
+from controller.resources.base import Conflict, Context, FieldDiff, Kind, MissingDependency, Observed
 from controller.resources.elbv2 import TaggedByArn, retag_arns, tags_by_arn
 
 ATTRIBUTE_FIELDS = {
@@ -28,6 +28,9 @@ ATTRIBUTE_DEFAULTS = {
     "routing.http.drop_invalid_header_fields.enabled": "false", "access_logs.s3.enabled": "false",
     "access_logs.s3.bucket": "", "access_logs.s3.prefix": "",
 }
+
+WEB_ACL = "webAclArn"
+UNREAD = "(unread)"
 
 
 class DeletionProtected(Exception):
@@ -48,15 +51,18 @@ class LoadBalancers(TaggedByArn, Kind):
         # Compare the access-log bucket/prefix only when logging is on; AWS keeps stale values otherwise.
         for key, value in desired.attributes.items():
             out[ATTRIBUTE_FIELDS[key]] = value
+        out[WEB_ACL] = desired.web_acl_arn
         return out
 
     def observe(self, ctx: Context, desired: list[d.LoadBalancer], owned: dict[str, dict[str, str]]) -> list[Observed]:
         found = ctx.reads.load_balancers(owned, [lb.name for lb in desired])
         return [self._observed(ctx, lb, tags) for lb, tags in found]
 
-    def _observed(self, ctx: Context, lb: dict, tags: dict[str, str], attrs: dict[str, str] | None = None) -> Observed:
+    def _observed(self, ctx: Context, lb: dict, tags: dict[str, str], attrs: dict[str, str] | None = None,
+                  web_acl: str | None = UNREAD) -> Observed:
         arn = lb["LoadBalancerArn"]
         attrs = ctx.reads.lb_attributes(arn) if attrs is None else attrs
+        web_acl = ctx.reads.web_acl(arn).get("ARN") if web_acl is UNREAD else web_acl
         fields: dict[str, Any] = {
             "name": lb["LoadBalancerName"], "scheme": lb.get("Scheme"), "type": lb.get("Type"),
             "ipAddressType": lb.get("IpAddressType"),
@@ -65,6 +71,7 @@ class LoadBalancers(TaggedByArn, Kind):
         }
         for key, path in ATTRIBUTE_FIELDS.items():
             fields[path] = attrs.get(key, ATTRIBUTE_DEFAULTS[key])
+        fields[WEB_ACL] = web_acl
         return Observed(kind=self.kind, key=tags.get(RESOURCE_TAG) if ctx.owner.owns(tags) else None, id=arn,
                         name=lb["LoadBalancerName"], fields=fields, tags=tags, raw=lb,
                         info={"dnsName": lb.get("DNSName"), "state": lb.get("State", {}).get("Code")})
@@ -90,7 +97,32 @@ class LoadBalancers(TaggedByArn, Kind):
         changed = [{"Key": k, "Value": v} for k, v in desired.attributes.items() if ATTRIBUTE_DEFAULTS.get(k) != v]
         if changed:
             elbv2.modify_load_balancer_attributes(LoadBalancerArn=arn, Attributes=changed)
-        return self._observed(ctx, lb, tags, attrs={**ATTRIBUTE_DEFAULTS, **desired.attributes})
+        if desired.web_acl_arn:
+            self._associate(ctx, arn, desired.web_acl_arn)
+        return self._observed(ctx, lb, tags, attrs={**ATTRIBUTE_DEFAULTS, **desired.attributes},
+                              web_acl=desired.web_acl_arn)
+
+    def _associate(self, ctx: Context, arn: str, web_acl_arn: str | None) -> None:
+        """Put the web ACL on (AWS replaces one that is there, with no gap in protection), or take it off."""
+        wafv2 = ctx.aws.wafv2
+        if web_acl_arn is None:
+            wafv2.disassociate_web_acl(ResourceArn=arn)
+            return
+        try:
+            wafv2.associate_web_acl(WebACLArn=web_acl_arn, ResourceArn=arn)
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) != "WAFNonexistentItemException":
+                raise
+            raise MissingDependency(
+                f"spec.loadBalancer.webAclArn: web ACL {web_acl_arn} was not found in region {ctx.aws.region}; "
+                "create it (the operator does not own web ACLs) or fix the ARN") from exc
+        # moto keeps the old association beside the new one (AWS replaces it): say which one AWS now has.
+        def now() -> str | None:
+            return LiveReads(ctx.aws, ctx.owner).web_acl(arn).get("ARN")
+        if now() != web_acl_arn:
+            wafv2.disassociate_web_acl(ResourceArn=arn)  # the old one
+            if now() != web_acl_arn:
+                wafv2.associate_web_acl(WebACLArn=web_acl_arn, ResourceArn=arn)
 
     def _drop_twins(self, ctx: Context, key: str, arn: str) -> None:
         """After a retried create: AWS answers the retry with the load balancer the lost attempt made; moto
@@ -114,6 +146,8 @@ class LoadBalancers(TaggedByArn, Kind):
         attrs = [{"Key": k, "Value": v} for k, v in desired.attributes.items() if ATTRIBUTE_FIELDS[k] in changed]
         if attrs:
             elbv2.modify_load_balancer_attributes(LoadBalancerArn=actual.id, Attributes=attrs)
+        if WEB_ACL in changed:
+            self._associate(ctx, actual.id, desired.web_acl_arn)
         ctx.changed("Updated", desired.key, ", ".join(sorted(changed)))
 
     def retag(self, ctx: Context, actual: Observed, tags: dict[str, str], remove: list[str]) -> None:
@@ -130,6 +164,8 @@ class LoadBalancers(TaggedByArn, Kind):
 
     def delete(self, ctx: Context, actual: Observed) -> None:
         self.check_deletable(actual)
+        if actual.fields.get(WEB_ACL):  # AWS drops the association with the load balancer; moto keeps it
+            ctx.aws.wafv2.disassociate_web_acl(ResourceArn=actual.id)
         # Succeeds for a load balancer that is already gone (AWS and moto agree).
         try:
             ctx.aws.elbv2.delete_load_balancer(LoadBalancerArn=actual.id)
