@@ -22,9 +22,14 @@ from tests.faults import FaultServer, lost_answer
 
 OWNER = Owner("test", "default", "ecs-learning", "uid-1")
 POLICY = pathlib.Path(__file__).parent.parent / "manifests" / "iam-policy.json"
-SIGNING_NAME = {"ec2": "ec2", "elasticloadbalancing": "elasticloadbalancing", "ecs": "ecs", "acm": "acm"}
+SIGNING_NAME = {"ec2": "ec2", "elasticloadbalancing": "elasticloadbalancing", "ecs": "ecs", "acm": "acm",
+                "wafv2": "wafv2", "application-autoscaling": "application-autoscaling"}
 # Not part of a reconcile: the events queue (controller/fleet/events.py) and the role AWS creates once.
 NOT_RECONCILE = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "iam:CreateServiceLinkedRole"}
+# Not operations: what AWS authorises along with one (the policy must grant them; no request is ever sent).
+AUTHORISED_WITH = {"application-autoscaling:TagResource",  # RegisterScalableTarget with Tags
+                   "elasticloadbalancing:SetWebAcl", "elasticloadbalancing:CreateWebACLAssociation",
+                   "elasticloadbalancing:DeleteWebACLAssociation"}  # wafv2 Associate/DisassociateWebACL
 
 Manifest = Callable[[devenv.Prerequisites], dict]
 
@@ -56,6 +61,21 @@ def tagged(base: Manifest, tags: dict[str, str]) -> Manifest:
 
 def https_listener(spec: dict) -> dict:
     return spec["listeners"][1]
+
+
+WEB_ACL = "arn:aws:wafv2:us-east-1:123456789012:regional/webacl/users-own/"  # completed by the test with its id
+
+
+def with_web_acl(manifest: dict) -> dict:
+    manifest["spec"]["loadBalancer"]["webAclArn"] = WEB_ACL
+    return manifest
+
+
+def scaled(manifest: dict, **change: object) -> dict:
+    scaling = {"minCount": 1, "maxCount": 4, "cpuPercent": 60, "memoryPercent": 70}
+    scaling.update(change)
+    manifest["spec"]["service"]["autoscaling"] = {k: v for k, v in scaling.items() if v is not None}
+    return manifest
 
 
 @dataclasses.dataclass
@@ -121,6 +141,15 @@ CASES = [
     Case("acm:AddTagsToCertificate", tagged(https, {"team": "a"}), before=https),
     Case("acm:RemoveTagsFromCertificate", tagged(https, {}), before=tagged(https, {"team": "a"})),
     Case("acm:DeleteCertificate", None, before=https),
+    # wafv2: the user's web ACL (made by the test, WEB_ACL below) on the load balancer
+    Case("wafv2:AssociateWebACL", lambda p: with_web_acl(http(p)), before=http),
+    Case("wafv2:DisassociateWebACL", http, before=lambda p: with_web_acl(http(p))),
+    # Application Auto Scaling of the task count
+    Case("application-autoscaling:RegisterScalableTarget", lambda p: scaled(http(p)), before=http),
+    Case("application-autoscaling:PutScalingPolicy", lambda p: scaled(http(p)), before=http),
+    Case("application-autoscaling:DeleteScalingPolicy", lambda p: scaled(http(p), memoryPercent=None),
+         before=lambda p: scaled(http(p))),
+    Case("application-autoscaling:DeregisterScalableTarget", http, before=lambda p: scaled(http(p))),
 ]
 # The update path of ImportCertificate: a re-import into the same ARN (the certificate is due for renewal).
 REIMPORT = Case("acm:ImportCertificate", edit(https, lambda s: https_listener(s)["certificates"][0]["selfSigned"].update(
@@ -130,7 +159,8 @@ REIMPORT = Case("acm:ImportCertificate", edit(https, lambda s: https_listener(s)
 def _policy_operations() -> set[str]:
     statements = json.loads(POLICY.read_text())["Statement"]
     actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
-    return {a for a in actions if not a.split(":")[1].startswith(("Describe", "List", "Get"))} - NOT_RECONCILE
+    return {a for a in actions if not a.split(":")[1].startswith(("Describe", "List", "Get"))} - NOT_RECONCILE \
+        - AUTHORISED_WITH
 
 
 def test_every_mutating_operation_has_a_lost_answer_case():
@@ -149,7 +179,7 @@ def stack_of(manifest: dict) -> desired.Stack:
 def expected_census(stack: desired.Stack | None, waiting: dict[str, str]) -> dict[str, int]:
     """One of each resource the stack has, but those that wait (for a certificate's DNS validation)."""
     counts = {"securityGroup": 0, "targetGroup": 0, "loadBalancer": 0, "listener": 0, "rule": 0, "service": 0,
-              "certificate": 0}
+              "certificate": 0, "scaling": 0}
     for item in stack.items() if stack is not None else []:
         if item.key in waiting:
             continue
@@ -169,7 +199,8 @@ def census(aws: AwsClients) -> dict[str, int]:
     certificates = aws.acm.list_certificates()["CertificateSummaryList"]
     return {"securityGroup": len(groups["SecurityGroups"]), "targetGroup": len(elbv2.describe_target_groups()["TargetGroups"]),
             "loadBalancer": len(lbs), "listener": len(listeners), "rule": len(rules),
-            "service": sum(1 for s in services if s["status"] == "ACTIVE"), "certificate": len(certificates)}
+            "service": sum(1 for s in services if s["status"] == "ACTIVE"), "certificate": len(certificates),
+            "scaling": len(aws.application_autoscaling.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"])}
 
 
 def run(aws: AwsClients, manifest: dict | None) -> engine.Result:
@@ -186,6 +217,11 @@ def test_a_lost_answer_converges_in_one_run_with_one_of_each(case, faults, prere
     if case.extra_sg:
         after["spec"]["loadBalancer"]["extraSecurityGroups"] = [aws.ec2.create_security_group(
             GroupName="users-own", Description="the user's", VpcId=prereqs.vpc_id)["GroupId"]]
+    if WEB_ACL in json.dumps([before, after]):  # the user's web ACL, as the user makes it
+        acl = aws.wafv2.create_web_acl(Name="users-own", Scope="REGIONAL", DefaultAction={"Allow": {}},
+                                       VisibilityConfig={"SampledRequestsEnabled": False, "CloudWatchMetricsEnabled":
+                                                         False, "MetricName": "users-own"})["Summary"]["ARN"]
+        before, after = (json.loads(json.dumps(m).replace(WEB_ACL, acl)) if m else m for m in (before, after))
     if before is not None:
         run(aws, before)
     service, operation = case.operation.split(":")

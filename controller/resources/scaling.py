@@ -122,7 +122,9 @@ class Scalings(Kind):
             ctx.aws.application_autoscaling.delete_scaling_policy(
                 PolicyName=name, ServiceNamespace=NAMESPACE, ResourceId=resource_id, ScalableDimension=DIMENSION)
         except botocore.exceptions.ClientError as exc:
-            if error_code(exc) != "ObjectNotFoundException":
+            # Gone already (a retry whose first answer was lost): AWS says ObjectNotFoundException; moto says
+            # ValidationException "No scaling policy found", as it does for a target (delete below).
+            if not _gone(exc):
                 raise
 
     def delete(self, ctx: Context, actual: Observed) -> None:
@@ -134,6 +136,11 @@ class Scalings(Kind):
             ctx.aws.application_autoscaling.deregister_scalable_target(
                 ServiceNamespace=NAMESPACE, ResourceId=resource_id, ScalableDimension=DIMENSION)
         except botocore.exceptions.ClientError as exc:
-            if error_code(exc) not in ("ObjectNotFoundException", "ValidationException"):
+            if not _gone(exc):
                 raise
         ctx.changed("Deleted", actual.key or actual.id, resource_id)
+
+
+def _gone(exc: botocore.exceptions.ClientError) -> bool:
+    return error_code(exc) == "ObjectNotFoundException" or (
+        error_code(exc) == "ValidationException" and "found" in str(exc))
