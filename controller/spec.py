@@ -43,13 +43,15 @@ ELB_NAME_MAX = 32
 MAX_CONDITION_VALUES_PER_RULE = 5
 # Each path pattern, host header, header value and query string key or value.
 MAX_CONDITION_VALUE_LENGTH = 128
-# AWS quotas that bound the lists the CRD's CEL rules iterate (the API server refuses a rule whose estimated cost
-# is unbounded). Listeners and certificates are the default (adjustable) ALB quotas; every target group is
-# registered by the one ECS service, and ECS allows 5 target groups a service; rules: 100 an ALB.
-MAX_LISTENERS = 50
-MAX_RULES_PER_LISTENER = 100
-MAX_CERTIFICATES_PER_LISTENER = 26  # the default certificate and the 25 an ALB takes besides
-MAX_TARGET_GROUPS = 5
+# ALB and ECS quotas (not adjustable per request, or the defaults an account starts with). The model counts them
+# across the load balancer (EcsAlbServiceSpec._within_quotas); the CRD carries them as list bounds, which the API
+# server needs to estimate the cost of the CEL rules that iterate those lists.
+MAX_RULES_PER_LOAD_BALANCER = 100  # not counting the listeners' default rules
+MAX_LISTENERS_PER_LOAD_BALANCER = 50
+MAX_CERTIFICATES_PER_LOAD_BALANCER = 25  # SNI certificates, not counting each listener's default one
+MAX_CERTIFICATES_PER_LISTENER = MAX_CERTIFICATES_PER_LOAD_BALANCER + 1  # its default one and all the SNI ones
+# ECS attaches at most five target groups to a service (each of ours is attached: it names a container).
+MAX_TARGET_GROUPS_PER_SERVICE = 5
 MAX_TARGET_GROUPS_PER_FORWARD = 5
 MAX_HTTP_HEADER_NAME_LENGTH = 40
 
@@ -71,18 +73,12 @@ REDIRECT_PORT_PATTERN = rf"^(#\{{port\}}|{_PORT_NUMBER})$"
 MATCHER_PATTERN = r"^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$"
 FIXED_STATUS_CODE_PATTERN = r"^[245][0-9][0-9]$"
 
-# ALB quotas (not adjustable per request, or the defaults an account starts with).
-MAX_RULES_PER_LOAD_BALANCER = 100  # not counting the listeners' default rules
-MAX_LISTENERS_PER_LOAD_BALANCER = 50
-MAX_CERTIFICATES_PER_LOAD_BALANCER = 25  # SNI certificates, not counting each listener's default one
-# ECS attaches at most five target groups to a service (each of ours is attached: it names a container).
-MAX_TARGET_GROUPS_PER_SERVICE = 5
 MAX_DESIRED_COUNT = 5000  # ECS's "tasks per service" quota
 # The characters AWS takes in rule conditions (value matching; * and ? are wildcards).
 HOST_HEADER = re.compile(r"[A-Za-z0-9\-_.*?]+")
 PATH_PATTERN = re.compile(r"[A-Za-z0-9_\-.$/~\"'@:+&;*?]+")
 QUERY_STRING = re.compile(r"[A-Za-z0-9_\-.$/~\"'@:+&()!,;=*?]+")
-HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`|~]{1,40}")  # an RFC 7230 token, as AWS takes it
+HEADER_NAME = re.compile(rf"[A-Za-z0-9!#$%&'*+\-.^_`|~]{{1,{MAX_HTTP_HEADER_NAME_LENGTH}}}")  # an RFC 7230 token, as AWS takes it
 HEADER_VALUE = re.compile(r"[ -~]+")  # visible ASCII and the space
 # Error messages repeat a value only this long; a longer one is shown by its start and its length.
 SHOWN_MAX = 60
@@ -990,7 +986,7 @@ class Listener(_Model):
     rules: list[Rule] = Field(
         default_factory=list,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["priority"],
-                           "maxItems": MAX_RULES_PER_LISTENER},
+                           "maxItems": MAX_RULES_PER_LOAD_BALANCER},
     )
 
     model_config = ConfigDict(json_schema_extra=cel_rules(
@@ -1208,12 +1204,12 @@ class EcsAlbServiceSpec(_Model):
     target_groups: list[TargetGroup] = Field(
         min_length=1,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
-                           "maxItems": MAX_TARGET_GROUPS},
+                           "maxItems": MAX_TARGET_GROUPS_PER_SERVICE},
     )
     listeners: list[Listener] = Field(
         min_length=1,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["port"],
-                           "maxItems": MAX_LISTENERS},
+                           "maxItems": MAX_LISTENERS_PER_LOAD_BALANCER},
     )
     service: Service
     tags: UserTags = Field(
