@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import pathlib
 import shutil
 import signal
 import subprocess
-import urllib.error
 import urllib.request
 
 import kmock
@@ -25,7 +23,7 @@ import yaml
 
 from controller import devenv, kube, leader
 from tests.test_operator_secrets import MANIFESTS, by_the_operator, grants, not_granted, role
-from tests.test_run_command import free_port, run_operator, stopped
+from tests.test_run_command import free_port, get_url, run_operator, stopped
 
 BASE_SELECTOR = "!ecsalb.io/shard"  # manifests/deployment.yaml's: what no shard was given
 LEASE_SECONDS = 6  # short, so that the test is quick (the Deployment's is 15 s; bench/failover.py measures it)
@@ -53,11 +51,7 @@ class Replica:
         return "ecsalb_leader 1.0" in text
 
     def readiness(self) -> tuple[int, dict]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.readiness_port}/readyz", timeout=2) as answer:
-                return answer.status, json.loads(answer.read())
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read())
+        return get_url(f"http://127.0.0.1:{self.readiness_port}/readyz", timeout=2)
 
     def aws_calls(self, faults) -> list[tuple[str, str]]:
         return [(service, op) for agent, service, op in list(faults.injector.calls) if f"app/{self.name}" in agent]

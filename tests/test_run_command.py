@@ -43,16 +43,6 @@ def run_operator(emulator, moto_server, env: dict, *flags: str) -> subprocess.Po
         env={**os.environ, **devenv.FAKE_AWS_CREDENTIALS, "ECSALB_LOG_FORMAT": "json", **env})
 
 
-def terminate(process: subprocess.Popen) -> str:
-    """SIGTERM, as Kubernetes stops a pod; what the operator printed."""
-    process.send_signal(signal.SIGTERM)
-    try:
-        return process.communicate(timeout=20)[0].decode()
-    except subprocess.TimeoutExpired:
-        process.kill()
-        return process.communicate()[0].decode()
-
-
 async def watching(emulator, process: subprocess.Popen) -> None:
     """Until the operator watches EcsAlbServices (objects created before that go unseen for a while)."""
     watched = kmock.resource(devenv.RESOURCE)
@@ -71,9 +61,9 @@ def stopped(process: subprocess.Popen) -> str:
         return process.communicate()[0].decode()
 
 
-def get_url(url: str) -> tuple[int, dict]:
+def get_url(url: str, timeout: float | None = None) -> tuple[int, dict]:
     try:
-        with urllib.request.urlopen(url) as response:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
