@@ -70,7 +70,7 @@ def load_documents(path: str) -> list[dict[str, Any]]:
 def named_documents(path: str) -> list[tuple[str, Any]]:
     """load_documents, each document with the name of the file it is in."""
     if path == "-":
-        texts = [("<stdin>", _decoded("<stdin>", sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)))]
+        texts = [("<stdin>", _read_stdin())]
     else:
         p = pathlib.Path(path)
         if not p.exists():
@@ -91,6 +91,10 @@ def _parse(name: str, text: str) -> list[Any]:
         raise ValueError(f"{name}: not valid YAML: {str(exc)[:200]}") from None
     except RecursionError:
         raise ValueError(f"{name}: not valid YAML: nested too deeply") from None
+
+
+def _read_stdin() -> str:
+    return _decoded("<stdin>", sys.stdin.buffer.read(MAX_INPUT_BYTES + 1))
 
 
 def _read_text(path: pathlib.Path) -> str:
@@ -261,7 +265,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             raise ValueError(f"--param {item!r}: write it as Key=Value (a template parameter, or the logical id of a "
                              "resource the template refers to but does not have)")
         params[key] = value
-    text = sys.stdin.read() if args.file == "-" else _read_text(pathlib.Path(args.file))
+    text = _read_stdin() if args.file == "-" else _read_text(pathlib.Path(args.file))
     imported = cfn.convert(cfn.load_template(text, args.file), params, name=args.name, namespace=args.namespace,
                            load_balancer=args.load_balancer)
     print(imported.text(), end="")
