@@ -168,6 +168,10 @@ def test_budget_takes_at_the_current_priority() -> None:
     ("elbv2", "DescribeTargetHealth", "elb-describe"),
     ("elbv2", "CreateLoadBalancer", "elb-mutate"),
     ("elbv2", "AddTags", "elb-mutate"),
+    ("elbv2", "SetSecurityGroups", "elb-mutate"),
+    ("elbv2", "ModifyTargetGroupAttributes", "elb-modify"),
+    ("elbv2", "ModifyListener", "elb-modify"),
+    ("elbv2", "RegisterTargets", "elb-register"),
     ("ec2", "DescribeSecurityGroups", "ec2"),
     ("ecs", "UpdateService", "ecs"),
     ("acm", "DescribeCertificate", "acm"),
@@ -185,7 +189,14 @@ def test_defaults_are_half_the_published_elb_and_ec2_figures() -> None:
     rate, burst = b.DEFAULTS["elb-describe"]
     assert burst + rate <= 40 / 2, "never more than half of AWS's 40 in any one second"
     assert b.DEFAULTS["ec2"] == (10, 50)
-    assert set(b.DEFAULTS) == {"elb-describe", "elb-mutate", "ec2", "ecs", "acm", "tagging", "autoscaling"}
+    # ELBv2 mutating buckets: (AWS's bucket, refill) as the AWS Load Balancer Controller gives them
+    for name, (aws_bucket, aws_refill) in {"elb-mutate": (40, 10), "elb-modify": (20, 3),
+                                           "elb-register": (20, 4)}.items():
+        rate, burst = b.DEFAULTS[name]
+        assert rate == aws_refill / 2, name
+        assert burst + rate <= aws_bucket / 2, f"{name}: never more than half of AWS's bucket in one second"
+    assert set(b.DEFAULTS) == {"elb-describe", "elb-mutate", "elb-modify", "elb-register", "ec2", "ecs", "acm",
+                               "tagging", "autoscaling"}
 
 
 def test_parse_overrides() -> None:
