@@ -66,11 +66,17 @@ BUCKETS: dict[str, BucketSpec | None] = {
     "elb-modify": BucketSpec(20, 3),
     "elb-register": BucketSpec(20, 4),
     "elb-mutate": BucketSpec(40, 10),
-    # EC2 developer guide, "Request throttling for the Amazon EC2 API": non-mutating actions (Describe*, ...)
-    # bucket 100, refill 20/s; mutating actions bucket 200, refill 10/s. (EC2 keeps a bucket per action; one per
-    # category here, which is stricter.)
+    # EC2 developer guide, "Request throttling for the Amazon EC2 API", table "Request token bucket sizes and
+    # refill rates". EC2 evaluates each API action on its own: every action has its own bucket of its
+    # category's size (see PER_ACTION). Non-mutating (Describe*, List*, Search*, Get*) 100 / 20; the same
+    # actions of its "unfiltered and unpaginated" list (DescribeSecurityGroups among them) called with neither
+    # a filter nor pagination 50 / 10; mutating 50 / 5; resource-intensive (AuthorizeSecurityGroupIngress,
+    # RevokeSecurityGroupIngress, ...) 50 / 5; CreateTags and DeleteTags 100 / 10 (uncategorized actions).
     "ec2-describe": BucketSpec(100, 20),
-    "ec2-mutate": BucketSpec(200, 10),
+    "ec2-describe-unfiltered": BucketSpec(50, 10),
+    "ec2-mutate": BucketSpec(50, 5),
+    "ec2-intensive": BucketSpec(50, 5),
+    "ec2-tags": BucketSpec(100, 10),
     # ECS API reference, "Request throttling": per-action burst/sustained. approx.: Describe*/List* burst 50,
     # sustained 20; mutating burst 20, sustained 5.
     "ecs-read": BucketSpec(50, 20),
@@ -89,6 +95,24 @@ BUCKETS: dict[str, BucketSpec | None] = {
 }
 
 
+# Buckets AWS keeps per API action, not per category.
+PER_ACTION = frozenset({"ec2-describe", "ec2-describe-unfiltered", "ec2-mutate", "ec2-intensive", "ec2-tags"})
+EC2_UNFILTERED = frozenset({"DescribeInstances", "DescribeInstanceStatus", "DescribeNetworkInterfaces",
+                            "DescribeSecurityGroups", "DescribeSnapshots", "DescribeSpotInstanceRequests",
+                            "DescribeVolumes"})
+EC2_INTENSIVE = frozenset({"AcceptVpcPeeringConnection", "AuthorizeSecurityGroupIngress", "CancelSpotInstanceRequests",
+                           "CreateKeyPair", "CreateVpcPeeringConnection", "DeleteVpcPeeringConnection",
+                           "RejectVpcPeeringConnection", "RevokeSecurityGroupIngress", "RequestSpotInstances"})
+
+
+def ec2_unfiltered(operation: str, body: bytes, query: str) -> bool:
+    """One of EC2's "unfiltered and unpaginated" actions, asked with neither a filter nor pagination."""
+    if operation not in EC2_UNFILTERED:
+        return False
+    text = body.decode("latin-1") + "&" + query
+    return not any(marker in text for marker in ("Filter.", "MaxResults=", "NextToken="))
+
+
 def bucket_of(service: str, operation: str) -> str:
     """The bucket of one request, by SigV4 signing name and operation."""
     read = operation.startswith(_READ_PREFIXES)
@@ -101,7 +125,11 @@ def bucket_of(service: str, operation: str) -> str:
             return "elb-register"
         return "elb-mutate"
     if service == "ec2":
-        return "ec2-describe" if read else "ec2-mutate"
+        if read:
+            return "ec2-describe"
+        if operation in EC2_INTENSIVE:
+            return "ec2-intensive"
+        return "ec2-tags" if operation in ("CreateTags", "DeleteTags") else "ec2-mutate"
     if service == "ecs":
         return "ecs-read" if read else "ecs-mutate"
     if service == "acm":
@@ -248,15 +276,18 @@ class FrontDoor:
         environ["wsgi.input"] = io.BytesIO(body)  # moto reads it again
         access_key, region, service, operation, protocol = classify(environ, body)
         bucket = bucket_of(service, operation)
+        if bucket == "ec2-describe" and ec2_unfiltered(operation, body, environ.get("QUERY_STRING", "")):
+            bucket = "ec2-describe-unfiltered"
         spec = self.specs.get(bucket)
         key = f"{bucket}@{region or '-'}"
+        token_key = (access_key, region, f"{bucket}:{operation}" if bucket in PER_ACTION else bucket)
         with self._lock:
             now = time.time()  # under the lock: the recorded times stay in order
             admitted = True
             if self.throttle and spec is not None:
-                token_bucket = self._buckets.get((access_key, region, bucket))
+                token_bucket = self._buckets.get(token_key)
                 if token_bucket is None:
-                    token_bucket = self._buckets[(access_key, region, bucket)] = TokenBucket(spec, now)
+                    token_bucket = self._buckets[token_key] = TokenBucket(spec, now)
                 admitted = token_bucket.take(now)
             self.stats.record(key, f"{service}.{operation}", now, throttled=not admitted)
         if admitted:

@@ -172,7 +172,11 @@ def test_budget_takes_at_the_current_priority() -> None:
     ("elbv2", "ModifyTargetGroupAttributes", "elb-modify"),
     ("elbv2", "ModifyListener", "elb-modify"),
     ("elbv2", "RegisterTargets", "elb-register"),
-    ("ec2", "DescribeSecurityGroups", "ec2"),
+    ("ec2", "DescribeSecurityGroups", "ec2-describe-large"),
+    ("ec2", "DescribeSubnets", "ec2-describe"),
+    ("ec2", "CreateSecurityGroup", "ec2-mutate"),
+    ("ec2", "AuthorizeSecurityGroupIngress", "ec2-mutate"),
+    ("ec2", "CreateTags", "ec2-tags"),
     ("ecs", "UpdateService", "ecs"),
     ("acm", "DescribeCertificate", "acm"),
     ("resourcegroupstaggingapi", "GetResources", "tagging"),
@@ -188,23 +192,28 @@ def test_defaults_are_half_the_published_elb_and_ec2_figures() -> None:
     assert b.DEFAULTS["elb-describe"] == (5, 15)
     rate, burst = b.DEFAULTS["elb-describe"]
     assert burst + rate <= 40 / 2, "never more than half of AWS's 40 in any one second"
-    assert b.DEFAULTS["ec2"] == (10, 50)
-    # ELBv2 mutating buckets: (AWS's bucket, refill) as the AWS Load Balancer Controller gives them
-    for name, (aws_bucket, aws_refill) in {"elb-mutate": (40, 10), "elb-modify": (20, 3),
-                                           "elb-register": (20, 4)}.items():
+    # (AWS's bucket, refill): ELBv2 mutating as the AWS Load Balancer Controller gives them, EC2 per action
+    # from the EC2 developer guide's table
+    for name, (aws_bucket, aws_refill) in {"elb-mutate": (40, 10), "elb-modify": (20, 3), "elb-register": (20, 4),
+                                           "ec2-describe": (100, 20), "ec2-describe-large": (50, 10),
+                                           "ec2-mutate": (50, 5), "ec2-tags": (100, 10)}.items():
         rate, burst = b.DEFAULTS[name]
         assert rate == aws_refill / 2, name
         assert burst + rate <= aws_bucket / 2, f"{name}: never more than half of AWS's bucket in one second"
-    assert set(b.DEFAULTS) == {"elb-describe", "elb-mutate", "elb-modify", "elb-register", "ec2", "ecs", "acm",
-                               "tagging", "autoscaling"}
+    assert set(b.DEFAULTS) == {"elb-describe", "elb-mutate", "elb-modify", "elb-register", "ec2-describe",
+                               "ec2-describe-large", "ec2-mutate", "ec2-tags", "ecs", "acm", "tagging", "autoscaling"}
 
 
 def test_parse_overrides() -> None:
     assert b.parse_overrides("") == b.DEFAULTS
     assert b.parse_overrides("off") is None
     assert b.parse_overrides(" OFF ") is None
-    parsed = b.parse_overrides("elb-describe=1/2, ec2=10.5/50")
-    assert parsed == {**b.DEFAULTS, "elb-describe": (1.0, 2.0), "ec2": (10.5, 50.0)}
+    parsed = b.parse_overrides("elb-describe=1/2, ec2-mutate=10.5/50")
+    assert parsed == {**b.DEFAULTS, "elb-describe": (1.0, 2.0), "ec2-mutate": (10.5, 50.0)}
+    # "ec2" (once the one EC2 bucket) sets every EC2 bucket; a later, narrower item still wins
+    parsed = b.parse_overrides("ec2=20/100,ec2-tags=1/1")
+    assert {k: v for k, v in parsed.items() if k.startswith("ec2")} == {
+        "ec2-describe": (20, 100), "ec2-describe-large": (20, 100), "ec2-mutate": (20, 100), "ec2-tags": (1, 1)}
 
 
 @pytest.mark.parametrize("text, item", [
@@ -272,14 +281,14 @@ def test_every_attempt_takes_a_token_and_throttling_is_counted(aws: AwsClients) 
 
 
 def test_a_large_budget_lets_calls_pass_without_waiting(aws: AwsClients, moto_server) -> None:
-    budget = b.Budget({"ec2": (1000, 1000), "elb-describe": (1000, 1000)})
+    budget = b.Budget({"ec2-describe": (1000, 1000), "elb-describe": (1000, 1000)})
     clients = _clients(moto_server.endpoint_url, budget)
     for _ in range(5):
         clients.ec2.describe_vpcs()
     clients.elbv2.describe_load_balancers()
     clients.sts.get_caller_identity()  # not budgeted
     snap = budget.snapshot()
-    assert snap["tokens"] == {(REGION, "ec2"): 5, (REGION, "elb-describe"): 1}
+    assert snap["tokens"] == {(REGION, "ec2-describe:DescribeVpcs"): 5, (REGION, "elb-describe"): 1}
     assert snap["waits"] == {}
     assert snap["throttled"] == {}
 
@@ -291,15 +300,26 @@ def test_a_tiny_burst_makes_calls_wait(aws: AwsClients, moto_server) -> None:
         sleeps.append(seconds)
         time.sleep(min(seconds, 0.01))
 
-    budget = b.Budget({"ec2": (20, 1)}, sleep=no_sleep)
+    budget = b.Budget({"ec2-describe": (20, 1)}, sleep=no_sleep)
     clients = _clients(moto_server.endpoint_url, budget)
     for _ in range(4):
         clients.ec2.describe_vpcs()
     snap = budget.snapshot()
-    assert snap["tokens"] == {(REGION, "ec2"): 4}
-    assert snap["waits"][(REGION, "ec2")] >= 1
+    assert snap["tokens"] == {(REGION, "ec2-describe:DescribeVpcs"): 4}
+    assert snap["waits"][(REGION, "ec2-describe:DescribeVpcs")] >= 1
     assert sleeps  # the bucket did make callers sleep
-    assert budget.pending(REGION, "ec2") == 0
+    assert budget.pending(REGION, "ec2-describe:DescribeVpcs") == 0
+
+
+def test_ec2_buckets_are_per_action(aws: AwsClients, moto_server) -> None:
+    """EC2 throttles each API action on its own: a drained DescribeVpcs bucket does not hold DescribeSubnets."""
+    budget = b.Budget({"ec2-describe": (0.001, 1)})  # one token per action, then one every 1,000 s
+    clients = _clients(moto_server.endpoint_url, budget)
+    clients.ec2.describe_vpcs()
+    clients.ec2.describe_subnets()  # would wait 1,000 s if it shared DescribeVpcs's bucket
+    snap = budget.snapshot()
+    assert snap["tokens"] == {(REGION, "ec2-describe:DescribeVpcs"): 1, (REGION, "ec2-describe:DescribeSubnets"): 1}
+    assert snap["waits"] == {}
 
 
 def test_closing_the_budget_ends_every_wait_at_once():

@@ -56,9 +56,16 @@ DEFAULTS: dict[str, tuple[float, float]] = {
     "elb-mutate": (5.0, 15.0),
     "elb-modify": (1.5, 8.0),
     "elb-register": (2.0, 8.0),
-    # EC2 non-mutating actions: bucket 100, refill 20/s (EC2 developer guide, "Request throttling for the
-    # Amazon EC2 API"). EC2 counts per action; one shared bucket for all of them is conservative.
-    "ec2": (10.0, 50.0),
+    # EC2 evaluates each API action on its own, with a bucket of its category's size (EC2 developer guide,
+    # "Request throttling for the Amazon EC2 API", table "Request token bucket sizes and refill rates"), so these
+    # are per action (PER_ACTION): non-mutating 100, refill 20/s; DescribeSecurityGroups and the other actions of
+    # the "unfiltered and unpaginated" list 50, 10/s (taken always, as if never filtered); mutating and
+    # resource-intensive (AuthorizeSecurityGroupIngress, RevokeSecurityGroupIngress) 50, 5/s; CreateTags and
+    # DeleteTags 100, 10/s. Half of each, burst plus one second's refill within half the bucket.
+    "ec2-describe": (10.0, 40.0),
+    "ec2-describe-large": (5.0, 20.0),
+    "ec2-mutate": (2.5, 20.0),
+    "ec2-tags": (5.0, 40.0),
     # ECS: about 20/s sustained, burst 40 for the common Describe*/List* actions (figure from the brief).
     "ecs": (10.0, 20.0),
     # ACM: 10/s for Describe/List/Get, burst 20 (figure from the brief; AWS quotas list 10/s for most actions).
@@ -69,8 +76,18 @@ DEFAULTS: dict[str, tuple[float, float]] = {
     "autoscaling": (5.0, 10.0),
 }
 
+# Buckets AWS keeps per API action: one token bucket per (Region, bucket, operation).
+PER_ACTION = frozenset({"ec2-describe", "ec2-describe-large", "ec2-mutate", "ec2-tags"})
+# EC2's "unfiltered and unpaginated non-mutating actions": a smaller bucket when called without a filter or
+# pagination (DescribeSecurityGroups by GroupIds is such a call).
+_EC2_LARGE = frozenset({"DescribeInstances", "DescribeInstanceStatus", "DescribeNetworkInterfaces",
+                        "DescribeSecurityGroups", "DescribeSnapshots", "DescribeSpotInstanceRequests",
+                        "DescribeVolumes"})
+# "ec2=rate/burst" in ECSALB_BUDGET sets every EC2 bucket at once (the name of the one EC2 bucket there was).
+_ALIASES = {"ec2": ("ec2-describe", "ec2-describe-large", "ec2-mutate", "ec2-tags")}
+
 _SERVICE_BUCKETS = {
-    "ec2": "ec2", "ecs": "ecs", "acm": "acm",
+    "ecs": "ecs", "acm": "acm",
     "resourcegroupstaggingapi": "tagging", "application-autoscaling": "autoscaling",
 }
 
@@ -85,7 +102,16 @@ def bucket_of(service: str, operation: str) -> str | None:
         if operation in ("RegisterTargets", "DeregisterTargets"):
             return "elb-register"
         return "elb-mutate"
+    if service == "ec2":
+        if operation.startswith(("Describe", "List", "Search", "Get")):
+            return "ec2-describe-large" if operation in _EC2_LARGE else "ec2-describe"
+        return "ec2-tags" if operation in ("CreateTags", "DeleteTags") else "ec2-mutate"
     return _SERVICE_BUCKETS.get(service)
+
+
+def bucket_key(bucket: str, operation: str) -> str:
+    """The name of the token bucket one call takes from: the bucket, or for a per-action one "bucket:Operation"."""
+    return f"{bucket}:{operation}" if bucket in PER_ACTION else bucket
 
 
 def parse_overrides(text: str) -> dict[str, tuple[float, float]] | None:
@@ -102,7 +128,7 @@ def parse_overrides(text: str) -> dict[str, tuple[float, float]] | None:
             continue
         name, sep, value = item.partition("=")
         name = name.strip()
-        if not sep or name not in DEFAULTS:
+        if not sep or (name not in DEFAULTS and name not in _ALIASES):
             raise ValueError(f"budget item {item!r}: unknown bucket {name!r}; {expected}")
         rate_text, sep, burst_text = value.partition("/")
         try:
@@ -113,7 +139,8 @@ def parse_overrides(text: str) -> dict[str, tuple[float, float]] | None:
             raise ValueError(f"budget item {item!r}: {expected}") from None
         if not (math.isfinite(rate) and rate > 0 and math.isfinite(burst) and burst >= 1):
             raise ValueError(f"budget item {item!r}: rate must be > 0 and burst >= 1; {expected}")
-        limits[name] = (rate, burst)
+        for target in _ALIASES.get(name, (name,)):
+            limits[target] = (rate, burst)
     return limits
 
 
@@ -239,9 +266,9 @@ class Budget:
         for b in buckets:
             b.close()
 
-    def _bucket(self, region: str, bucket: str) -> TokenBucket:
+    def _bucket(self, region: str, bucket: str, operation: str) -> TokenBucket:
         with self._lock:
-            key = (region, bucket)
+            key = (region, bucket_key(bucket, operation))
             if key not in self._buckets:
                 rate, burst = self.limits[bucket]
                 self._buckets[key] = TokenBucket(rate, burst, clock=self._clock, sleep=self._sleep)
@@ -254,9 +281,9 @@ class Budget:
             return 0.0
         if self._closed:
             raise Closed("the operator is stopping")
-        waited = self._bucket(region, bucket).acquire(current_priority()) if self.enabled else 0.0
+        waited = self._bucket(region, bucket, operation).acquire(current_priority()) if self.enabled else 0.0
         with self._lock:
-            key = (region, bucket)
+            key = (region, bucket_key(bucket, operation))
             self._tokens[key] += 1
             if waited > 0:
                 self._waits[key] += 1
