@@ -93,11 +93,15 @@ class SecurityGroups(Kind):
 
     def create(self, ctx: Context, desired: d.SecurityGroup) -> Observed:
         ec2 = ctx.aws.ec2
+        tags = to_aws(ctx.tags_for(desired.key))
         try:
             group_id = ec2.create_security_group(
                 GroupName=desired.name, Description=desired.description, VpcId=desired.vpc_id,
-                TagSpecifications=[{"ResourceType": "security-group",
-                                    "Tags": to_aws(ctx.tags_for(desired.key))}])["GroupId"]
+                TagSpecifications=[{"ResourceType": "security-group", "Tags": tags}])["GroupId"]
+            # What AWS has now is known without a read: a new group has no ingress rule. (EC2 throttles
+            # DescribeSecurityGroups by id in its smaller bucket; a fleet created at once waits on it.)
+            group = {"GroupId": group_id, "GroupName": desired.name, "VpcId": desired.vpc_id, "Tags": tags,
+                     "IpPermissions": []}
         except botocore.exceptions.ClientError as exc:
             if error_code(exc) != "InvalidGroup.Duplicate":
                 raise
@@ -107,9 +111,13 @@ class SecurityGroups(Kind):
                 raise
             group_id = group["GroupId"]
         ctx.changed("Created", desired.key, group_id)
-        observed = self._describe(ctx, group_id)
+        observed = self._observed(ctx, group)
         self.update(ctx, desired, observed, self.diff(ctx, desired, observed))
-        return self._describe(ctx, group_id)
+        if group["IpPermissions"]:  # adopted: read what it has now
+            return self._describe(ctx, group_id)
+        # New: its ingress is exactly what update() just authorised (the next check reads AWS as always).
+        wanted = self._wanted_rules(ctx, desired)
+        return self._observed(ctx, {**group, "IpPermissions": [permission(r, wanted[r]) for r in wanted]})
 
     def update(self, ctx: Context, desired: d.SecurityGroup, actual: Observed, diffs: list[FieldDiff]) -> None:
         if not any(x.field == "ingress" for x in diffs):
