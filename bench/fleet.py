@@ -147,7 +147,7 @@ class OperatorProcess:
         env = {**os.environ, **devenv.FAKE_AWS_CREDENTIALS,
                "ECSALB_FLEET": "on" if self.args.mode == "fleet" else "off",
                "ECSALB_DRIFT_INTERVAL": str(self.args.drift_interval),
-               "ECSALB_LOG_LEVEL": "warning", "ECSALB_LOG_FORMAT": "json",
+               "ECSALB_LOG_LEVEL": self.args.log_level, "ECSALB_LOG_FORMAT": "json",
                "ECSALB_METRICS_PORT": str(self.metrics_port), "ECSALB_CLUSTER_NAME": CLUSTER_NAME}
         if self.events_queue_url:
             env["ECSALB_EVENTS_QUEUE_URL"] = self.events_queue_url
@@ -659,6 +659,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--front-arg", action="append", default=[],
                         help="passed to bench/awsfront.py, e.g. --front-arg=--bucket=elb-describe=80/20")
     parser.add_argument("--verbose", "-v", action="store_true", help="progress lines while phases run")
+    parser.add_argument("--log-level", default="warning", help="ECSALB_LOG_LEVEL of the operator (default warning)")
     args = parser.parse_args(argv)
     args.skip = {p.strip() for p in args.skip.split(",") if p.strip()}
     if unknown := args.skip - set(PHASES[1:]):

@@ -45,7 +45,7 @@ def configure(settings: Settings, registry: kopf.OperatorRegistry | None = None)
     """The composition root for the operator: settings, AWS clients, logging, handlers (registered once)."""
     if _state.get("fleet") is not None:
         _state["fleet"].close()  # a new configuration (tests configure once per operator run)
-    for name in ("executor", "checks"):
+    for name in ("executor", "checks", "urgent"):
         if _state.get(name) is not None:
             _state.pop(name).shutdown(wait=True)
     _state["settings"] = settings
@@ -147,6 +147,8 @@ def _register(registry: kopf.OperatorRegistry, tick: int) -> None:
             max_workers=32, thread_name_prefix="ecsalb-handler")
         # The periodic checks' own threads (see drift_check): a few are enough, they mostly compare in memory.
         _state["checks"] = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="ecsalb-check")
+        # Checks out of turn (an AWS event, a load balancer turned active): never queued behind periodic ones.
+        _state["urgent"] = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="ecsalb-urgent")
         _start_events(logs.get())
 
     @kopf.on.cleanup(registry=registry)
@@ -225,10 +227,13 @@ def _schedule(body: kopf.Body, memo: kopf.Memo) -> None:
         memo.setdefault("live_at", 0.0)
 
 
-async def _checking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a periodic check's blocking work on the checks' threads (made at startup)."""
+async def _checking(fn: Callable[..., T], *args: Any, pool: str = "checks", **kwargs: Any) -> T:
+    """Run a check's blocking work on the checks' threads, or an out-of-turn one's on "urgent" (made at startup)."""
     call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
-    return await asyncio.get_running_loop().run_in_executor(_state.get("checks"), call)
+    try:
+        return await asyncio.get_running_loop().run_in_executor(_state.get(pool), call)
+    except budget.Closed:  # the operator is stopping: the next one checks again, nothing to report
+        return None  # type: ignore[return-value]
 
 
 async def _secrets_changed(body: kopf.Body, memo: kopf.Memo) -> bool:
@@ -257,12 +262,13 @@ async def _fleet_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> N
     assert the_fleet is not None
     _schedule(body, memo)
     ref = _owner(body).ref
+    # Out of turn, on threads of their own: periodic checks waiting for low-priority tokens never hold them up.
     if why := the_fleet.woken(ref):
         logs.get(namespace=body.meta.namespace, name=body.meta.name).info("checking now", why=why)
-        await _checking(_run_now, body, patch, memo)
+        await _checking(_run_now, body, patch, memo, budget.EVENT, pool="urgent")
         return
     if (arn := the_fleet.became_active(ref)) and not _ready_now(body, patch, arn):
-        await _checking(_run_now, body, patch, memo)
+        await _checking(_run_now, body, patch, memo, budget.NORMAL, pool="urgent")
         return
     inv = the_fleet.inventory(_region(body))
     sweep = inv.latest
@@ -286,9 +292,9 @@ async def _fleet_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> N
             the_fleet.deep_slots.release()
 
 
-def _run_now(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
+def _run_now(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, level: int) -> None:
     """A live check out of turn (an event, a load balancer that is no longer provisioning)."""
-    with budget.priority(budget.NORMAL):
+    with budget.priority(level):
         _run(body, patch, drift_check=True, memo=memo)
 
 
@@ -326,16 +332,16 @@ def _inventory_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, inv: A
         log.info("inventory shows a difference, checking live", changes=len(result.changes), drift=len(result.drift))
         _run(body, patch, drift_check=True, memo=memo)
         return
-    kept = reads.commit()
+    if reads.deep:  # target health is not drift, but the status shows it: refreshed with each full check
+        result.target_health = {k: target_group.health_counts(reads.target_health(o.id))
+                                for k, o in result.resources.items() if o.kind == "targetGroup"}
+    kept = reads.commit()  # after every read of the check, so its ELB calls count in the derived deep period
     _count(True, "clean", now)
     # The ECS service's counts and rollout state come with every sweep: the status follows them at no cost.
     service = status.resources_status(result).get("service")
     if service is not None and service != previous.get("service"):
         patch.status["service"] = service
     if kept is not None and reads.deep:
-        # Target health is not drift, but the status shows it: refreshed with each full check.
-        result.target_health = {k: target_group.health_counts(reads.target_health(o.id))
-                                for k, o in result.resources.items() if o.kind == "targetGroup"}
         groups = status.resources_status(result)["targetGroups"]
         if groups != previous.get("targetGroups"):
             patch.status["targetGroups"] = groups

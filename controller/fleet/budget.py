@@ -3,8 +3,9 @@
 AWS throttles API calls per account and Region with token buckets that every tool in the account shares.
 The operator keeps itself inside half of each published figure: every HTTP attempt (a retry too) takes a
 token from the bucket its operation belongs to, and waits when there is none. Waiters are served by strict
-priority: a spec change a user just made (HIGH) before a check an event triggered (NORMAL) before periodic
-sweeps and drift checks (LOW); first come, first served within a priority.
+priority: a spec change a user just made (HIGH) before a check an event triggered (EVENT) before a resource
+being provisioned (NORMAL) before periodic sweeps and drift checks (LOW); first come, first served within a
+priority.
 
 controller/aws.py takes the tokens (a botocore event fired once per attempt) and reports AWS's throttling
 answers; controller/metrics.py exports snapshot().
@@ -20,8 +21,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 
 LOW = 0      # periodic sweeps and drift checks
-NORMAL = 1   # a check triggered by an event, a resource being provisioned
-HIGH = 2     # a spec change a user just made: create/update/resume/delete reconcile
+NORMAL = 1   # a resource being provisioned, a live look a periodic check asked for
+EVENT = 2    # a check an AWS event triggered: someone changed an owned resource just now
+HIGH = 3     # a spec change a user just made: create/update/resume/delete reconcile
 
 _priority: contextvars.ContextVar[int] = contextvars.ContextVar("ecsalb_aws_priority", default=NORMAL)
 
