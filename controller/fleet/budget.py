@@ -86,7 +86,7 @@ _EC2_LARGE = frozenset({"DescribeInstances", "DescribeInstanceStatus", "Describe
                         "DescribeSecurityGroups", "DescribeSnapshots", "DescribeSpotInstanceRequests",
                         "DescribeVolumes"})
 # "ec2=rate/burst" in ECSALB_BUDGET sets every EC2 bucket at once (the name of the one EC2 bucket there was).
-_ALIASES = {"ec2": ("ec2-describe", "ec2-describe-large", "ec2-mutate", "ec2-tags")}
+_ALIASES = {"ec2": tuple(name for name in DEFAULTS if name.startswith("ec2-"))}
 
 _SERVICE_BUCKETS = {
     "ecs": "ecs", "acm": "acm",
@@ -268,9 +268,8 @@ class Budget:
         for b in buckets:
             b.close()
 
-    def _bucket(self, region: str, bucket: str, operation: str) -> TokenBucket:
+    def _bucket(self, key: tuple[str, str], bucket: str) -> TokenBucket:
         with self._lock:
-            key = (region, bucket_key(bucket, operation))
             if key not in self._buckets:
                 rate, burst = self.limits[bucket]
                 self._buckets[key] = TokenBucket(rate, burst, clock=self._clock, sleep=self._sleep)
@@ -283,9 +282,9 @@ class Budget:
             return 0.0
         if self._closed:
             raise Closed("the operator is stopping")
-        waited = self._bucket(region, bucket, operation).acquire(current_priority()) if self.enabled else 0.0
+        key = (region, bucket_key(bucket, operation))
+        waited = self._bucket(key, bucket).acquire(current_priority()) if self.enabled else 0.0
         with self._lock:
-            key = (region, bucket_key(bucket, operation))
             self._tokens[key] += 1
             if waited > 0:
                 self._waits[key] += 1
