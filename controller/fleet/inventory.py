@@ -26,7 +26,7 @@ import botocore.exceptions
 
 from controller.aws import AwsClients, error_code
 from controller.fleet import budget
-from controller.fleet.reads import LB_MARKER, TAGGED_TYPES, TG_MARKER, LiveReads, Tags, chunks
+from controller.fleet.reads import LB_MARKER, TAGGED_TYPES, TG_MARKER, LiveReads, Tags, chunks, elb_tags
 from controller.ownership import CLUSTER_TAG, OWNER_TAG, Owner, from_aws
 
 log = logging.getLogger("ecsalb.fleet")
@@ -58,6 +58,9 @@ class Sweep:
     services: dict[str, dict]      # service ARN -> describe_services entry (with tags)
     scalable: set[str]             # ECS resource ids that have a scalable target
     elb_calls: int = 0
+    # ARN -> tags read with describe_tags for load balancers and target groups that the list calls return under
+    # a name some stack wants, while the tagging API did not (it lags behind new resources and tag changes)
+    described_tags: dict[str, Tags] = dataclasses.field(default_factory=dict)
 
     def owner_of(self, resource_id: str) -> str | None:
         """The owner (namespace/name) of an ARN or security group id this sweep knows."""
@@ -95,12 +98,27 @@ class Inventory:
         self._deep: dict[str, Deep] = {}
         self._stacks: set[str] = set()
         self._task_definitions: dict[str, tuple[int, dict]] = {}
+        self._wanted: dict[str, float] = {}  # load balancer and target group names the stacks look up -> when
         self._lock = threading.Lock()
 
     # --- the fleet ------------------------------------------------------------------------------
     def register(self, ref: str) -> None:
         with self._lock:
             self._stacks.add(ref)
+
+    def want(self, names: list[str]) -> None:
+        """Names a stack looked up: the next sweeps read the tags of what carries them, if the tagging API misses
+        it (a name no check has asked for in a deep period is dropped)."""
+        now = self.clock()
+        with self._lock:
+            self._wanted.update((name, now) for name in names)
+
+    def _wanted_names(self) -> set[str]:
+        horizon = self.clock() - max(self.deep_period(), 10 * self.sweep_interval)
+        with self._lock:
+            for name in [n for n, at in self._wanted.items() if at < horizon]:
+                del self._wanted[name]
+            return set(self._wanted)
 
     def forget(self, ref: str) -> None:
         with self._lock:
@@ -149,6 +167,7 @@ class Inventory:
             tg_pages = list(aws.elbv2.get_paginator("describe_target_groups").paginate(PageSize=400))
             lbs = [lb for page in lb_pages for lb in page["LoadBalancers"]]
             tgs = [tg for page in tg_pages for tg in page["TargetGroups"]]
+            described, tag_calls = self._tags_missed(tagged, lbs, tgs)
             groups = [g for page in aws.ec2.get_paginator("describe_security_groups").paginate(
                 Filters=[{"Name": f"tag:{CLUSTER_TAG}", "Values": [self.cluster]}], MaxResults=1000)
                 for g in page["SecurityGroups"]]
@@ -180,11 +199,33 @@ class Inventory:
                           load_balancers={lb["LoadBalancerArn"]: lb for lb in lbs}, lb_names=lb_names,
                           target_groups={tg["TargetGroupArn"]: tg for tg in tgs}, tg_names=tg_names,
                           security_groups=groups, services=services, scalable=scalable,
-                          elb_calls=len(lb_pages) + len(tg_pages))
+                          elb_calls=len(lb_pages) + len(tg_pages) + tag_calls, described_tags=described)
             self.latest = sweep
             self.sweeps += 1
             self.last_sweep_seconds = sweep.finished - started
         return sweep
+
+    def _tags_missed(self, tagged: dict[str, Tags], lbs: list[dict], tgs: list[dict]) -> tuple[dict[str, Tags], int]:
+        """Tags of the listed load balancers and target groups that carry a wanted name but that the tagging API
+        did not return: describe_tags, 20 ARNs a call. The tagging API is eventually consistent (it lags behind
+        new resources and tag changes), and a stack whose resource it misses would otherwise go live."""
+        wanted = self._wanted_names()
+        missed = sorted({item[arn] for items, name, arn in ((lbs, "LoadBalancerName", "LoadBalancerArn"),
+                                                               (tgs, "TargetGroupName", "TargetGroupArn"))
+                         for item in items if item[name] in wanted and item[arn] not in tagged})
+        out: dict[str, Tags] = {}
+        calls = 0
+        for group in chunks(missed, 20):
+            calls += 1
+            try:
+                out.update(elb_tags(self.aws.elbv2, group))
+            except botocore.exceptions.ClientError as exc:  # one was deleted since it was listed: its stack's
+                if error_code(exc) not in ("LoadBalancerNotFound", "TargetGroupNotFound"):  # check goes live
+                    raise
+        if missed:
+            log.info("tagging API missed %d listed load balancers and target groups; read with describe_tags",
+                     len(missed), extra={"region": self.aws.region, "calls": calls})
+        return out, calls
 
     # --- one stack's view -----------------------------------------------------------------------
     def reads(self, owner: Owner, sweep: Sweep, *, deep: bool) -> InventoryReads:
@@ -348,14 +389,16 @@ class InventoryReads(_DeepReads):
 
     def _elb(self, owned: dict[str, Tags], names: list[str], marker: str, by_arn: dict[str, dict],
              by_name: dict[str, list[dict]], arn_key: str) -> list[tuple[dict, Tags]]:
+        self.inventory.want(names)
+        tagged, described = self.sweep.tagged, self.sweep.described_tags
         found = {arn: by_arn[arn] for arn in owned if marker in arn and arn in by_arn}
         for name in names:
             for item in by_name.get(name, []):
                 if item[arn_key] not in found:
-                    if item[arn_key] not in self.sweep.tagged:
+                    if item[arn_key] not in tagged and item[arn_key] not in described:
                         raise Stale(f"{item[arn_key]}: its tags are not in the sweep")
                     found[item[arn_key]] = item
-        return [(item, self.sweep.tagged.get(arn, {})) for arn, item in found.items()]
+        return [(item, tagged[arn] if arn in tagged else described.get(arn, {})) for arn, item in found.items()]
 
     def owned_security_groups(self) -> list[dict]:
         return [g for g in self.sweep.security_groups if self.owner.owns(from_aws(g.get("Tags")))]

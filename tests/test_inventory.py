@@ -1,0 +1,50 @@
+"""The sweep against moto: what the tagging API does not return, for a name a stack looks up, is read with
+describe_tags in the same sweep (20 ARNs a call), so the stack's check need not go live for it; what no stack
+looks up costs nothing."""
+from __future__ import annotations
+
+import pytest
+
+from controller.aws import AwsClients
+from controller.devenv import Prerequisites
+from controller.fleet.inventory import Inventory, Stale
+from controller.ownership import OWNER_TAG, Owner, to_aws
+
+OWNER = Owner("test", "default", "svc")
+
+
+def target_group(aws: AwsClients, prereqs: Prerequisites, name: str) -> str:
+    # Carries no cluster tag: the tagging API, asked for this operator's cluster tag, never returns it, as it
+    # does not return what it has not indexed yet on AWS (it is eventually consistent).
+    return aws.elbv2.create_target_group(Name=name, Protocol="HTTP", Port=80, VpcId=prereqs.vpc_id, TargetType="ip",
+                                         Tags=to_aws({OWNER_TAG: "default/other"}))["TargetGroups"][0]["TargetGroupArn"]
+
+
+def test_a_wanted_name_the_tagging_api_misses_is_read_with_describe_tags(aws: AwsClients, prereqs: Prerequisites):
+    wanted = target_group(aws, prereqs, "wanted-tg")
+    target_group(aws, prereqs, "nobodys-tg")
+    inv = Inventory(aws, "test", sweep_interval=60, deep_interval=600)
+    inv.register(OWNER.ref)
+
+    first = inv.sweep()
+    reads = inv.reads(OWNER, first, deep=False)
+    with pytest.raises(Stale):  # no stack had asked for the name yet: this check goes live
+        reads.target_groups({}, ["wanted-tg"])
+
+    aws.counter.reset()
+    second = inv.sweep()
+    assert aws.counter.snapshot().get("elbv2.DescribeTags") == 1  # the wanted one only
+    assert second.described_tags == {wanted: {OWNER_TAG: "default/other"}}
+    assert second.elb_calls == 3  # load balancers, target groups, the tags
+    found = inv.reads(OWNER, second, deep=False).target_groups({}, ["wanted-tg"])
+    # The check sees what a live read would: a target group of that name, someone else's.
+    assert [(tg["TargetGroupArn"], tags) for tg, tags in found] == [(wanted, {OWNER_TAG: "default/other"})]
+
+
+def test_missed_tags_are_read_twenty_arns_a_call(aws: AwsClients, prereqs: Prerequisites):
+    arns = [target_group(aws, prereqs, f"tg-{i}") for i in range(25)]
+    inv = Inventory(aws, "test", sweep_interval=60, deep_interval=600)
+    inv.want([f"tg-{i}" for i in range(25)])
+    swept = inv.sweep()
+    assert set(swept.described_tags) == set(arns)
+    assert swept.elb_calls == 4  # load balancers, target groups, tags of 20, tags of 5
