@@ -318,6 +318,15 @@ class RecordingReads(_DeepReads):
         self.elb_calls += int(elb)
         return value
 
+    # The names it looks up are wanted from now on: the next sweeps read their tags if the tagging API misses them.
+    def load_balancers(self, owned: dict[str, Tags], names: list[str]) -> list[tuple[dict, Tags]]:
+        self.inventory.want(names)
+        return super().load_balancers(owned, names)
+
+    def target_groups(self, owned: dict[str, Tags], names: list[str]) -> list[tuple[dict, Tags]]:
+        self.inventory.want(names)
+        return super().target_groups(owned, names)
+
     def owned_security_groups(self) -> list[dict]:
         """By the ids the latest sweep found, not by a tag filter per stack (one filter per sweep does the whole
         fleet; an id lookup costs the same at any fleet size). A group created since that sweep is found by its
@@ -392,13 +401,23 @@ class InventoryReads(_DeepReads):
         self.inventory.want(names)
         tagged, described = self.sweep.tagged, self.sweep.described_tags
         found = {arn: by_arn[arn] for arn in owned if marker in arn and arn in by_arn}
-        for name in names:
-            for item in by_name.get(name, []):
-                if item[arn_key] not in found:
-                    if item[arn_key] not in tagged and item[arn_key] not in described:
-                        raise Stale(f"{item[arn_key]}: its tags are not in the sweep")
-                    found[item[arn_key]] = item
-        return [(item, tagged[arn] if arn in tagged else described.get(arn, {})) for arn, item in found.items()]
+        named = [item for name in names for item in by_name.get(name, []) if item[arn_key] not in found]
+        missed = [item[arn_key] for item in named if item[arn_key] not in tagged and item[arn_key] not in described]
+        read = self._missed_tags(missed) if missed else {}
+        found.update((item[arn_key], item) for item in named)
+        return [(item, tagged[arn] if arn in tagged else described[arn] if arn in described else read.get(arn, {}))
+                for arn, item in found.items()]
+
+    def _missed_tags(self, arns: list[str]) -> dict[str, Tags]:
+        """Tags the sweep lacks (the tagging API had not indexed them, or no stack had asked for the name yet):
+        one describe_tags call for this stack rather than a live check; the next sweeps read them in bulk."""
+        try:
+            with budget.priority(budget.LOW):
+                return elb_tags(self.aws.elbv2, arns)
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) in ("LoadBalancerNotFound", "TargetGroupNotFound"):
+                raise Stale(f"{', '.join(arns)}: deleted since the sweep listed it") from exc
+            raise
 
     def owned_security_groups(self) -> list[dict]:
         return [g for g in self.sweep.security_groups if self.owner.owns(from_aws(g.get("Tags")))]
