@@ -37,6 +37,7 @@ def test_a_wanted_name_the_tagging_api_misses_is_read_with_describe_tags(aws: Aw
     assert aws.counter.snapshot().get("elbv2.DescribeTags") == 1  # the wanted one only
     assert second.described_tags == {wanted: {OWNER_TAG: "default/other"}}
     assert second.elb_calls == 3  # load balancers, target groups, the tags
+    assert second.owner_of(wanted) == "default/other"  # an AWS event that names it wakes its stack
     aws.counter.reset()
     found = inv.reads(OWNER, second, deep=False).target_groups({}, ["wanted-tg"])
     assert [(tg["TargetGroupArn"], tags) for tg, tags in found] == [(wanted, {OWNER_TAG: "default/other"})]
@@ -50,3 +51,23 @@ def test_missed_tags_are_read_twenty_arns_a_call(aws: AwsClients, prereqs: Prere
     swept = inv.sweep()
     assert set(swept.described_tags) == set(arns)
     assert swept.elb_calls == 4  # load balancers, target groups, tags of 20, tags of 5
+
+
+def test_a_wanted_service_the_tagging_api_misses_is_described_by_name(aws: AwsClients, prereqs: Prerequisites):
+    # Without this operator's cluster tag, as the tagging API leaves out what it has not indexed yet.
+    arn = aws.ecs.create_service(cluster=prereqs.cluster, serviceName="missed-svc", taskDefinition=prereqs.task_definition,
+                                 desiredCount=0, tags=[{"key": OWNER_TAG, "value": "default/other"}])["service"]["serviceArn"]
+    inv = Inventory(aws, "test", sweep_interval=60, deep_interval=600)
+    first = inv.sweep()
+    assert first.services == {}
+    aws.counter.reset()
+    found = inv.reads(OWNER, first, deep=False).services(prereqs.cluster, ["missed-svc"])
+    assert [s["serviceArn"] for s in found] == [arn]
+    assert aws.counter.snapshot() == {"ecs.DescribeServices": 1}  # this check's own, and the name is wanted now
+
+    second = inv.sweep()
+    assert list(second.services) == [arn]
+    aws.counter.reset()
+    assert [s["serviceArn"] for s in inv.reads(OWNER, second, deep=False).services(prereqs.cluster, ["missed-svc"])] \
+        == [arn]
+    assert aws.counter.snapshot() == {}

@@ -64,7 +64,7 @@ class Sweep:
 
     def owner_of(self, resource_id: str) -> str | None:
         """The owner (namespace/name) of an ARN or security group id this sweep knows."""
-        tags = self.tagged.get(resource_id)
+        tags = self.tagged.get(resource_id, self.described_tags.get(resource_id))
         if tags is None:
             tags = next((from_aws(g.get("Tags")) for g in self.security_groups if g["GroupId"] == resource_id), None)
         return (tags or {}).get(OWNER_TAG)
@@ -99,6 +99,7 @@ class Inventory:
         self._stacks: set[str] = set()
         self._task_definitions: dict[str, tuple[int, dict]] = {}
         self._wanted: dict[str, float] = {}  # load balancer and target group names the stacks look up -> when
+        self._wanted_services: dict[tuple[str, str], float] = {}  # (cluster, service name) -> when
         self._lock = threading.Lock()
 
     # --- the fleet ------------------------------------------------------------------------------
@@ -113,12 +114,19 @@ class Inventory:
         with self._lock:
             self._wanted.update((name, now) for name in names)
 
-    def _wanted_names(self) -> set[str]:
+    def want_services(self, cluster: str, names: list[str]) -> None:
+        """ECS services a stack looked up (by name; ARNs come from the tagging API): the same, for the sweep's
+        describe_services."""
+        now = self.clock()
+        with self._lock:
+            self._wanted_services.update(((cluster, name), now) for name in names if not name.startswith("arn:"))
+
+    def _wanted_names(self) -> tuple[set[str], set[tuple[str, str]]]:
         horizon = self.clock() - max(self.deep_period(), 10 * self.sweep_interval)
         with self._lock:
-            for name in [n for n, at in self._wanted.items() if at < horizon]:
-                del self._wanted[name]
-            return set(self._wanted)
+            self._wanted = {name: at for name, at in self._wanted.items() if at >= horizon}
+            self._wanted_services = {key: at for key, at in self._wanted_services.items() if at >= horizon}
+            return set(self._wanted), set(self._wanted_services)
 
     def forget(self, ref: str) -> None:
         with self._lock:
@@ -167,15 +175,22 @@ class Inventory:
             tg_pages = list(aws.elbv2.get_paginator("describe_target_groups").paginate(PageSize=400))
             lbs = [lb for page in lb_pages for lb in page["LoadBalancers"]]
             tgs = [tg for page in tg_pages for tg in page["TargetGroups"]]
-            described, tag_calls = self._tags_missed(tagged, lbs, tgs)
+            wanted, wanted_services = self._wanted_names()
+            described, tag_calls = self._tags_missed(wanted, tagged, lbs, tgs)
             groups = [g for page in aws.ec2.get_paginator("describe_security_groups").paginate(
                 Filters=[{"Name": f"tag:{CLUSTER_TAG}", "Values": [self.cluster]}], MaxResults=1000)
                 for g in page["SecurityGroups"]]
             services: dict[str, dict] = {}
             by_cluster: dict[str, list[str]] = {}
+            named: set[tuple[str, str]] = set()
             for arn in tagged:
                 if ":service/" in arn and len(arn.split(":", 5)[-1].split("/")) == 3:
-                    by_cluster.setdefault(arn.split(":", 5)[-1].split("/")[1], []).append(arn)
+                    _, cluster, name = arn.split(":", 5)[-1].split("/")
+                    by_cluster.setdefault(cluster, []).append(arn)
+                    named.add((cluster, name))
+            # Services a stack looks up that the tagging API did not return (it lags): by name, in the same calls.
+            for cluster, name in sorted(wanted_services - named):
+                by_cluster.setdefault(cluster, []).append(name)
             for cluster, arns in by_cluster.items():
                 for group in chunks(sorted(arns), 10):
                     try:
@@ -205,11 +220,11 @@ class Inventory:
             self.last_sweep_seconds = sweep.finished - started
         return sweep
 
-    def _tags_missed(self, tagged: dict[str, Tags], lbs: list[dict], tgs: list[dict]) -> tuple[dict[str, Tags], int]:
+    def _tags_missed(self, wanted: set[str], tagged: dict[str, Tags], lbs: list[dict],
+                     tgs: list[dict]) -> tuple[dict[str, Tags], int]:
         """Tags of the listed load balancers and target groups that carry a wanted name but that the tagging API
         did not return: describe_tags, 20 ARNs a call. The tagging API is eventually consistent (it lags behind
         new resources and tag changes), and a stack whose resource it misses would otherwise go live."""
-        wanted = self._wanted_names()
         missed = sorted({item[arn] for items, name, arn in ((lbs, "LoadBalancerName", "LoadBalancerArn"),
                                                                (tgs, "TargetGroupName", "TargetGroupArn"))
                          for item in items if item[name] in wanted and item[arn] not in tagged})
@@ -327,6 +342,10 @@ class RecordingReads(_DeepReads):
         self.inventory.want(names)
         return super().target_groups(owned, names)
 
+    def services(self, cluster: str, names: list[str]) -> list[dict]:
+        self.inventory.want_services(cluster, names)
+        return super().services(cluster, names)
+
     def owned_security_groups(self) -> list[dict]:
         """By the ids the latest sweep found, not by a tag filter per stack (one filter per sweep does the whole
         fleet; an id lookup costs the same at any fleet size). A group created since that sweep is found by its
@@ -427,11 +446,18 @@ class InventoryReads(_DeepReads):
         raise Stale(f"security groups named {', '.join(names)} in {vpc_id}")
 
     def services(self, cluster: str, names: list[str]) -> list[dict]:
-        out = []
+        self.inventory.want_services(cluster, names)
+        out, seen = [], set()
         for svc in self.sweep.services.values():
             if svc["clusterArn"].rsplit("/", 1)[-1] == cluster and (
                     svc["serviceArn"] in names or svc["serviceName"] in names):
                 out.append(svc)
+                seen |= {svc["serviceArn"], svc["serviceName"]}
+        if missed := [name for name in names if name not in seen]:
+            # Not in the sweep (the tagging API had not listed it, or no stack had asked for it yet): one call
+            # for this stack rather than a live check. A service that is really gone is not in its answer.
+            with budget.priority(budget.LOW):
+                out += LiveReads.services(self, cluster, missed)
         return out
 
     def scalable_targets(self, resource_id: str) -> list[dict]:
