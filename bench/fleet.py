@@ -303,6 +303,7 @@ class Results:
     def __init__(self) -> None:
         self.rows: dict[str, Row] = {}
         self.ops_per_stack_minute: dict[str, float] = {}
+        self.ops_per_stack_apply: dict[str, float] = {}
         self.notes: list[str] = []
 
     def row(self, key: str, what: str, target: str) -> Row:
@@ -343,14 +344,19 @@ def report(args: argparse.Namespace, results: Results, front: FrontProcess, rss_
     print()
     rows = [[row.what, row.measured, row.target] for row in results.rows.values()]
     print(table(["target", "measured", "target (1,000 stacks)"], rows, "lll"))
-    if results.ops_per_stack_minute:
+    for title, unit, per_op in (
+            ("apply: AWS calls per stack, by operation (ecsalb_aws_api_calls, difference over the phase)",
+             "calls/stack", results.ops_per_stack_apply),
+            ("steady state: AWS calls per stack per minute, by operation (ecsalb_aws_api_calls, difference over "
+             "the window)", "calls/stack/min", results.ops_per_stack_minute)):
+        if not per_op:
+            continue
         print()
-        print("steady state: AWS calls per stack per minute, by operation (ecsalb_aws_api_calls, difference over "
-              "the window)")
-        ops = sorted(results.ops_per_stack_minute.items(), key=lambda kv: (-kv[1], kv[0]))
+        print(title)
+        ops = sorted(per_op.items(), key=lambda kv: (-kv[1], kv[0]))
         rows = [[op, f"{value:.3f}"] for op, value in ops if value > 0]
         rows.append(["total", f"{sum(v for _, v in ops):.3f}"])
-        print(table(["operation", "calls/stack/min"], rows, "lr"))
+        print(table(["operation", unit], rows, "lr"))
     if results.notes:
         print()
         for note in results.notes:
@@ -420,6 +426,7 @@ class CpuMeter:
 async def phase_apply(args: argparse.Namespace, results: Results, emulator: devenv.Emulator,
                       front: FrontProcess, op: OperatorProcess, stacks: list[BenchStack]) -> None:
     await blocking(front.reset_stats)
+    before = api_calls(await blocking(op.scrape))
     cpu = CpuMeter(op, front)
     t0 = time.monotonic()
     limit = asyncio.Semaphore(32)
@@ -450,6 +457,9 @@ async def phase_apply(args: argparse.Namespace, results: Results, emulator: deve
         ready = sum(is_ready(stored(emulator, n)) for n in names)
         results.set("ready", f"TIMEOUT after {seconds:.0f} s: {ready}/{len(names)} Ready")
     results.set("ready_throttled", f"{throttled}" + (f" ({detail})" if detail else ""))
+    after = api_calls(await blocking(op.scrape))
+    results.ops_per_stack_apply = {k: (after.get(k, 0.0) - before.get(k, 0.0)) / len(stacks)
+                                   for k in set(before) | set(after)}
     results.notes.append(f"apply: {cpu.text()}")
     results.notes.append("apply: AWS requests per stack by bucket (throttled answers; max in any one second): "
                          + per_bucket(stats, len(stacks)))

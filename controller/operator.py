@@ -285,6 +285,9 @@ async def _fleet_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> N
     # for spec changes. One that finds no slot tries again at the next tick.
     if deep and not the_fleet.deep_slots.acquire(blocking=False):
         return
+    if deep and not inv.deep_turn():  # paced: compared from the sweep alone this time, in full a little later
+        the_fleet.deep_slots.release()
+        deep = False
     try:
         await _checking(_inventory_check, body, patch, memo, inv, sweep, deep=deep, per_resource=per_resource)
     finally:
@@ -324,6 +327,8 @@ def _inventory_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, inv: A
             result = engine.reconcile(aws_registry().for_region(resource.spec.region), owner, stack, apply=False,
                                       known=set((previous.get("resources") or {}).keys()), reads=reads,
                                       shallow=reads.shallow)
+    except budget.Closed:
+        raise  # the operator is stopping: no live check either
     except Exception as exc:  # the inventory cannot answer (or the spec went bad): the live check decides
         log.info("inventory check inconclusive, checking live", reason=f"{type(exc).__name__}: {exc}")
         _run(body, patch, drift_check=True, memo=memo)

@@ -64,3 +64,23 @@ def test_a_recent_full_check_is_not_repeated_early():
     inv, clock = inventory()
     inv.register("default/svc-0")
     assert inv.first_deep("default/svc-0", last_full=clock.now - 100) == clock.now - 100 + 600
+
+
+def test_deep_checks_that_come_due_together_start_at_the_pace_of_their_budget_share():
+    inv, clock = inventory()
+    for i in range(1000):
+        inv.register(f"default/svc-{i}")
+    spacing = DEEP_CALLS_GUESS / (5 * DEEP_SHARE)  # 4 unbatchable reads within 60 % of 5 ELB Describe a second
+    assert inv.deep_turn()
+    assert not inv.deep_turn()  # a backlog (a fleet created at once) is not read all at once
+    clock.now += spacing * 0.9
+    assert not inv.deep_turn()
+    clock.now += spacing * 0.1
+    assert inv.deep_turn()
+    # The same pace is the derived period: every stack once in it.
+    assert inv.deep_period() == 1000 * spacing
+
+
+def test_without_a_budget_deep_checks_are_not_paced():
+    inv, _ = inventory(budget="off")
+    assert all(inv.deep_turn() for _ in range(10))

@@ -100,6 +100,7 @@ class Inventory:
         self._task_definitions: dict[str, tuple[int, dict]] = {}
         self._wanted: dict[str, float] = {}  # load balancer and target group names the stacks look up -> when
         self._wanted_services: dict[tuple[str, str], float] = {}  # (cluster, service name) -> when
+        self._next_deep_turn = 0.0
         self._lock = threading.Lock()
 
     # --- the fleet ------------------------------------------------------------------------------
@@ -140,15 +141,35 @@ class Inventory:
     def deep_period(self) -> float:
         """How long it takes to compare every field of every stack, inside the budget: the configured deep
         interval, or longer when the fleet needs more unbatchable reads than the budget's deep share allows."""
+        per_stack, deep_rate = self._deep_rates()
+        return max(self.deep_interval, self.stacks * per_stack / deep_rate)
+
+    def _deep_rates(self) -> tuple[float, float]:
+        """ELB calls of one deep check (as measured), and the ELB calls a second that deep checks may make."""
         with self._lock:
             measured = [d.elb_calls for d in self._deep.values() if d.elb_calls]
-            stacks = len(self._stacks)
         per_stack = sum(measured) / len(measured) if measured else DEEP_CALLS_GUESS
         rate = self.aws.budget.rate(self.aws.region, "elb-describe") if self.aws.budget else None
         rate = rate or budget.DEFAULTS["elb-describe"][0]
         sweep_rate = (self.latest.elb_calls if self.latest else 0) / max(self.sweep_interval, 1.0)
-        deep_rate = max(rate * DEEP_SHARE - sweep_rate, 0.1)
-        return max(self.deep_interval, stacks * per_stack / deep_rate)
+        return per_stack, max(rate * DEEP_SHARE - sweep_rate, 0.1)
+
+    def deep_turn(self) -> bool:
+        """Whether a deep check that is due may start now. They start no closer together than their share of
+        the budget allows, and not while other calls wait for ELB tokens: stacks created at once come due at
+        once, and that backlog must neither crowd out creates nor fill the account's budget; it is worked off
+        at the pace the deep period was derived from."""
+        if self.aws.budget is None or not self.aws.budget.enabled:
+            return True
+        if self.aws.budget.pending(self.aws.region, "elb-describe"):
+            return False
+        per_stack, deep_rate = self._deep_rates()
+        now = self.clock()
+        with self._lock:
+            if now < self._next_deep_turn:
+                return False
+            self._next_deep_turn = now + per_stack / deep_rate
+            return True
 
     def first_deep(self, ref: str, last_full: float | None) -> float:
         """When a stack's first deep check in this process is due: a period after its last full check, or, when
