@@ -256,7 +256,7 @@ class Inventory:
             try:
                 out.update(elb_tags(self.aws.elbv2, group))
             except botocore.exceptions.ClientError as exc:  # one was deleted since it was listed: its stack's
-                if error_code(exc) not in ("LoadBalancerNotFound", "TargetGroupNotFound"):  # check goes live
+                if error_code(exc) not in ELB_GONE:  # check goes live
                     raise
         if missed:
             log.info("tagging API missed %d listed load balancers and target groups; read with describe_tags",
@@ -293,6 +293,9 @@ class Inventory:
             self._task_definitions[name] = (sweep_id, found)
         return found
 
+
+# What describe_tags answers when one of its ARNs was deleted since the sweep listed it.
+ELB_GONE = ("LoadBalancerNotFound", "TargetGroupNotFound")
 
 # What a change of one kind makes stale among the deep reads (they are read again at the next check).
 STALE_AFTER = {
@@ -455,7 +458,7 @@ class InventoryReads(_DeepReads):
             with budget.priority(budget.LOW):
                 return elb_tags(self.aws.elbv2, arns)
         except botocore.exceptions.ClientError as exc:
-            if error_code(exc) in ("LoadBalancerNotFound", "TargetGroupNotFound"):
+            if error_code(exc) in ELB_GONE:
                 raise Stale(f"{', '.join(arns)}: deleted since the sweep listed it") from exc
             raise
 
