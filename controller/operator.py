@@ -271,9 +271,7 @@ async def _fleet_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> N
         await _checking(_run_now, body, patch, memo, budget.NORMAL, pool="urgent")
         return
     inv = the_fleet.inventory(_region(body))
-    sweep = inv.latest
-    # A sweep that started before this stack's last live run may not have seen what that run wrote.
-    if sweep is None or sweep.id == memo.get("last_sweep") or sweep.started < memo.get("live_at", 0.0):
+    if _sweep_for(inv, memo) is None:
         return
     per_resource = (body.get("spec", {}).get("policies") or {}).get("driftCheckIntervalSeconds")
     if per_resource and time.monotonic() - memo.get("live_at", 0.0) < float(per_resource) or \
@@ -289,7 +287,7 @@ async def _fleet_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> N
         the_fleet.deep_slots.release()
         deep = False
     try:
-        await _checking(_inventory_check, body, patch, memo, inv, sweep, deep=deep, per_resource=per_resource)
+        await _checking(_inventory_check, body, patch, memo, inv, deep=deep, per_resource=per_resource)
     finally:
         if deep:
             the_fleet.deep_slots.release()
@@ -301,8 +299,23 @@ def _run_now(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, level: int) ->
         _run(body, patch, drift_check=True, memo=memo)
 
 
-def _inventory_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, inv: Any, sweep: Any, *,
+def _sweep_for(inv: Any, memo: kopf.Memo) -> Any:
+    """The latest sweep, if this stack has not been compared with it yet and it may stand for the stack: one
+    that started before the stack's last live run may not have seen what that run wrote."""
+    sweep = inv.latest
+    if sweep is None or sweep.id == memo.get("last_sweep") or sweep.started < memo.get("live_at", 0.0):
+        return None
+    return sweep
+
+
+def _inventory_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, inv: Any, *,
                      deep: bool, per_resource: Any) -> None:
+    # The sweep is taken when the check runs, not when it was queued: checks waiting for a thread hold no
+    # sweep of their own (at 1,000 stacks each one is some 20 MB, and a backlog kept several alive), and one
+    # that waited compares the newest.
+    sweep = _sweep_for(inv, memo)
+    if sweep is None:
+        return
     previous = dict(body.get("status") or {})
     memo["last_sweep"] = sweep.id
     memo["last_check"] = now = time.monotonic()
