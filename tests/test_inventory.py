@@ -3,10 +3,12 @@ describe_tags (by the first check that looks it up, then by every sweep, 20 ARNs
 need not go live for it; what no stack looks up costs nothing."""
 from __future__ import annotations
 
+from controller import desired, devenv, engine
 from controller.aws import AwsClients
 from controller.devenv import Prerequisites
 from controller.fleet.inventory import Inventory
 from controller.ownership import OWNER_TAG, Owner, to_aws
+from controller.spec import parse_spec
 
 OWNER = Owner("test", "default", "svc")
 
@@ -71,3 +73,33 @@ def test_a_wanted_service_the_tagging_api_misses_is_described_by_name(aws: AwsCl
     assert [s["serviceArn"] for s in inv.reads(OWNER, second, deep=False).services(prereqs.cluster, ["missed-svc"])] \
         == [arn]
     assert aws.counter.snapshot() == {}
+
+
+def test_after_a_create_the_stack_is_compared_from_the_sweep_until_its_deep_check(aws: AwsClients,
+                                                                                   prereqs: Prerequisites):
+    # A create run reads no attributes, listeners or rules (it made them). Its first inventory checks must not
+    # read them all at once: at a mass apply that would be every new stack's deep reads, unpaced, while the
+    # creates still wait for ELB tokens. They compare the sweep alone until the stack's deep check is due.
+    owner = Owner("test", "default", "ecs-learning", "uid-1")
+    stack = desired.build(parse_spec(devenv.example_manifest(prereqs)), owner)
+    inv = Inventory(aws, "test", sweep_interval=60, deep_interval=600)
+    inv.register(owner.ref)
+    inv.sweep()
+    recording = inv.recording(owner)
+    created = engine.reconcile(aws, owner, stack, apply=True, reads=recording)
+    assert {c.verb for c in created.changes} == {"create"}
+    recording.commit({c.kind for c in created.changes})
+    deep_ops = {"elbv2.DescribeLoadBalancerAttributes", "elbv2.DescribeTargetGroupAttributes",
+                "elbv2.DescribeListeners", "elbv2.DescribeRules"}
+
+    def check(deep: bool) -> set[str]:
+        aws.counter.reset()
+        reads = inv.reads(owner, inv.sweep(), deep=deep)
+        result = engine.reconcile(aws, owner, stack, apply=False, reads=reads, shallow=reads.shallow)
+        assert not result.changes and not result.drift
+        reads.commit()
+        return set(aws.counter.snapshot()) & deep_ops
+
+    assert check(deep=False) == set()  # from the sweep alone
+    assert check(deep=True) == deep_ops  # its turn: everything read
+    assert check(deep=False) == set()  # and kept for the checks until the next one

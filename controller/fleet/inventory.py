@@ -147,7 +147,7 @@ class Inventory:
     def _deep_rates(self) -> tuple[float, float]:
         """ELB calls of one deep check (as measured), and the ELB calls a second that deep checks may make."""
         with self._lock:
-            measured = [d.elb_calls for d in self._deep.values() if d.elb_calls]
+            measured = [d.elb_calls for d in self._deep.values() if d.elb_calls and d.complete]
         per_stack = sum(measured) / len(measured) if measured else DEEP_CALLS_GUESS
         rate = self.aws.budget.rate(self.aws.region, "elb-describe") if self.aws.budget else None
         rate = rate or budget.DEFAULTS["elb-describe"][0]
@@ -392,8 +392,12 @@ class RecordingReads(_DeepReads):
         """Keep the answers a live run read, less those its own changes made stale."""
         stale = {what for kind in changed_kinds for what in STALE_AFTER.get(kind, ())}
         values = {k: v for k, v in self.values.items() if k[0] not in stale}
+        # Incomplete also when nothing was dropped: a resource the run created was never read (a create run of
+        # a new stack reads no attributes, listeners or rules at all). Counted as complete, its first inventory
+        # check would read them all, unpaced, in the middle of the mass apply that created it.
+        complete = values == self.values and not changed_kinds & STALE_AFTER.keys()
         self.inventory.keep(self.owner.ref, Deep(values=values, read_at=self.inventory.clock(),
-                                                 elb_calls=self.elb_calls, complete=values == self.values))
+                                                 elb_calls=self.elb_calls, complete=complete))
 
 
 class InventoryReads(_DeepReads):
