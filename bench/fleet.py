@@ -426,7 +426,8 @@ class CpuMeter:
 async def phase_apply(args: argparse.Namespace, results: Results, emulator: devenv.Emulator,
                       front: FrontProcess, op: OperatorProcess, stacks: list[BenchStack]) -> None:
     await blocking(front.reset_stats)
-    before = api_calls(await blocking(op.scrape))
+    before_metrics = await blocking(op.scrape)
+    before = api_calls(before_metrics)
     cpu = CpuMeter(op, front)
     t0 = time.monotonic()
     limit = asyncio.Semaphore(32)
@@ -457,18 +458,22 @@ async def phase_apply(args: argparse.Namespace, results: Results, emulator: deve
         ready = sum(is_ready(stored(emulator, n)) for n in names)
         results.set("ready", f"TIMEOUT after {seconds:.0f} s: {ready}/{len(names)} Ready")
     results.set("ready_throttled", f"{throttled}" + (f" ({detail})" if detail else ""))
-    after = api_calls(await blocking(op.scrape))
+    after_metrics = await blocking(op.scrape)
+    after = api_calls(after_metrics)
     results.ops_per_stack_apply = {k: (after.get(k, 0.0) - before.get(k, 0.0)) / len(stacks)
                                    for k in set(before) | set(after)}
     results.notes.append(f"apply: {cpu.text()}")
     results.notes.append("apply: AWS requests per stack by bucket (throttled answers; max in any one second): "
                          + per_bucket(stats, len(stacks)))
+    if waits := check_waits(before_metrics, after_metrics):
+        results.notes.append(f"apply: checks waited for a thread (ecsalb_check_wait_seconds): {waits}")
 
 
 async def phase_steady(args: argparse.Namespace, results: Results, emulator: devenv.Emulator,
                        front: FrontProcess, op: OperatorProcess, stacks: list[BenchStack]) -> None:
     await blocking(front.reset_stats)
-    before = api_calls(await blocking(op.scrape))
+    before_metrics = await blocking(op.scrape)
+    before = api_calls(before_metrics)
     cpu = CpuMeter(op, front)
     t0 = time.monotonic()
     while time.monotonic() - t0 < args.steady_seconds:
@@ -491,7 +496,25 @@ async def phase_steady(args: argparse.Namespace, results: Results, emulator: dev
     all_requests = sum(v["requests"] for v in stats["buckets"].values())
     results.notes.append(f"steady: {cpu.text()}; all AWS requests {all_requests / seconds:.1f}/s; "
                          f"not Ready at the end: {not_ready}")
+    if waits := check_waits(before_metrics, after_metrics):
+        results.notes.append(f"steady: checks waited for a thread (ecsalb_check_wait_seconds): {waits}")
     fleet_metrics(results, after_metrics, args)
+
+
+def check_waits(before: dict[str, list[tuple[dict[str, str], float]]],
+                after: dict[str, list[tuple[dict[str, str], float]]]) -> str:
+    """Mean wait of the checks that started between two scrapes, per pool, and how many wait at the second."""
+    def per_pool(metrics: dict, name: str) -> dict[str, float]:
+        return {labels.get("pool", ""): value for labels, value in metrics.get(name, [])}
+    sums, counts = (per_pool(after, f"ecsalb_check_wait_seconds_{k}") for k in ("sum", "count"))
+    sums0, counts0 = (per_pool(before, f"ecsalb_check_wait_seconds_{k}") for k in ("sum", "count"))
+    waiting = per_pool(after, "ecsalb_checks_waiting")
+    parts = []
+    for pool in sorted(counts):
+        n = counts[pool] - counts0.get(pool, 0.0)
+        mean = (sums[pool] - sums0.get(pool, 0.0)) / n if n else 0.0
+        parts.append(f"{pool} {n:.0f} checks, mean {mean:.2f} s, {waiting.get(pool, 0):.0f} waiting at the end")
+    return "; ".join(parts)
 
 
 def fleet_metrics(results: Results, metrics: dict[str, list[tuple[dict[str, str], float]]],

@@ -97,6 +97,13 @@ class Metrics:
                                              registry=self.registry)
         self.reconciles = Counter("ecsalb_reconciles", "Reconciles after a spec change, by result",
                                   ["result"], registry=self.registry)
+        # The checks' threads (fleet mode): how many checks wait for one, and how long they waited. A backlog
+        # means sweep fields are compared later than the sweep interval says.
+        self.checks_waiting = Gauge("ecsalb_checks_waiting", "Checks queued for a thread, by pool (checks: periodic, "
+                                    "urgent: out of turn)", ["pool"], registry=self.registry)
+        self.check_wait_seconds = Histogram("ecsalb_check_wait_seconds", "How long a check waited for a thread",
+                                            ["pool"], registry=self.registry,
+                                            buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300))
         self.leader = Gauge("ecsalb_leader", "1 while this replica runs the operator (holds the leader lease, "
                             "or runs without leader election); 0 as a standby", registry=self.registry)
         self.registry.register(_AwsCalls(counter))

@@ -229,11 +229,28 @@ def _schedule(body: kopf.Body, memo: kopf.Memo) -> None:
 
 async def _checking(fn: Callable[..., T], *args: Any, pool: str = "checks", **kwargs: Any) -> T:
     """Run a check's blocking work on the checks' threads, or an out-of-turn one's on "urgent" (made at startup)."""
-    call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+    work = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+    m, queued, guard = metrics(), time.monotonic(), threading.Lock()
+    waiting, counted = m.checks_waiting.labels(pool), [True]
+
+    def no_longer_waiting() -> None:  # once: when it starts, or when it is cancelled before it could
+        with guard:
+            if counted[0]:
+                counted[0] = False
+                waiting.dec()
+
+    def call() -> T:
+        no_longer_waiting()
+        m.check_wait_seconds.labels(pool).observe(time.monotonic() - queued)
+        return work()
+
+    waiting.inc()
     try:
         return await asyncio.get_running_loop().run_in_executor(_state.get(pool), call)
     except budget.Closed:  # the operator is stopping: the next one checks again, nothing to report
         return None  # type: ignore[return-value]
+    finally:
+        no_longer_waiting()
 
 
 async def _secrets_changed(body: kopf.Body, memo: kopf.Memo) -> bool:

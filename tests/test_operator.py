@@ -186,3 +186,6 @@ async def test_drift_is_only_reported_under_report(emulator, settings, aws, mani
         assert re.search(r'ecsalb_drift_checks_total\{result="drift"\} [1-9]', text)
         assert re.search(r'ecsalb_aws_api_calls_total\{operation="DescribeServices",service="ecs"\} [1-9]', text)
         assert 'ecsalb_reconciles_total{result="success"} 1.0' in text
+        # The drift checks ran on the checks' threads: how long they waited for one is there to see.
+        assert re.search(r'ecsalb_check_wait_seconds_count\{pool="checks"\} [1-9]', text)
+        assert re.search(r'ecsalb_checks_waiting\{pool="checks"\} [01]\.0', text)
