@@ -48,7 +48,7 @@ sys.path.insert(1, str(HERE))         # bench/reconcile.py's helpers
 
 import kmock  # noqa: E402
 
-from controller import devenv  # noqa: E402
+from controller import devenv, status  # noqa: E402
 from controller.aws import AwsClients  # noqa: E402
 from controller.settings import Settings  # noqa: E402
 from reconcile import MotoProcess, _free_port, proc_cpu_seconds, table  # noqa: E402
@@ -322,6 +322,7 @@ def declare_rows(results: Results, args: argparse.Namespace) -> None:
     r("steady_throttled", "  throttling answers", "0")
     r("sweep", "list-call fields compared every (sweep interval)", "<= 2 min")
     r("deep", "every field compared at least every (deep period)", "<= 30 min")
+    r("coverage", "  oldest full check of any stack at the end of steady", "<= the deep period")
     r("edit", "spec edit on one stack: seconds until AWS has it + observedGeneration", "<= 30 s")
     r("oob", "out-of-band change, no event: seconds until corrected/reported", "<= one deep period")
     if args.events:
@@ -429,7 +430,7 @@ async def phase_apply(args: argparse.Namespace, results: Results, emulator: deve
     before_metrics = await blocking(op.scrape)
     before = api_calls(before_metrics)
     cpu = CpuMeter(op, front)
-    t0 = time.monotonic()
+    t0 = args.apply_started = time.monotonic()
     limit = asyncio.Semaphore(32)
 
     async def create(s: BenchStack) -> None:
@@ -471,6 +472,23 @@ async def phase_apply(args: argparse.Namespace, results: Results, emulator: deve
 
 async def phase_steady(args: argparse.Namespace, results: Results, emulator: devenv.Emulator,
                        front: FrontProcess, op: OperatorProcess, stacks: list[BenchStack]) -> None:
+    # A fleet just created has just been read in full: its first deep checks come due one deep period after the
+    # creates. "auto" starts the window then, so it measures the steady state with deep checks running.
+    if args.steady_delay == "auto":
+        deep = gauge(await blocking(op.scrape), "ecsalb_fleet_deep_period_seconds") or 0.0
+        delay = max(0.0, args.apply_started + deep - time.monotonic())
+    else:
+        delay = float(args.steady_delay)
+    if delay:
+        if args.verbose:
+            print(f"  steady: waiting {delay:.0f} s for the first deep checks to come due", flush=True)
+        until = time.monotonic() + delay
+        while time.monotonic() < until:
+            op.check_alive()
+            op.sample()
+            await asyncio.sleep(min(5.0, max(0.0, until - time.monotonic())))
+        results.notes.append(f"steady: the window started {delay:.0f} s after all were Ready (--steady-delay "
+                             f"{args.steady_delay}), when the first deep checks came due")
     await blocking(front.reset_stats)
     before_metrics = await blocking(op.scrape)
     before = api_calls(before_metrics)
@@ -499,6 +517,14 @@ async def phase_steady(args: argparse.Namespace, results: Results, emulator: dev
     if waits := check_waits(before_metrics, after_metrics):
         results.notes.append(f"steady: checks waited for a thread (ecsalb_check_wait_seconds): {waits}")
     fleet_metrics(results, after_metrics, args)
+    # What the deep period promises, as the statuses show it: when each stack was last compared in full.
+    full = [status.parse_time(((stored(emulator, s.name) or {}).get("status") or {}).get("lastFullCheckTime"))
+            for s in stacks]
+    ages = [time.time() - t for t in full if t is not None]
+    deep = gauge(after_metrics, "ecsalb_fleet_deep_period_seconds")
+    if ages:
+        over = f", {sum(a > deep + 10 for a in ages)} older than the deep period + a tick" if deep else ""
+        results.set("coverage", f"{max(ages):.0f} s{over}" + (f", {len(full) - len(ages)} never" if None in full else ""))
 
 
 def check_waits(before: dict[str, list[tuple[dict[str, str], float]]],
@@ -673,6 +699,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=["fleet", "legacy"], default="fleet",
                         help="fleet: ECSALB_FLEET=on (default); legacy: ECSALB_FLEET=off")
     parser.add_argument("--steady-seconds", type=float, default=600, help="steady-state window (default 600)")
+    parser.add_argument("--steady-delay", default="0",
+                        help="seconds between all Ready and the steady window, or 'auto': one deep period after the "
+                             "apply started, when the new stacks' first deep checks come due (default 0)")
     parser.add_argument("--restart-seconds", type=float, default=120, help="window after a restart (default 120)")
     parser.add_argument("--drift-interval", type=int, default=60, help="ECSALB_DRIFT_INTERVAL (default 60)")
     parser.add_argument("--skip", default="", help=f"comma-separated phases to skip: {', '.join(PHASES[1:])}")
@@ -694,6 +723,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", "-v", action="store_true", help="progress lines while phases run")
     parser.add_argument("--log-level", default="warning", help="ECSALB_LOG_LEVEL of the operator (default warning)")
     args = parser.parse_args(argv)
+    args.apply_started = time.monotonic()  # phase_apply sets it when it starts
     args.skip = {p.strip() for p in args.skip.split(",") if p.strip()}
     if unknown := args.skip - set(PHASES[1:]):
         parser.error(f"unknown phase(s) to skip: {', '.join(sorted(unknown))} (apply cannot be skipped)")

@@ -104,6 +104,9 @@ class Metrics:
         self.check_wait_seconds = Histogram("ecsalb_check_wait_seconds", "How long a check waited for a thread",
                                             ["pool"], registry=self.registry,
                                             buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300))
+        for pool in ("checks", "urgent"):  # both shown from the start, at 0
+            self.checks_waiting.labels(pool)
+            self.check_wait_seconds.labels(pool)
         self.leader = Gauge("ecsalb_leader", "1 while this replica runs the operator (holds the leader lease, "
                             "or runs without leader election); 0 as a standby", registry=self.registry)
         self.registry.register(_AwsCalls(counter))

@@ -288,20 +288,25 @@ async def _fleet_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> N
         await _checking(_run_now, body, patch, memo, budget.NORMAL, pool="urgent")
         return
     inv = the_fleet.inventory(_region(body))
-    if _sweep_for(inv, memo) is None:
+    fresh = _sweep_for(inv, memo) is not None  # a sweep this stack has not been compared with
+    # A deep check that is due tries at every tick (not once a sweep) until it gets its turn: else a stack
+    # refused one would wait a whole sweep interval, and deep checks would fall behind their derived period.
+    deep = time.monotonic() >= memo["next_deep"] and _sweep_for(inv, memo, again=True) is not None and \
+        not _handled_elsewhere(body, memo)  # (its turn would be spent on no read)
+    if not fresh and not deep:
         return
     per_resource = (body.get("spec", {}).get("policies") or {}).get("driftCheckIntervalSeconds")
     if per_resource and time.monotonic() - memo.get("live_at", 0.0) < float(per_resource) or \
             per_resource and time.monotonic() - memo.get("last_check", 0.0) < float(per_resource):
         return  # the resource's own interval: compared that often, not at every sweep
-    now = time.monotonic()
-    deep = now >= memo["next_deep"]
     # Deep checks wait for their tokens at low priority: a few at a time, so the handler threads stay free
     # for spec changes. One that finds no slot tries again at the next tick.
     if deep and not the_fleet.deep_slots.acquire(blocking=False):
         return
-    if deep and not inv.deep_turn():  # paced: compared from the sweep alone this time, in full a little later
+    if deep and not inv.deep_turn():  # paced: compared from the sweep alone, in full at a later tick
         the_fleet.deep_slots.release()
+        if not fresh:
+            return
         deep = False
     try:
         await _checking(_inventory_check, body, patch, memo, inv, deep=deep, per_resource=per_resource)
@@ -316,11 +321,20 @@ def _run_now(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, level: int) ->
         _run(body, patch, drift_check=True, memo=memo)
 
 
-def _sweep_for(inv: Any, memo: kopf.Memo) -> Any:
-    """The latest sweep, if this stack has not been compared with it yet and it may stand for the stack: one
-    that started before the stack's last live run may not have seen what that run wrote."""
+def _handled_elsewhere(body: kopf.Body, memo: kopf.Memo) -> bool:
+    """A spec change not applied yet (its own handler and kopf's retries of it do that), or a load balancer
+    being provisioned (the poll says when it is active): no periodic check of this stack now."""
+    return (body.get("status") or {}).get("observedGeneration") != body.meta.get("generation") or \
+        memo.get("retrying") == body.meta.get("generation") or \
+        fleet() is not None and fleet().provisioning(_owner(body).ref)  # type: ignore[union-attr]
+
+
+def _sweep_for(inv: Any, memo: kopf.Memo, *, again: bool = False) -> Any:
+    """The latest sweep, if this stack has not been compared with it yet (or `again`: a deep check may use
+    it once more) and it may stand for the stack: one that started before the stack's last live run may not
+    have seen what that run wrote."""
     sweep = inv.latest
-    if sweep is None or sweep.id == memo.get("last_sweep") or sweep.started < memo.get("live_at", 0.0):
+    if sweep is None or not again and sweep.id == memo.get("last_sweep") or sweep.started < memo.get("live_at", 0.0):
         return None
     return sweep
 
@@ -330,17 +344,14 @@ def _inventory_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, inv: A
     # The sweep is taken when the check runs, not when it was queued: checks waiting for a thread hold no
     # sweep of their own (at 1,000 stacks each one is some 20 MB, and a backlog kept several alive), and one
     # that waited compares the newest.
-    sweep = _sweep_for(inv, memo)
+    sweep = _sweep_for(inv, memo, again=deep)
     if sweep is None:
         return
     previous = dict(body.get("status") or {})
     memo["last_sweep"] = sweep.id
     memo["last_check"] = now = time.monotonic()
-    if previous.get("observedGeneration") != body.meta.get("generation") or \
-            memo.get("retrying") == body.meta.get("generation"):
-        return  # a spec change not applied yet: its own handler (and kopf's retries of it) does that
-    if fleet() is not None and fleet().provisioning(_owner(body).ref):  # type: ignore[union-attr]
-        return  # its load balancer is being provisioned: the poll says when it is active
+    if _handled_elsewhere(body, memo):
+        return
     if not _in_sync(previous, body.meta.get("generation")) or previous.get("drift") or _not_ready(previous):
         _run(body, patch, drift_check=True, memo=memo)  # a failed check to retry, or drift to re-check: live
         return

@@ -7,6 +7,7 @@ the SQS queue gets its stack checked at once, a restart reads no stack on its ow
 balancer's state."""
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 
@@ -118,6 +119,37 @@ async def test_a_deep_field_is_compared_on_the_deep_schedule(emulator, settings,
             obj = await devenv.get(emulator, NS, "svc-0")
             return obj if obj["status"]["targetGroups"][0].get("healthy") == 1 else None
         await devenv.wait_for(healthy, 20, interval=0.2, message="target health never refreshed")
+
+
+async def test_deep_checks_refused_a_turn_try_again_before_the_next_sweep(emulator, settings, aws, prereqs):
+    # With the budget on, deep checks that come due together start at their budget share's pace (one every
+    # ~1.7 s at the default ELB Describe rate). One refused a turn tries again at the next tick: all three
+    # stacks' deep fields are compared within one sweep interval, not one stack per sweep.
+    settings = dataclasses.replace(settings, budget="", drift_interval_seconds=1, sweep_interval_seconds=30,
+                                   deep_interval_seconds=3)
+    manifests = [fleet_manifest(prereqs, i) for i in range(STACKS)]
+    async with devenv.operator_running(emulator, settings):
+        for m in manifests:
+            await devenv.apply(emulator, m)
+        await all_ready(emulator, [m["metadata"]["name"] for m in manifests])
+        [inv] = operator.fleet().inventories()
+        swept = inv.sweeps
+        await devenv.wait_for(lambda: inv.sweeps > swept, 40, interval=0.1)  # a sweep that saw all three
+        await asyncio.sleep(2)  # every stack compared with it (a tick a second)
+        seen = inv.sweeps
+        for lb in aws.elbv2.describe_load_balancers()["LoadBalancers"]:  # no list call returns attributes
+            aws.elbv2.modify_load_balancer_attributes(LoadBalancerArn=lb["LoadBalancerArn"], Attributes=[
+                {"Key": "idle_timeout.timeout_seconds", "Value": "301"}])
+
+        async def all_corrected():
+            objs = [await devenv.get(emulator, NS, m["metadata"]["name"]) for m in manifests]
+            return all((o.get("status") or {}).get("lastDriftCorrection") for o in objs)
+        await devenv.wait_for(all_corrected, 40, interval=0.2, message="the deep fields were never all compared")
+        assert inv.sweeps == seen, "the deep checks waited for the next sweep"
+        for lb in aws.elbv2.describe_load_balancers()["LoadBalancers"]:
+            attrs = {a["Key"]: a["Value"] for a in aws.elbv2.describe_load_balancer_attributes(
+                LoadBalancerArn=lb["LoadBalancerArn"])["Attributes"]}
+            assert attrs["idle_timeout.timeout_seconds"] == "60"
 
 
 async def test_an_aws_event_on_the_queue_checks_its_stack_at_once(emulator, settings, aws, prereqs):
