@@ -21,6 +21,7 @@ import kopf
 
 from controller import GROUP, PLURAL, VERSION, certificate_secrets, desired, engine, kube, logs, status
 from controller.fleet import budget, events
+from controller.fleet.inventory import AFTER_LIVE
 from controller.fleet.scheduler import Fleet
 from controller.metrics import Metrics
 from controller.aws import GONE_CODES, NoRegion, Registry, error_code, is_transient
@@ -220,10 +221,10 @@ def _schedule(body: kopf.Body, memo: kopf.Memo) -> None:
     inv = fleet().inventory(_region(body))  # type: ignore[union-attr]
     ref = _owner(body).ref
     inv.register(ref)
-    if "next_deep" not in memo:
+    if "full_at" not in memo:
         last_full = status.parse_time((body.get("status") or {}).get("lastFullCheckTime"))
         ago = time.time() - last_full if last_full is not None else None
-        memo["next_deep"] = inv.first_deep(ref, time.monotonic() - ago if ago is not None else None)
+        memo["full_at"], memo["deep_after"] = inv.first_deep(ref, time.monotonic() - ago if ago is not None else None)
         memo.setdefault("live_at", 0.0)
 
 
@@ -291,11 +292,14 @@ async def _fleet_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> N
     fresh = _sweep_for(inv, memo) is not None  # a sweep this stack has not been compared with
     # A deep check that is due tries at every tick (not once a sweep) until it gets its turn: else a stack
     # refused one would wait a whole sweep interval, and deep checks would fall behind their derived period.
-    deep = time.monotonic() >= memo["next_deep"] and _sweep_for(inv, memo, again=True) is not None and \
+    per_resource = (body.get("spec", {}).get("policies") or {}).get("driftCheckIntervalSeconds")
+    every = max(float(per_resource), inv.deep_interval) if per_resource else None
+    due = inv.due(memo["full_at"], memo["deep_after"], every)
+    deep = time.monotonic() >= due and \
+        _sweep_for(inv, memo, again=True) is not None and \
         not _handled_elsewhere(body, memo)  # (its turn would be spent on no read)
     if not fresh and not deep:
         return
-    per_resource = (body.get("spec", {}).get("policies") or {}).get("driftCheckIntervalSeconds")
     if per_resource and time.monotonic() - memo.get("live_at", 0.0) < float(per_resource) or \
             per_resource and time.monotonic() - memo.get("last_check", 0.0) < float(per_resource):
         return  # the resource's own interval: compared that often, not at every sweep
@@ -303,7 +307,7 @@ async def _fleet_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> N
     # for spec changes. One that finds no slot tries again at the next tick.
     if deep and not the_fleet.deep_slots.acquire(blocking=False):
         return
-    if deep and not inv.deep_turn():  # paced: compared from the sweep alone, in full at a later tick
+    if deep and not inv.deep_turn(ref, due):  # paced: compared from the sweep alone, in full at a later tick
         the_fleet.deep_slots.release()
         if not fresh:
             return
@@ -392,7 +396,7 @@ def _inventory_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, inv: A
         if groups != previous.get("targetGroups"):
             patch.status["targetGroups"] = groups
         period = max(float(per_resource), inv.deep_interval) if per_resource else inv.deep_period()
-        memo["next_deep"] = time.monotonic() + period
+        memo["full_at"], memo["deep_after"] = time.monotonic(), 1.0
         patch.status["lastFullCheckTime"] = engine.now()
         patch.status["fullCheckPeriodSeconds"] = round(period)
         log.debug("full check from the inventory", elb_calls=kept.elb_calls)
@@ -529,8 +533,9 @@ def _run(body: kopf.Body, patch: kopf.Patch, *, drift_check: bool, memo: kopf.Me
 
 
 def _after_live(body: kopf.Body, memo: kopf.Memo | None, result: engine.Result | None) -> None:
-    """A live run compared every field: the fleet's next deep check of this stack is a period away, and no
-    sweep that started before now may stand for it (it has not seen what this run wrote)."""
+    """A live run compared every field: the fleet's next deep check of this stack is due AFTER_LIVE of a
+    period later, and no sweep that started before now may stand for it (it has not seen what this run
+    wrote)."""
     the_fleet = fleet()
     if the_fleet is None or memo is None:
         return
@@ -539,7 +544,7 @@ def _after_live(body: kopf.Body, memo: kopf.Memo | None, result: engine.Result |
     memo["live_at"] = time.monotonic()
     if result is None:
         return
-    memo["next_deep"] = time.monotonic() + inv.deep_period()
+    memo["full_at"], memo["deep_after"] = time.monotonic(), AFTER_LIVE
     lb = result.resources.get(desired.LOAD_BALANCER)
     if lb is not None and lb.info.get("state") == "provisioning":  # Ready as soon as AWS says active
         the_fleet.watch_load_balancer(_region(body), lb.id, _owner(body).ref)

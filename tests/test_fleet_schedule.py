@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 
 from controller.aws import AwsClients
-from controller.fleet.inventory import DEEP_CALLS_GUESS, DEEP_SHARE, Inventory
+from controller.fleet.inventory import AFTER_LIVE, DEEP_CALLS_GUESS, DEEP_PACE_SHARE, DEEP_SHARE, Inventory
 from controller.settings import Settings
 
 
@@ -54,7 +54,7 @@ def test_after_a_restart_first_deep_checks_are_spread_over_the_period():
     for ref in refs:
         inv.register(ref)
     period = inv.deep_period()
-    slots = [inv.first_deep(ref, last_full=None) for ref in refs]  # last full check long ago (or never)
+    slots = [inv.due(*inv.first_deep(ref, last_full=None)) for ref in refs]  # last full check long ago (or never)
     assert all(clock.now <= s < clock.now + period for s in slots)
     per_tenth = collections.Counter(int((s - clock.now) / period * 10) for s in slots)
     assert len(per_tenth) == 10 and max(per_tenth.values()) <= 150, per_tenth  # no burst: about 100 each
@@ -63,24 +63,80 @@ def test_after_a_restart_first_deep_checks_are_spread_over_the_period():
 def test_a_recent_full_check_is_not_repeated_early():
     inv, clock = inventory()
     inv.register("default/svc-0")
-    assert inv.first_deep("default/svc-0", last_full=clock.now - 100) == clock.now - 100 + 600
+    assert inv.due(*inv.first_deep("default/svc-0", last_full=clock.now - 100)) == clock.now - 100 + 600
+
+
+def test_a_fleet_applied_at_once_is_compared_in_full_within_a_period_of_each_create():
+    # 1,000 stacks created over 600 s (a mass apply), each compared in full by its create run. They come due
+    # half a period later (none while the apply runs), spread as the creates were, and the deep checks' pace
+    # works them off, most overdue first, within one period of each create.
+    inv, clock = inventory()
+    refs = [f"default/svc-{i}" for i in range(1000)]
+    for ref in refs:
+        inv.register(ref)
+    period, start = inv.deep_period(), clock.now
+    created = {ref: start + 0.6 * i for i, ref in enumerate(refs)}
+    due = {ref: inv.due(created[ref], AFTER_LIVE) for ref in refs}
+    assert min(due.values()) > start + 600  # none while the apply runs
+    checked: dict[str, float] = {}
+    clock.now = min(due.values())
+    step = 0
+    while len(checked) < len(refs) and clock.now < start + 3 * period:
+        # Every due stack asks at every tick (here every second; each stack at its own tenth of it).
+        for ref in reversed(refs[step % 10::10]):  # the newest first: the order must come from the turns
+            if ref not in checked and clock.now >= due[ref] and inv.deep_turn(ref, due[ref]):
+                checked[ref] = clock.now
+        clock.now += 0.1
+        step += 1
+    assert len(checked) == len(refs)
+    late = max(checked[ref] - created[ref] for ref in refs)
+    assert late <= period, (late, period)
+
+
+def test_the_due_time_follows_the_period_of_now():
+    inv, clock = inventory()
+    for i in range(1000):
+        inv.register(f"default/svc-{i}")
+    full_at = clock.now
+    long = inv.due(full_at)
+    for i in range(500):
+        inv.forget(f"default/svc-{i}")  # a smaller fleet: a shorter period, and the stack is due sooner
+    assert inv.due(full_at) < long
 
 
 def test_deep_checks_that_come_due_together_start_at_the_pace_of_their_budget_share():
     inv, clock = inventory()
     for i in range(1000):
         inv.register(f"default/svc-{i}")
-    spacing = DEEP_CALLS_GUESS / (5 * DEEP_SHARE)  # 4 unbatchable reads within 60 % of 5 ELB Describe a second
-    assert inv.deep_turn()
-    assert not inv.deep_turn()  # a backlog (a fleet created at once) is not read all at once
+    spacing = DEEP_CALLS_GUESS / (5 * DEEP_PACE_SHARE)  # 4 unbatchable reads within 75 % of 5 ELB Describe a second
+    assert inv.deep_turn("default/svc-0", due=clock.now)
+    assert not inv.deep_turn("default/svc-1", due=clock.now)  # a backlog (a fleet created at once) is not read at once
     clock.now += spacing * 0.9
-    assert not inv.deep_turn()
+    assert not inv.deep_turn("default/svc-1", due=clock.now)
     clock.now += spacing * 0.1
-    assert inv.deep_turn()
-    # The same pace is the derived period: every stack once in it.
-    assert inv.deep_period() == 1000 * spacing
+    assert inv.deep_turn("default/svc-1", due=clock.now)
+    # The pace is faster than the derived period needs (every stack once in it), so a backlog drains.
+    assert inv.deep_period() == 1000 * DEEP_CALLS_GUESS / (5 * DEEP_SHARE) > 1000 * spacing
+
+
+def test_the_most_overdue_deep_checks_get_the_turns_first():
+    inv, clock = inventory()
+    refs = [f"default/svc-{i}" for i in range(100)]
+    for ref in refs:
+        inv.register(ref)
+    due = {ref: clock.now - 1000 + i for i, ref in enumerate(refs)}  # svc-0 the most overdue
+    spacing = DEEP_CALLS_GUESS / (5 * DEEP_PACE_SHARE)
+    assert inv.deep_turn("default/other", due=clock.now)  # the turn just taken: the next one opens in a while
+    order = []
+    for _ in range(300):  # ticks in reverse order of age, every stack asks each round
+        for ref in reversed(refs):
+            if ref not in order and inv.deep_turn(ref, due[ref]):
+                order.append(ref)
+        clock.now += spacing
+    # Every stack had its turn, the most overdue first (each takes the turn given to it at its next tick).
+    assert order == refs, order
 
 
 def test_without_a_budget_deep_checks_are_not_paced():
     inv, _ = inventory(budget="off")
-    assert all(inv.deep_turn() for _ in range(10))
+    assert all(inv.deep_turn(f"default/svc-{i}", 0.0) for i in range(10))

@@ -37,6 +37,23 @@ DEEP_SHARE = 0.6
 # Unbatchable ELB reads of one stack's deep check before one has been measured: attributes of the load balancer
 # and of the target group, listeners, the rules of one listener.
 DEEP_CALLS_GUESS = 4.0
+# Deep checks that are due start at most this share's pace: more than DEEP_SHARE, from which the period is
+# derived, so a backlog (a fleet applied or resumed at once) drains faster than it forms.
+DEEP_PACE_SHARE = 0.75
+# A due check that has not asked for a turn for this long is no longer waiting (it was checked live, or its
+# stack is gone).
+DEEP_WAITING_FOR = 30.0
+# After a live run (which compared every field), the stack's next deep check is due this share of a period
+# later. A fleet applied at once (a thousand creates in a quarter of an hour) then comes due right after the
+# apply, spread as the creates were, and is worked off at the deep checks' pace within one period of each
+# create; due a whole period later, it would come due faster than that pace and the last stacks would wait
+# half an hour more. One live run in a quiet fleet merely gets its deep check a little early.
+AFTER_LIVE = 0.5
+
+
+def _slot(ref: str) -> float:
+    """A stack's own place in [0, 1): the same in every process, spread evenly across stacks."""
+    return (zlib.crc32(ref.encode()) % 1000) / 1000
 
 
 class Stale(Exception):
@@ -101,6 +118,8 @@ class Inventory:
         self._wanted: dict[str, float] = {}  # load balancer and target group names the stacks look up -> when
         self._wanted_services: dict[tuple[str, str], float] = {}  # (cluster, service name) -> when
         self._next_deep_turn = 0.0
+        self._waiting: dict[str, tuple[float, float]] = {}  # ref -> (due, asked at) of deep checks waiting
+        self._granted: dict[str, float] = {}  # ref -> when: a turn given to a check that takes it at its next tick
         self._lock = threading.Lock()
 
     # --- the fleet ------------------------------------------------------------------------------
@@ -144,7 +163,7 @@ class Inventory:
         per_stack, deep_rate = self._deep_rates()
         return max(self.deep_interval, self.stacks * per_stack / deep_rate)
 
-    def _deep_rates(self) -> tuple[float, float]:
+    def _deep_rates(self, share: float = DEEP_SHARE) -> tuple[float, float]:
         """ELB calls of one deep check (as measured), and the ELB calls a second that deep checks may make."""
         with self._lock:
             measured = [d.elb_calls for d in self._deep.values() if d.elb_calls and d.complete]
@@ -152,33 +171,54 @@ class Inventory:
         rate = self.aws.budget.rate(self.aws.region, "elb-describe") if self.aws.budget else None
         rate = rate or budget.DEFAULTS["elb-describe"][0]
         sweep_rate = (self.latest.elb_calls if self.latest else 0) / max(self.sweep_interval, 1.0)
-        return per_stack, max(rate * DEEP_SHARE - sweep_rate, 0.1)
+        return per_stack, max(rate * share - sweep_rate, 0.1)
 
-    def deep_turn(self) -> bool:
-        """Whether a deep check that is due may start now. They start no closer together than their share of
-        the budget allows, and not while other calls wait for ELB tokens: stacks created at once come due at
-        once, and that backlog must neither crowd out creates nor fill the account's budget; it is worked off
-        at the pace the deep period was derived from."""
+    def deep_turn(self, ref: str, due: float) -> bool:
+        """Whether a stack's deep check, due since `due`, may start now. Turns are given out no closer together
+        than the deep checks' share of the budget allows, each to the most overdue check that asked (it takes
+        it at its next tick), and none while other calls wait for ELB tokens: stacks created at once come due
+        at once, and that backlog must neither crowd out creates nor fill the account's budget; it is worked
+        off a little faster than the pace the deep period was derived from, in the order it came due."""
         if self.aws.budget is None or not self.aws.budget.enabled:
             return True
-        if self.aws.budget.pending(self.aws.region, "elb-describe"):
-            return False
-        per_stack, deep_rate = self._deep_rates()
         now = self.clock()
+        if self.aws.budget.pending(self.aws.region, "elb-describe"):
+            with self._lock:
+                self._waiting[ref] = (due, now)
+            return False
+        per_stack, pace = self._deep_rates(DEEP_PACE_SHARE)
         with self._lock:
+            if self._granted.pop(ref, None) is not None:
+                return True
+            self._waiting[ref] = (due, now)
             if now < self._next_deep_turn:
                 return False
-            self._next_deep_turn = now + per_stack / deep_rate
-            return True
+            # Turns given to checks that no longer ask (checked live meanwhile, or gone) lapse.
+            self._waiting = {r: w for r, w in self._waiting.items() if now - w[1] <= DEEP_WAITING_FOR}
+            self._granted = {r: at for r, at in self._granted.items() if now - at <= DEEP_WAITING_FOR}
+            first = min(self._waiting, key=lambda r: self._waiting[r][0])
+            del self._waiting[first]
+            self._next_deep_turn = now + per_stack / pace
+            if first == ref:
+                return True
+            self._granted[first] = now
+            return False
 
-    def first_deep(self, ref: str, last_full: float | None) -> float:
-        """When a stack's first deep check in this process is due: a period after its last full check, or, when
-        that is past (a restart), at a slot of its own in the coming period, so a thousand stacks resumed at
-        once spread their reads instead of bursting."""
-        now, period = self.clock(), self.deep_period()
-        if last_full is not None and last_full + period > now:
-            return last_full + period
-        return now + period * (zlib.crc32(ref.encode()) % 1000) / 1000
+    def due(self, full_at: float, after: float = 1.0, every: float | None = None) -> float:
+        """When a stack's next deep check is due: `after` periods after its last full check. The period is
+        the one of now (it follows the fleet's size and the budget), not the one of when the stack was last
+        checked: during a mass apply it is longer, while the sweep reads what the tagging API has not
+        indexed yet, and a stack created then would otherwise keep the longer period."""
+        return full_at + after * (every or self.deep_period())
+
+    def first_deep(self, ref: str, last_full: float | None) -> tuple[float, float]:
+        """(full_at, after) for a stack's first deep check in this process: a period after its last full
+        check, or, when that is past (a restart), at a slot of its own in the coming period, so a thousand
+        stacks resumed at once spread their reads instead of bursting."""
+        now = self.clock()
+        if last_full is not None and last_full + self.deep_period() > now:
+            return last_full, 1.0
+        return now, _slot(ref)
 
     # --- the sweep ------------------------------------------------------------------------------
     def sweep(self) -> Sweep:
