@@ -472,23 +472,24 @@ async def phase_apply(args: argparse.Namespace, results: Results, emulator: deve
 
 async def phase_steady(args: argparse.Namespace, results: Results, emulator: devenv.Emulator,
                        front: FrontProcess, op: OperatorProcess, stacks: list[BenchStack]) -> None:
-    # A fleet just created has just been read in full: its first deep checks come due one deep period after the
-    # creates. "auto" starts the window then, so it measures the steady state with deep checks running.
-    if args.steady_delay == "auto":
-        deep = gauge(await blocking(op.scrape), "ecsalb_fleet_deep_period_seconds") or 0.0
-        delay = max(0.0, args.apply_started + deep - time.monotonic())
-    else:
-        delay = float(args.steady_delay)
-    if delay:
-        if args.verbose:
-            print(f"  steady: waiting {delay:.0f} s for the first deep checks to come due", flush=True)
-        until = time.monotonic() + delay
-        while time.monotonic() < until:
-            op.check_alive()
-            op.sample()
-            await asyncio.sleep(min(5.0, max(0.0, until - time.monotonic())))
+    # A fleet just created has just been read in full. "auto" starts the window one deep period after the
+    # apply started (the period as the operator reports it while waiting: it is longer during the apply), so
+    # the window sees deep checks running and a stack created first must have had its deep check by its end.
+    waited_from = time.monotonic()
+    while True:
+        if args.steady_delay == "auto":
+            deep = gauge(await blocking(op.scrape), "ecsalb_fleet_deep_period_seconds") or 0.0
+            until = args.apply_started + deep
+        else:
+            until = waited_from + float(args.steady_delay)
+        if time.monotonic() >= until:
+            break
+        op.check_alive()
+        op.sample()
+        await asyncio.sleep(min(30.0, until - time.monotonic()))
+    if delay := time.monotonic() - waited_from:
         results.notes.append(f"steady: the window started {delay:.0f} s after all were Ready (--steady-delay "
-                             f"{args.steady_delay}), when the first deep checks came due")
+                             f"{args.steady_delay})")
     await blocking(front.reset_stats)
     before_metrics = await blocking(op.scrape)
     before = api_calls(before_metrics)
