@@ -303,20 +303,11 @@ async def _fleet_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> N
     if per_resource and time.monotonic() - memo.get("live_at", 0.0) < float(per_resource) or \
             per_resource and time.monotonic() - memo.get("last_check", 0.0) < float(per_resource):
         return  # the resource's own interval: compared that often, not at every sweep
-    # Deep checks wait for their tokens at low priority: a few at a time, so the handler threads stay free
-    # for spec changes. One that finds no slot tries again at the next tick.
-    if deep and not the_fleet.deep_slots.acquire(blocking=False):
-        return
     if deep and not inv.deep_turn(ref, due):  # paced: compared from the sweep alone, in full at a later tick
-        the_fleet.deep_slots.release()
         if not fresh:
             return
         deep = False
-    try:
-        await _checking(_inventory_check, body, patch, memo, inv, deep=deep, per_resource=per_resource)
-    finally:
-        if deep:
-            the_fleet.deep_slots.release()
+    await _checking(_inventory_check, body, patch, memo, inv, deep=deep, per_resource=per_resource)
 
 
 def _run_now(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, level: int) -> None:
@@ -345,6 +336,20 @@ def _sweep_for(inv: Any, memo: kopf.Memo, *, again: bool = False) -> Any:
 
 def _inventory_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, inv: Any, *,
                      deep: bool, per_resource: Any) -> None:
+    # Deep checks wait for their tokens at low priority: a few at a time on the checks' threads, so the
+    # others stay free to compare with the sweep. The slot is taken when the check runs, not when it is
+    # queued: behind the checks queued at each sweep a queued one would hold it for tens of seconds, and
+    # deep checks would fall behind their pace. One that finds none compares the sweep alone and stays due.
+    slot = deep and fleet().deep_slots.acquire(blocking=False)  # type: ignore[union-attr]
+    try:
+        _compare_with_inventory(body, patch, memo, inv, deep=bool(slot), per_resource=per_resource)
+    finally:
+        if slot:
+            fleet().deep_slots.release()  # type: ignore[union-attr]
+
+
+def _compare_with_inventory(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, inv: Any, *,
+                            deep: bool, per_resource: Any) -> None:
     # The sweep is taken when the check runs, not when it was queued: checks waiting for a thread hold no
     # sweep of their own (at 1,000 stacks each one is some 20 MB, and a backlog kept several alive), and one
     # that waited compares the newest.
