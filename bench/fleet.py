@@ -528,6 +528,16 @@ async def phase_steady(args: argparse.Namespace, results: Results, emulator: dev
         results.set("coverage", f"{max(ages):.0f} s{over}" + (f", {len(full) - len(ages)} never" if None in full else ""))
 
 
+def steady_delay(text: str) -> str:
+    """--steady-delay: seconds (a number, 0 or more) or 'auto'."""
+    try:
+        if text == "auto" or float(text) >= 0:
+            return text
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"{text!r}: give seconds (e.g. 600) or 'auto'")
+
+
 def check_waits(before: dict[str, list[tuple[dict[str, str], float]]],
                 after: dict[str, list[tuple[dict[str, str], float]]]) -> str:
     """Mean wait of the checks that started between two scrapes, per pool, and how many wait at the second."""
@@ -700,7 +710,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=["fleet", "legacy"], default="fleet",
                         help="fleet: ECSALB_FLEET=on (default); legacy: ECSALB_FLEET=off")
     parser.add_argument("--steady-seconds", type=float, default=600, help="steady-state window (default 600)")
-    parser.add_argument("--steady-delay", default="0",
+    parser.add_argument("--steady-delay", default="0", type=steady_delay,
                         help="seconds between all Ready and the steady window, or 'auto': one deep period after the "
                              "apply started, when the new stacks' first deep checks come due (default 0)")
     parser.add_argument("--restart-seconds", type=float, default=120, help="window after a restart (default 120)")
