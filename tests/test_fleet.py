@@ -33,6 +33,14 @@ async def all_ready(emulator, names: list[str], timeout: float = 30.0) -> dict[s
     return await devenv.wait_for(check, timeout, interval=0.2, message=f"not all Ready: {names}")
 
 
+async def corrected(emulator, name: str, timeout: float, message: str) -> dict:
+    """The resource once its status shows a drift correction."""
+    async def check():
+        obj = await devenv.get(emulator, NS, name)
+        return obj if (obj.get("status") or {}).get("lastDriftCorrection") else None
+    return await devenv.wait_for(check, timeout, interval=0.2, message=message)
+
+
 def elb_reads(counter: dict[str, int]) -> dict[str, int]:
     return {k.split(".", 1)[1]: v for k, v in counter.items() if k.startswith("elbv2.Describe")}
 
@@ -171,13 +179,32 @@ async def test_an_aws_event_on_the_queue_checks_its_stack_at_once(emulator, sett
         assert not obj["status"].get("lastDriftCorrection"), "a deep field was compared before its period"
         sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(cloudtrail_event(lb["LoadBalancerArn"])))
 
-        async def corrected():
-            obj = await devenv.get(emulator, NS, "svc-0")
-            return obj if (obj.get("status") or {}).get("lastDriftCorrection") else None
-        obj = await devenv.wait_for(corrected, 30, interval=0.2, message="the event did not get the stack checked")
+        obj = await corrected(emulator, "svc-0", 30, "the event did not get the stack checked")
         assert [e["field"] for e in obj["status"]["lastDriftCorrection"]["drift"]] == ["attributes.idleTimeoutSeconds"]
         reasons = [e["reason"] for e in await devenv.events_for(emulator, NS, "svc-0")]
         assert "DriftCorrected" in reasons
+
+
+async def test_an_event_about_a_resource_the_sweep_does_not_know_yet_is_matched_by_the_next_one(
+        emulator, settings, aws, prereqs):
+    # Someone changes a load balancer moments after the operator created it: the latest sweep started before
+    # the load balancer existed, so the event names an ARN that no sweep knows yet. The next sweep matches it.
+    sqs = aws.client("sqs")
+    queue_url = sqs.create_queue(QueueName="ecsalb-events")["QueueUrl"]
+    settings = dataclasses.replace(settings, drift_interval_seconds=1, sweep_interval_seconds=15,
+                                   deep_interval_seconds=3600, events_queue_url=queue_url)
+    async with devenv.operator_running(emulator, settings):
+        await devenv.apply(emulator, fleet_manifest(prereqs, 0))
+        await all_ready(emulator, ["svc-0"])
+        lb = aws.elbv2.describe_load_balancers()["LoadBalancers"][0]
+        [inv] = operator.fleet().inventories()
+        assert inv.latest.owner_of(lb["LoadBalancerArn"]) is None, "the sweep already knew it: nothing to test"
+        aws.elbv2.modify_load_balancer_attributes(LoadBalancerArn=lb["LoadBalancerArn"], Attributes=[
+            {"Key": "idle_timeout.timeout_seconds", "Value": "302"}])
+        sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(cloudtrail_event(lb["LoadBalancerArn"])))
+
+        obj = await corrected(emulator, "svc-0", 40, "the event was dropped")
+        assert [e["field"] for e in obj["status"]["lastDriftCorrection"]["drift"]] == ["attributes.idleTimeoutSeconds"]
 
 
 def cloudtrail_event(lb_arn: str) -> dict:

@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from controller.aws import Registry, is_transient
 from controller.fleet import budget
@@ -22,6 +23,9 @@ log = logging.getLogger("ecsalb.fleet")
 # A load balancer being provisioned is polled on this backoff (seconds), 20 ARNs a call for the whole fleet.
 PROVISIONING_BACKOFF = (2.0, 3.0, 5.0, 8.0, 13.0, 20.0)
 DEEP_SLOTS = 4
+# Ids named by events that no sweep knew yet, kept for the next sweep (a bound against a flood of events about
+# what is not the operator's).
+UNKNOWN_IDS_KEPT = 10_000
 
 
 class Fleet:
@@ -34,6 +38,9 @@ class Fleet:
         self._inventories: dict[str, Inventory] = {}
         self._threads: list[threading.Thread] = []
         self._woken: dict[str, str] = {}           # owner ref -> why
+        # Ids an event named that no sweep knew yet (created just before the event, or not ours at all) -> when
+        # the event came: the first sweep that started after it looks them up again, then they are dropped.
+        self._unknown: dict[str, float] = {}
         self._active: dict[str, str] = {}          # owner ref -> ARN of its load balancer, seen active
         self._provisioning: dict[str, dict[str, str]] = {}  # region -> load balancer ARN -> owner ref
         self._lock = threading.Lock()
@@ -67,6 +74,7 @@ class Fleet:
         while not self.stop.is_set():
             try:
                 sweep = inv.sweep()
+                self._match_unknown(sweep)
                 log.debug("sweep", extra={"region": inv.aws.region, "stacks": inv.stacks,
                                           "seconds": round(inv.last_sweep_seconds, 3)})
                 delay = 1.0
@@ -100,16 +108,38 @@ class Fleet:
             return self._active.pop(ref, None)
 
     def on_ids(self, ids: set[str]) -> None:
-        """Resource ids an event named (events.EventQueue's callback): wake the stacks that own them."""
+        """Resource ids an event named (events.EventQueue's callback): wake the stacks that own them. An id no
+        sweep knows yet (a resource created moments before someone changed it) is looked up again in the
+        next sweep, instead of being dropped until the stack's deep check."""
         self.events_received += 1
+        now = time.monotonic()
+        known: set[str] = set()
         for inv in self.inventories():
-            sweep = inv.latest
-            if sweep is None:
-                continue
-            for resource_id in ids:
-                owner = sweep.owner_of(resource_id)
-                if owner is not None:
-                    self.wake(owner, f"an AWS event named {resource_id}")
+            if inv.latest is not None:
+                known |= self._wake_owners(inv.latest, ids)
+        with self._lock:
+            for resource_id in ids - known:
+                self._unknown[resource_id] = now
+            if len(self._unknown) > UNKNOWN_IDS_KEPT:  # a flood of events about what is not ours: the oldest go
+                self._unknown = dict(sorted(self._unknown.items(), key=lambda item: item[1])[-UNKNOWN_IDS_KEPT:])
+
+    def _wake_owners(self, sweep: Any, ids: set[str]) -> set[str]:
+        """Wake the stacks that own any of `ids` in this sweep; the ids it knew."""
+        known = set()
+        for resource_id in ids:
+            owner = sweep.owner_of(resource_id)
+            if owner is not None:
+                known.add(resource_id)
+                self.wake(owner, f"an AWS event named {resource_id}")
+        return known
+
+    def _match_unknown(self, sweep: Any) -> None:
+        """After a sweep: the ids events named before it started, which no sweep knew then."""
+        with self._lock:
+            older = {i for i, at in self._unknown.items() if at < sweep.started}
+            for resource_id in older:
+                del self._unknown[resource_id]
+        self._wake_owners(sweep, older)
 
     # --- what is being provisioned -------------------------------------------------------------------
     def watch_load_balancer(self, region: str | None, arn: str, ref: str) -> None:
