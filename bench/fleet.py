@@ -517,6 +517,8 @@ async def phase_steady(args: argparse.Namespace, results: Results, emulator: dev
                          f"not Ready at the end: {not_ready}")
     if waits := check_waits(before_metrics, after_metrics):
         results.notes.append(f"steady: checks waited for a thread (ecsalb_check_wait_seconds): {waits}")
+    if turns := deep_turns(before_metrics, after_metrics, seconds):
+        results.notes.append(f"steady: deep checks (ecsalb_fleet_deep_*): {turns}")
     fleet_metrics(results, after_metrics, args)
     # What the deep period promises, as the statuses show it: when each stack was last compared in full.
     full = [status.parse_time(((stored(emulator, s.name) or {}).get("status") or {}).get("lastFullCheckTime"))
@@ -552,6 +554,24 @@ def check_waits(before: dict[str, list[tuple[dict[str, str], float]]],
         mean = (sums[pool] - sums0.get(pool, 0.0)) / n if n else 0.0
         parts.append(f"{pool} {n:.0f} checks, mean {mean:.2f} s, {waiting.get(pool, 0):.0f} waiting at the end")
     return "; ".join(parts)
+
+
+def deep_turns(before: dict[str, list[tuple[dict[str, str], float]]],
+               after: dict[str, list[tuple[dict[str, str], float]]], seconds: float) -> str:
+    """Deep checks done between two scrapes (a second, and their mean length), and what their turns came to."""
+    def total(metrics: dict, name: str, **labels: str) -> float:
+        return sum(v for k, v in metrics.get(name, []) if all(k.get(a) == b for a, b in labels.items()))
+
+    def delta(name: str, **labels: str) -> float:
+        return total(after, name, **labels) - total(before, name, **labels)
+
+    done = delta("ecsalb_fleet_deep_checks_total")
+    if not done and not delta("ecsalb_fleet_deep_turns_total"):
+        return ""
+    mean = delta("ecsalb_fleet_deep_check_seconds_total") / done if done else 0.0
+    outcomes = ", ".join(f"{o} {delta('ecsalb_fleet_deep_turns_total', outcome=o):.0f}"
+                         for o in ("given", "taken", "lapsed", "refused", "unslotted"))
+    return f"{done / seconds:.2f}/s, mean {mean:.2f} s each; turns {outcomes}"
 
 
 def fleet_metrics(results: Results, metrics: dict[str, list[tuple[dict[str, str], float]]],

@@ -73,7 +73,14 @@ class _Fleet:
                                       "Every managed field of every stack is compared at least this often",
                                       labels=["region"]),
             "sweeps": CounterMetricFamily("ecsalb_fleet_sweeps", "Sweeps done", labels=["region"]),
+            "deep_checks": CounterMetricFamily("ecsalb_fleet_deep_checks", "Deep checks done (every field read)",
+                                               labels=["region"]),
+            "deep_seconds": CounterMetricFamily("ecsalb_fleet_deep_check_seconds", "Seconds deep checks took, summed",
+                                                labels=["region"]),
         }
+        turns = CounterMetricFamily("ecsalb_fleet_deep_turns", "What deep checks' turns came to: given, taken, "
+                                    "lapsed (given, not taken), refused (calls waited for ELB tokens), unslotted "
+                                    "(taken, no deep slot free)", labels=["region", "outcome"])
         for inv in self.fleet.inventories():
             region = [inv.aws.region]
             families["stacks"].add_metric(region, inv.stacks)
@@ -81,9 +88,13 @@ class _Fleet:
             families["took"].add_metric(region, inv.last_sweep_seconds)
             families["deep"].add_metric(region, inv.deep_period())
             families["sweeps"].add_metric(region, inv.sweeps)
+            families["deep_checks"].add_metric(region, inv.deep_checks)
+            families["deep_seconds"].add_metric(region, inv.deep_check_seconds)
+            for outcome in ("given", "taken", "lapsed", "refused", "unslotted"):
+                turns.add_metric([*region, outcome], inv.turns[outcome])
         events = CounterMetricFamily("ecsalb_fleet_events", "AWS events that named a resource of the operator's")
         events.add_metric([], self.fleet.events_received)
-        yield from (*families.values(), events)
+        yield from (*families.values(), turns, events)
 
 
 class Metrics:

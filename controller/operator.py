@@ -293,7 +293,7 @@ async def _fleet_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> N
     # A deep check that is due tries at every tick (not once a sweep) until it gets its turn: else a stack
     # refused one would wait a whole sweep interval, and deep checks would fall behind their derived period.
     per_resource = (body.get("spec", {}).get("policies") or {}).get("driftCheckIntervalSeconds")
-    every = max(float(per_resource), inv.deep_interval) if per_resource else None
+    every = _own_deep_period(per_resource, inv)
     due = inv.due(memo["full_at"], memo["deep_after"], every)
     deep = time.monotonic() >= due and \
         _sweep_for(inv, memo, again=True) is not None and \
@@ -324,6 +324,12 @@ def _handled_elsewhere(body: kopf.Body, memo: kopf.Memo) -> bool:
         fleet() is not None and fleet().provisioning(_owner(body).ref)  # type: ignore[union-attr]
 
 
+def _own_deep_period(per_resource: Any, inv: Any) -> float | None:
+    """A resource's own driftCheckIntervalSeconds as the period of its full checks (never shorter than the
+    configured deep interval), or None: the fleet's derived period."""
+    return max(float(per_resource), inv.deep_interval) if per_resource else None
+
+
 def _sweep_for(inv: Any, memo: kopf.Memo, *, again: bool = False) -> Any:
     """The latest sweep, if this stack has not been compared with it yet (or `again`: a deep check may use
     it once more) and it may stand for the stack: one that started before the stack's last live run may not
@@ -341,11 +347,15 @@ def _inventory_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, inv: A
     # queued: behind the checks queued at each sweep a queued one would hold it for tens of seconds, and
     # deep checks would fall behind their pace. One that finds none compares the sweep alone and stays due.
     slot = deep and fleet().deep_slots.acquire(blocking=False)  # type: ignore[union-attr]
+    if deep and not slot:
+        inv.count_turn("unslotted")
+    started = time.monotonic()
     try:
         _compare_with_inventory(body, patch, memo, inv, deep=bool(slot), per_resource=per_resource)
     finally:
         if slot:
             fleet().deep_slots.release()  # type: ignore[union-attr]
+            inv.deep_checked(time.monotonic() - started)
 
 
 def _compare_with_inventory(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, inv: Any, *,
@@ -400,7 +410,7 @@ def _compare_with_inventory(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo,
         groups = status.resources_status(result)["targetGroups"]
         if groups != previous.get("targetGroups"):
             patch.status["targetGroups"] = groups
-        period = max(float(per_resource), inv.deep_interval) if per_resource else inv.deep_period()
+        period = _own_deep_period(per_resource, inv) or inv.deep_period()
         memo["full_at"], memo["deep_after"] = time.monotonic(), 1.0
         patch.status["lastFullCheckTime"] = engine.now()
         patch.status["fullCheckPeriodSeconds"] = round(period)

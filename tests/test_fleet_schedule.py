@@ -5,7 +5,8 @@ from __future__ import annotations
 import collections
 
 from controller.aws import AwsClients
-from controller.fleet.inventory import AFTER_LIVE, DEEP_CALLS_GUESS, DEEP_PACE_SHARE, DEEP_SHARE, Inventory
+from controller.fleet.inventory import (AFTER_LIVE, DEEP_CALLS_GUESS, DEEP_PACE_SHARE, DEEP_SHARE, DEEP_WAITING_FOR,
+                                       Deep, Inventory)
 from controller.settings import Settings
 
 
@@ -140,3 +141,32 @@ def test_the_most_overdue_deep_checks_get_the_turns_first():
 def test_without_a_budget_deep_checks_are_not_paced():
     inv, _ = inventory(budget="off")
     assert all(inv.deep_turn(f"default/svc-{i}", 0.0) for i in range(10))
+
+
+def test_the_period_follows_the_measured_cost_of_the_deep_checks_kept():
+    inv, _ = inventory()
+    for i in range(1000):
+        inv.register(f"default/svc-{i}")
+    inv.keep("default/svc-0", Deep(values={}, read_at=0.0, elb_calls=6))
+    inv.keep("default/svc-1", Deep(values={}, read_at=0.0, elb_calls=8))
+    inv.keep("default/svc-2", Deep(values={}, read_at=0.0, elb_calls=50, complete=False))  # not a full read
+    assert inv.deep_period() == 1000 * 7 / (5 * DEEP_SHARE)
+    inv.keep("default/svc-1", Deep(values={}, read_at=1.0, elb_calls=6))  # read again: its new cost replaces the old
+    assert inv.deep_period() == 1000 * 6 / (5 * DEEP_SHARE)
+    inv.forget("default/svc-0")
+    inv.forget("default/svc-1")  # nothing measured is left: the guess again
+    assert inv.deep_period() == 998 * DEEP_CALLS_GUESS / (5 * DEEP_SHARE)
+
+
+def test_what_the_turns_came_to_is_counted():
+    inv, clock = inventory()
+    for i in range(1000):
+        inv.register(f"default/svc-{i}")
+    spacing = DEEP_CALLS_GUESS / (5 * DEEP_PACE_SHARE)
+    assert inv.deep_turn("default/svc-0", due=clock.now - 10)
+    assert not inv.deep_turn("default/svc-1", due=clock.now - 5)  # waits
+    clock.now += spacing
+    assert not inv.deep_turn("default/svc-2", due=clock.now)  # the turn goes to svc-1, the more overdue
+    clock.now += DEEP_WAITING_FOR + spacing  # svc-1 never came back for it (checked live meanwhile)
+    assert inv.deep_turn("default/svc-2", due=clock.now - DEEP_WAITING_FOR - spacing)
+    assert inv.turns == {"given": 3, "taken": 2, "lapsed": 1}

@@ -189,3 +189,7 @@ async def test_drift_is_only_reported_under_report(emulator, settings, aws, mani
         # The drift checks ran on the checks' threads: how long they waited for one is there to see.
         assert re.search(r'ecsalb_check_wait_seconds_count\{pool="checks"\} [1-9]', text)
         assert re.search(r'ecsalb_checks_waiting\{pool="checks"\} [01]\.0', text)
+        # What the deep checks' turns came to, every outcome shown from the start.
+        for outcome in ("given", "taken", "lapsed", "refused", "unslotted"):
+            assert re.search(rf'ecsalb_fleet_deep_turns_total\{{outcome="{outcome}",region="[a-z0-9-]+"\}} \d', text)
+        assert re.search(r'ecsalb_fleet_deep_checks_total\{region="[a-z0-9-]+"\} \d', text)

@@ -14,6 +14,7 @@ stale sweep costs an extra live check, never a wrong report or a wrong write.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import threading
@@ -120,6 +121,16 @@ class Inventory:
         self._next_deep_turn = 0.0
         self._waiting: dict[str, tuple[float, float]] = {}  # ref -> (due, asked at) of deep checks waiting
         self._granted: dict[str, float] = {}  # ref -> when: a turn given to a check that takes it at its next tick
+        # What the deep checks' turns came to (exported as a metric): given (to the stack that asked, or to a
+        # more overdue one for its next tick), taken, lapsed (given, never taken), refused (other calls waited
+        # for ELB tokens), unslotted (taken, but no deep slot was free: compared from the sweep alone).
+        self.turns: collections.Counter[str] = collections.Counter()
+        self.deep_checks = 0
+        self.deep_check_seconds = 0.0
+        # The ELB calls of the complete deep reads kept, summed, and how many: the measured cost of one deep
+        # check in O(1), since every tick of every stack asks for the deep period.
+        self._measured_calls = 0
+        self._measured = 0
         self._lock = threading.Lock()
 
     # --- the fleet ------------------------------------------------------------------------------
@@ -151,7 +162,23 @@ class Inventory:
     def forget(self, ref: str) -> None:
         with self._lock:
             self._stacks.discard(ref)
-            self._deep.pop(ref, None)
+            self._count(self._deep.pop(ref, None), -1)
+
+    def _count(self, deep: Deep | None, sign: int) -> None:
+        """Add a kept deep read to (or take it from) the measured cost of a deep check; under the lock."""
+        if deep is not None and deep.elb_calls and deep.complete:
+            self._measured_calls += sign * deep.elb_calls
+            self._measured += sign
+
+    def count_turn(self, outcome: str) -> None:
+        with self._lock:
+            self.turns[outcome] += 1
+
+    def deep_checked(self, seconds: float) -> None:
+        """A deep check ran (it had a turn and a slot) and took this long."""
+        with self._lock:
+            self.deep_checks += 1
+            self.deep_check_seconds += seconds
 
     @property
     def stacks(self) -> int:
@@ -166,8 +193,7 @@ class Inventory:
     def _deep_rates(self, share: float = DEEP_SHARE) -> tuple[float, float]:
         """ELB calls of one deep check (as measured), and the ELB calls a second that deep checks may make."""
         with self._lock:
-            measured = [d.elb_calls for d in self._deep.values() if d.elb_calls and d.complete]
-        per_stack = sum(measured) / len(measured) if measured else DEEP_CALLS_GUESS
+            per_stack = self._measured_calls / self._measured if self._measured else DEEP_CALLS_GUESS
         rate = self.aws.budget.rate(self.aws.region, "elb-describe") if self.aws.budget else None
         rate = rate or budget.DEFAULTS["elb-describe"][0]
         sweep_rate = (self.latest.elb_calls if self.latest else 0) / max(self.sweep_interval, 1.0)
@@ -185,21 +211,27 @@ class Inventory:
         if self.aws.budget.pending(self.aws.region, "elb-describe"):
             with self._lock:
                 self._waiting[ref] = (due, now)
+                self.turns["refused"] += 1
             return False
         per_stack, pace = self._deep_rates(DEEP_PACE_SHARE)
         with self._lock:
             if self._granted.pop(ref, None) is not None:
+                self.turns["taken"] += 1
                 return True
             self._waiting[ref] = (due, now)
             if now < self._next_deep_turn:
                 return False
             # Turns given to checks that no longer ask (checked live meanwhile, or gone) lapse.
             self._waiting = {r: w for r, w in self._waiting.items() if now - w[1] <= DEEP_WAITING_FOR}
+            lapsed = len(self._granted)
             self._granted = {r: at for r, at in self._granted.items() if now - at <= DEEP_WAITING_FOR}
+            self.turns["lapsed"] += lapsed - len(self._granted)
             first = min(self._waiting, key=lambda r: self._waiting[r][0])
             del self._waiting[first]
             self._next_deep_turn = now + per_stack / pace
+            self.turns["given"] += 1
             if first == ref:
+                self.turns["taken"] += 1
                 return True
             self._granted[first] = now
             return False
@@ -319,7 +351,9 @@ class Inventory:
     def keep(self, ref: str, deep: Deep) -> None:
         with self._lock:
             if ref in self._stacks:
+                self._count(self._deep.get(ref), -1)
                 self._deep[ref] = deep
+                self._count(deep, +1)
 
     def task_definition(self, live: LiveReads, name: str) -> dict:
         """A family resolves to its latest revision: read once per sweep for the whole fleet."""
