@@ -571,7 +571,11 @@ def deep_turns(before: dict[str, list[tuple[dict[str, str], float]]],
     mean = delta("ecsalb_fleet_deep_check_seconds_total") / done if done else 0.0
     outcomes = ", ".join(f"{o} {delta('ecsalb_fleet_deep_turns_total', outcome=o):.0f}"
                          for o in ("given", "taken", "lapsed", "refused", "unslotted"))
-    return f"{done / seconds:.2f}/s, mean {mean:.2f} s each; turns {outcomes}"
+    backlog = ""
+    if (waiting := gauge(after, "ecsalb_fleet_deep_checks_waiting")) is not None:
+        overdue = gauge(after, "ecsalb_fleet_deep_overdue_seconds") or 0.0
+        backlog = f"; at the end {waiting:.0f} due and waiting for a turn, the most overdue by {overdue:.0f} s"
+    return f"{done / seconds:.2f}/s, mean {mean:.2f} s each; turns {outcomes}{backlog}"
 
 
 def fleet_metrics(results: Results, metrics: dict[str, list[tuple[dict[str, str], float]]],

@@ -77,6 +77,11 @@ class _Fleet:
                                                labels=["region"]),
             "deep_seconds": CounterMetricFamily("ecsalb_fleet_deep_check_seconds", "Seconds deep checks took, summed",
                                                 labels=["region"]),
+            "backlog": GaugeMetricFamily("ecsalb_fleet_deep_checks_waiting",
+                                         "Deep checks due and waiting for a turn", labels=["region"]),
+            "overdue": GaugeMetricFamily("ecsalb_fleet_deep_overdue_seconds",
+                                         "How long the most overdue deep check waiting for a turn has been due",
+                                         labels=["region"]),
         }
         turns = CounterMetricFamily("ecsalb_fleet_deep_turns", "What deep checks' turns came to: given, taken, "
                                     "lapsed (given, not taken), refused (calls waited for ELB tokens), unslotted "
@@ -89,6 +94,9 @@ class _Fleet:
             families["deep"].add_metric(region, inv.deep_period())
             families["sweeps"].add_metric(region, inv.sweeps)
             families["deep_checks"].add_metric(region, inv.deep_checks)
+            waiting, overdue = inv.deep_backlog()
+            families["backlog"].add_metric(region, waiting)
+            families["overdue"].add_metric(region, overdue)
             families["deep_seconds"].add_metric(region, inv.deep_check_seconds)
             for outcome in ("given", "taken", "lapsed", "refused", "unslotted"):
                 turns.add_metric([*region, outcome], inv.turns[outcome])

@@ -345,10 +345,11 @@ def _inventory_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, inv: A
     # Deep checks wait for their tokens at low priority: a few at a time on the checks' threads, so the
     # others stay free to compare with the sweep. The slot is taken when the check runs, not when it is
     # queued: behind the checks queued at each sweep a queued one would hold it for tens of seconds, and
-    # deep checks would fall behind their pace. One that finds none compares the sweep alone and stays due.
+    # deep checks would fall behind their pace. One that finds none compares the sweep alone and keeps its
+    # turn for its next tick.
     slot = deep and fleet().deep_slots.acquire(blocking=False)  # type: ignore[union-attr]
     if deep and not slot:
-        inv.count_turn("unslotted")
+        inv.unslotted(_owner(body).ref)
     started = time.monotonic()
     try:
         _compare_with_inventory(body, patch, memo, inv, deep=bool(slot), per_resource=per_resource)

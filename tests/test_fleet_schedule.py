@@ -3,8 +3,11 @@ first deep checks after a restart are spread over it."""
 from __future__ import annotations
 
 import collections
+import threading
+import time
 
 from controller.aws import AwsClients
+from controller.fleet import budget
 from controller.fleet.inventory import (AFTER_LIVE, DEEP_CALLS_GUESS, DEEP_PACE_SHARE, DEEP_SHARE, DEEP_WAITING_FOR,
                                        Deep, Inventory)
 from controller.settings import Settings
@@ -165,8 +168,60 @@ def test_what_the_turns_came_to_is_counted():
     spacing = DEEP_CALLS_GUESS / (5 * DEEP_PACE_SHARE)
     assert inv.deep_turn("default/svc-0", due=clock.now - 10)
     assert not inv.deep_turn("default/svc-1", due=clock.now - 5)  # waits
+    assert inv.deep_backlog() == (1, 5.0)  # one waiting, due 5 s ago
     clock.now += spacing
     assert not inv.deep_turn("default/svc-2", due=clock.now)  # the turn goes to svc-1, the more overdue
     clock.now += DEEP_WAITING_FOR + spacing  # svc-1 never came back for it (checked live meanwhile)
     assert inv.deep_turn("default/svc-2", due=clock.now - DEEP_WAITING_FOR - spacing)
     assert inv.turns == {"given": 3, "taken": 2, "lapsed": 1}
+
+
+def test_only_calls_of_a_higher_priority_waiting_refuse_a_deep_turn():
+    # One ELB Describe token, then one every 1,000 s: whoever asks next waits.
+    inv, clock = inventory(budget="elb-describe=0.001/1")
+    the_budget = inv.aws.budget
+    the_budget.take("us-east-1", "elbv2", "DescribeLoadBalancers")
+
+    def waiter(level: int) -> threading.Thread:
+        def take() -> None:
+            with budget.priority(level):
+                try:
+                    the_budget.take("us-east-1", "elbv2", "DescribeListeners")
+                except budget.Closed:
+                    pass
+        thread = threading.Thread(target=take)
+        thread.start()
+        return thread
+
+    def waiting(n: int) -> None:
+        deadline = time.monotonic() + 5
+        while the_budget.pending("us-east-1", "elb-describe") < n:
+            assert time.monotonic() < deadline, "the waiter never waited"
+            time.sleep(0.01)
+
+    threads = [waiter(budget.LOW)]
+    try:
+        waiting(1)
+        # Another periodic call (the sweep's, a deep check's own) waits: the turn is given all the same.
+        assert inv.deep_turn("default/svc-0", due=clock.now)
+        threads.append(waiter(budget.HIGH))  # a create waits: no deep check starts now
+        waiting(2)
+        clock.now += 1000
+        assert not inv.deep_turn("default/svc-1", due=clock.now)
+        assert inv.turns["refused"] == 1
+    finally:
+        the_budget.close()
+        for thread in threads:
+            thread.join(5)
+
+
+def test_a_turn_taken_without_a_free_deep_slot_is_kept_for_the_next_tick():
+    inv, clock = inventory()
+    for i in range(1000):
+        inv.register(f"default/svc-{i}")
+    assert inv.deep_turn("default/svc-0", due=clock.now - 100)
+    inv.unslotted("default/svc-0")  # its check found the deep slots taken: compared from the sweep alone
+    assert not inv.deep_turn("default/svc-1", due=clock.now - 200)  # the next turn is not open yet
+    clock.now += 1
+    assert inv.deep_turn("default/svc-0", due=clock.now - 100)  # its next tick: the turn it had, not a new one
+    assert dict(inv.turns) == {"given": 1, "taken": 2, "unslotted": 1, "lapsed": 0}, inv.turns

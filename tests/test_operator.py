@@ -192,4 +192,6 @@ async def test_drift_is_only_reported_under_report(emulator, settings, aws, mani
         # What the deep checks' turns came to, every outcome shown from the start.
         for outcome in ("given", "taken", "lapsed", "refused", "unslotted"):
             assert re.search(rf'ecsalb_fleet_deep_turns_total\{{outcome="{outcome}",region="[a-z0-9-]+"\}} \d', text)
-        assert re.search(r'ecsalb_fleet_deep_checks_total\{region="[a-z0-9-]+"\} \d', text)
+        for name in ("ecsalb_fleet_deep_checks_total", "ecsalb_fleet_deep_checks_waiting",
+                     "ecsalb_fleet_deep_overdue_seconds"):
+            assert re.search(rf'{name}\{{region="[a-z0-9-]+"\}} \d', text), name

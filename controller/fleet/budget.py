@@ -226,10 +226,10 @@ class TokenBucket:
         # Taking the lock is not waiting: only a caller that slept or queued reports (and is counted as) a wait.
         return max(0.0, self._clock() - start) if blocked else 0.0
 
-    def pending(self) -> int:
-        """How many callers are waiting for a token."""
+    def pending(self, above: int | None = None) -> int:
+        """How many callers are waiting for a token (of a priority higher than `above`, if given)."""
         with self._cond:
-            return sum(len(q) for q in self._queues.values())
+            return sum(len(q) for p, q in self._queues.items() if above is None or p > above)
 
     def available(self) -> float:
         with self._cond:
@@ -300,10 +300,10 @@ class Budget:
         """The configured refill per second of one bucket (math.inf when the budget is off)."""
         return self.limits[bucket][0] if self.enabled else math.inf
 
-    def pending(self, region: str, bucket: str) -> int:
+    def pending(self, region: str, bucket: str, above: int | None = None) -> int:
         with self._lock:
             found = self._buckets.get((region, bucket))
-        return found.pending() if found else 0
+        return found.pending(above) if found else 0
 
     def snapshot(self) -> dict[str, dict]:
         with self._lock:

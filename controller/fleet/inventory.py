@@ -170,9 +170,21 @@ class Inventory:
             self._measured_calls += sign * deep.elb_calls
             self._measured += sign
 
-    def count_turn(self, outcome: str) -> None:
+    def deep_backlog(self) -> tuple[int, float]:
+        """Deep checks that are due and asked for a turn lately, and how overdue the most overdue of them is
+        (seconds): a backlog that does not drain means the fleet is compared in full less often than the
+        deep period says."""
+        now = self.clock()
         with self._lock:
-            self.turns[outcome] += 1
+            asking = [due for due, asked in self._waiting.values() if now - asked <= DEEP_WAITING_FOR]
+        return len(asking), max((now - due for due in asking), default=0.0)
+
+    def unslotted(self, ref: str) -> None:
+        """A stack took its turn but found no deep slot free (it compared the sweep alone): it keeps the turn
+        for its next tick, rather than wait for a new one behind the other due stacks."""
+        with self._lock:
+            self.turns["unslotted"] += 1
+            self._granted[ref] = self.clock()
 
     def deep_checked(self, seconds: float) -> None:
         """A deep check ran (it had a turn and a slot) and took this long."""
@@ -202,13 +214,16 @@ class Inventory:
     def deep_turn(self, ref: str, due: float) -> bool:
         """Whether a stack's deep check, due since `due`, may start now. Turns are given out no closer together
         than the deep checks' share of the budget allows, each to the most overdue check that asked (it takes
-        it at its next tick), and none while other calls wait for ELB tokens: stacks created at once come due
-        at once, and that backlog must neither crowd out creates nor fill the account's budget; it is worked
-        off a little faster than the pace the deep period was derived from, in the order it came due."""
+        it at its next tick), and none while calls of a higher priority (creates, spec changes, event checks,
+        provisioning polls) wait for ELB tokens: stacks created at once come due at once, and that backlog must
+        neither crowd out creates nor fill the account's budget; it is worked off a little faster than the pace
+        the deep period was derived from, in the order it came due. Periodic calls waiting (the sweep's, the
+        deep checks' own, at the same low priority) refuse no turn: four deep checks starting together wait
+        for a token now and then, and refusing turns then left the deep checks at half their pace."""
         if self.aws.budget is None or not self.aws.budget.enabled:
             return True
         now = self.clock()
-        if self.aws.budget.pending(self.aws.region, "elb-describe"):
+        if self.aws.budget.pending(self.aws.region, "elb-describe", above=budget.LOW):
             with self._lock:
                 self._waiting[ref] = (due, now)
                 self.turns["refused"] += 1
