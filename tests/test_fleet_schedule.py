@@ -225,3 +225,34 @@ def test_a_turn_taken_without_a_free_deep_slot_is_kept_for_the_next_tick():
     clock.now += 1
     assert inv.deep_turn("default/svc-0", due=clock.now - 100)  # its next tick: the turn it had, not a new one
     assert dict(inv.turns) == {"given": 1, "taken": 2, "unslotted": 1, "lapsed": 0}, inv.turns
+
+
+def test_turns_open_at_the_pace_even_when_the_ticks_that_take_them_come_late():
+    inv, clock = inventory()
+    for i in range(1000):
+        inv.register(f"default/svc-{i}")
+    spacing = DEEP_CALLS_GUESS / (5 * DEEP_PACE_SHARE)
+    start = clock.now
+    assert inv.deep_turn("default/svc-0", due=start - 10)
+    assert not inv.deep_turn("default/svc-9", due=start)  # waits, and keeps waiting throughout
+    clock.now = start + 2.5 * spacing  # the next tick asks long after the turn opened
+    assert inv.deep_turn("default/svc-1", due=start - 9)
+    # The openings it came late for are made up: the next turn opened a spacing after the last one.
+    clock.now += 1e-6
+    assert inv.deep_turn("default/svc-2", due=start - 8)
+    assert not inv.deep_turn("default/svc-3", due=start - 7)  # and then the pace again
+    clock.now += spacing
+    assert inv.deep_turn("default/svc-3", due=start - 7)
+    assert not inv.deep_turn("default/svc-4", due=start - 6)
+
+
+def test_after_a_lull_the_turns_do_not_burst():
+    inv, clock = inventory()
+    for i in range(1000):
+        inv.register(f"default/svc-{i}")
+    spacing = DEEP_CALLS_GUESS / (5 * DEEP_PACE_SHARE)
+    assert inv.deep_turn("default/svc-0", due=clock.now)
+    clock.now += 10 * spacing  # nobody else asked meanwhile
+    assert inv.deep_turn("default/svc-1", due=clock.now)
+    clock.now += 0.5 * spacing
+    assert not inv.deep_turn("default/svc-2", due=clock.now)
