@@ -50,6 +50,7 @@ import kmock  # noqa: E402
 
 from controller import devenv, status  # noqa: E402
 from controller.aws import AwsClients  # noqa: E402
+from controller.fleet.inventory import TURN_OUTCOMES  # noqa: E402
 from controller.settings import Settings  # noqa: E402
 from reconcile import MotoProcess, _free_port, proc_cpu_seconds, table  # noqa: E402
 
@@ -570,7 +571,7 @@ def deep_turns(before: dict[str, list[tuple[dict[str, str], float]]],
         return ""
     mean = delta("ecsalb_fleet_deep_check_seconds_total") / done if done else 0.0
     outcomes = ", ".join(f"{o} {delta('ecsalb_fleet_deep_turns_total', outcome=o):.0f}"
-                         for o in ("given", "taken", "lapsed", "refused", "unslotted"))
+                         for o in TURN_OUTCOMES)
     backlog = ""
     if (waiting := gauge(after, "ecsalb_fleet_deep_checks_waiting")) is not None:
         overdue = gauge(after, "ecsalb_fleet_deep_overdue_seconds") or 0.0

@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from controller.aws import CallCounter
+from controller.fleet.inventory import TURN_OUTCOMES
 from controller.fleet.budget import Budget
 
 
@@ -73,8 +74,8 @@ class _Fleet:
                                       "Every managed field of every stack is compared at least this often",
                                       labels=["region"]),
             "sweeps": CounterMetricFamily("ecsalb_fleet_sweeps", "Sweeps done", labels=["region"]),
-            "deep_checks": CounterMetricFamily("ecsalb_fleet_deep_checks", "Deep checks done (every field read)",
-                                               labels=["region"]),
+            "deep_checks": CounterMetricFamily("ecsalb_fleet_deep_checks", "Checks that ran with a deep slot (every "
+                                               "field read, unless the check went live instead)", labels=["region"]),
             "deep_seconds": CounterMetricFamily("ecsalb_fleet_deep_check_seconds", "Seconds deep checks took, summed",
                                                 labels=["region"]),
             "backlog": GaugeMetricFamily("ecsalb_fleet_deep_checks_waiting",
@@ -84,7 +85,7 @@ class _Fleet:
                                          labels=["region"]),
         }
         turns = CounterMetricFamily("ecsalb_fleet_deep_turns", "What deep checks' turns came to: given, taken, "
-                                    "lapsed (given, not taken), refused (calls waited for ELB tokens), unslotted "
+                                    "lapsed (given, not taken), refused (higher-priority calls waited for ELB tokens), unslotted "
                                     "(taken, no deep slot free)", labels=["region", "outcome"])
         for inv in self.fleet.inventories():
             region = [inv.aws.region]
@@ -98,7 +99,7 @@ class _Fleet:
             families["backlog"].add_metric(region, waiting)
             families["overdue"].add_metric(region, overdue)
             families["deep_seconds"].add_metric(region, inv.deep_check_seconds)
-            for outcome in ("given", "taken", "lapsed", "refused", "unslotted"):
+            for outcome in TURN_OUTCOMES:
                 turns.add_metric([*region, outcome], inv.turns[outcome])
         events = CounterMetricFamily("ecsalb_fleet_events", "AWS events that named a resource of the operator's")
         events.add_metric([], self.fleet.events_received)

@@ -44,6 +44,8 @@ DEEP_PACE_SHARE = 0.75
 # A due check that has not asked for a turn for this long is no longer waiting (it was checked live, or its
 # stack is gone).
 DEEP_WAITING_FOR = 30.0
+# What a deep check's turn can come to (counted in Inventory.turns, exported as ecsalb_fleet_deep_turns).
+TURN_OUTCOMES = ("given", "taken", "lapsed", "refused", "unslotted")
 # Turns that opened while due checks waited but no tick came to take them: at most this many are made up.
 DEEP_CATCH_UP = 4
 # After a live run (which compared every field), the stack's next deep check is due this share of a period
@@ -124,8 +126,9 @@ class Inventory:
         self._waiting: dict[str, tuple[float, float]] = {}  # ref -> (due, asked at) of deep checks waiting
         self._granted: dict[str, float] = {}  # ref -> when: a turn given to a check that takes it at its next tick
         # What the deep checks' turns came to (exported as a metric): given (to the stack that asked, or to a
-        # more overdue one for its next tick), taken, lapsed (given, never taken), refused (other calls waited
-        # for ELB tokens), unslotted (taken, but no deep slot was free: compared from the sweep alone).
+        # more overdue one for its next tick), taken, lapsed (given, never taken), refused (calls of a higher
+        # priority waited for ELB tokens), unslotted (taken, but no deep slot was free: compared from the sweep
+        # alone, the turn kept for the next tick).
         self.turns: collections.Counter[str] = collections.Counter()
         self.deep_checks = 0
         self.deep_check_seconds = 0.0

@@ -11,11 +11,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from controller.aws import Registry, is_transient
 from controller.fleet import budget
-from controller.fleet.inventory import Inventory
+from controller.fleet.inventory import Inventory, Sweep
 from controller.fleet.reads import chunks
 
 log = logging.getLogger("ecsalb.fleet")
@@ -118,12 +117,13 @@ class Fleet:
             if inv.latest is not None:
                 known |= self._wake_owners(inv.latest, ids)
         with self._lock:
-            for resource_id in ids - known:
+            for resource_id in ids - known:  # kept oldest first (a dict's order), so the bound drops the oldest
+                self._unknown.pop(resource_id, None)
                 self._unknown[resource_id] = now
-            if len(self._unknown) > UNKNOWN_IDS_KEPT:  # a flood of events about what is not ours: the oldest go
-                self._unknown = dict(sorted(self._unknown.items(), key=lambda item: item[1])[-UNKNOWN_IDS_KEPT:])
+            while len(self._unknown) > UNKNOWN_IDS_KEPT:  # a flood of events about what is not ours
+                del self._unknown[next(iter(self._unknown))]
 
-    def _wake_owners(self, sweep: Any, ids: set[str]) -> set[str]:
+    def _wake_owners(self, sweep: Sweep, ids: set[str]) -> set[str]:
         """Wake the stacks that own any of `ids` in this sweep; the ids it knew."""
         known = set()
         for resource_id in ids:
@@ -133,7 +133,7 @@ class Fleet:
                 self.wake(owner, f"an AWS event named {resource_id}")
         return known
 
-    def _match_unknown(self, sweep: Any) -> None:
+    def _match_unknown(self, sweep: Sweep) -> None:
         """After a sweep: the ids events named before it started, which no sweep knew then."""
         with self._lock:
             older = {i for i, at in self._unknown.items() if at < sweep.started}
