@@ -24,7 +24,7 @@ test: $(BIN)/.installed
 	$(BIN)/python -m controller demo --quiet
 
 lint: $(BIN)/.installed
-	$(BIN)/python -m pyflakes controller tests bench
+	$(BIN)/python -m pyflakes controller devenv tests bench
 	$(BIN)/python -m controller crd | diff -u crds/ecsalbservices.yaml -
 
 crd: $(BIN)/.installed

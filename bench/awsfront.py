@@ -60,7 +60,7 @@ class BucketSpec:
 BUCKETS: dict[str, BucketSpec | None] = {
     # ELB user guide, "Request throttling for the ELB API": ELBv2 non-mutating (Describe*) 40 tokens, refill 10/s.
     "elb-describe": BucketSpec(40, 10),
-    # ELBv2 mutating actions, three buckets (see controller/fleet/budget.py for the sources): Modify* 20 tokens,
+    # ELBv2 mutating actions, three buckets (see controller/aws/budget.py for the sources): Modify* 20 tokens,
     # refill 3/s; RegisterTargets/DeregisterTargets 20, 4/s; the rest (Create*/Delete*/Add*/Remove*/Set*) 40,
     # 10/s, the AWS Load Balancer Controller's long-standing figure for them (approx.: no AWS table read here).
     "elb-modify": BucketSpec(20, 3),

@@ -35,7 +35,7 @@ sys.path.insert(1, str(HERE))
 
 import kmock  # noqa: E402
 
-from controller import devenv  # noqa: E402
+import devenv  # noqa: E402
 from controller.aws import AwsClients  # noqa: E402
 from controller.settings import Settings  # noqa: E402
 from reconcile import MotoProcess, _free_port, table  # noqa: E402

@@ -48,7 +48,8 @@ sys.path.insert(1, str(HERE))         # bench/reconcile.py's helpers
 
 import kmock  # noqa: E402
 
-from controller import devenv, status  # noqa: E402
+import devenv  # noqa: E402
+from controller import status  # noqa: E402
 from controller.aws import AwsClients  # noqa: E402
 from controller.fleet.inventory import TURN_OUTCOMES  # noqa: E402
 from controller.settings import Settings  # noqa: E402

@@ -41,7 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python bench
 
 import botocore.exceptions  # noqa: E402
 
-from controller import desired, devenv, engine  # noqa: E402
+import devenv  # noqa: E402
+from controller import desired, engine  # noqa: E402
 from controller.aws import SERVICES, AwsClients, is_read  # noqa: E402
 from controller.ownership import OWNER_TAG, Owner  # noqa: E402
 from controller.settings import Settings  # noqa: E402

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from controller import KIND, desired, engine
-from controller.aws import AwsClients
+from controller.aws import AwsClients, Registry
 from controller.ownership import Owner
 from controller.settings import Settings, SettingsError
 from controller.spec import EcsAlbService, SpecError, parse_spec
@@ -153,10 +153,13 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _context(res: EcsAlbService, settings: Settings,
+def _context(res: EcsAlbService, registry: Registry,
              secrets: dict[tuple[str, str], dict[str, Any]] | None = None) -> tuple[AwsClients, Owner, desired.Stack]:
+    """One document's clients (from the registry: every document of one command shares one API budget), owner
+    and desired stack."""
+    settings = registry.settings
     owner = Owner(settings.cluster_name, res.metadata.namespace, res.metadata.name, res.metadata.uid)
-    aws = AwsClients(settings, res.spec.region or settings.region)
+    aws = registry.for_region(res.spec.region)
     given: dict[tuple[str, str], desired.SecretContent] = dict(secrets or {})
     for namespace, name in desired.secret_names(res) - set(given):
         given[(namespace, name)] = (f"not in the -f input; the CLI reads no Kubernetes: add the Secret's manifest "
@@ -184,9 +187,10 @@ def _emit(args: argparse.Namespace, report: list[dict[str, Any]], text: list[str
 
 def cmd_plan(args: argparse.Namespace) -> int:
     settings, changed, report, text = _settings(args), False, [], []
+    registry = Registry(settings)  # one budget for all the documents
     items, secrets = load(args.file)
     for res in items:
-        aws, owner, stack = _context(res, settings, secrets)
+        aws, owner, stack = _context(res, registry, secrets)
         result = engine.reconcile(aws, owner, stack, apply=False, preflight_check=True)  # what apply would find
         changed |= result.changed
         report.append({"resource": owner.ref, "changes": [_change(c) for c in result.changes],
@@ -200,9 +204,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_apply(args: argparse.Namespace) -> int:
     settings, report, text, partial = _settings(args), [], [], False
+    registry = Registry(settings)  # one budget for all the documents
     items, secrets = load(args.file)
     for res in items:
-        aws, owner, stack = _context(res, settings, secrets)
+        aws, owner, stack = _context(res, registry, secrets)
         result = engine.reconcile(aws, owner, stack, apply=True, on_change=_print_change)
         lb = result.resources.get(desired.LOAD_BALANCER)
         report.append({"resource": owner.ref, "changes": [_change(c) for c in result.changes],
@@ -221,8 +226,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     settings, report, text = _settings(args), [], []
+    registry = Registry(settings)  # one budget for all the documents
     for res in resources(args.file):
-        aws, owner, stack = _context(res, settings)
+        aws, owner, stack = _context(res, registry)
         if res.spec.policies.deletion == "Retain" and not args.ignore_retain:
             text.append(f"{owner.ref}: policies.deletion is Retain, nothing deleted (--ignore-retain deletes anyway)")
             continue
@@ -235,9 +241,10 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 def cmd_drift(args: argparse.Namespace) -> int:
     settings, drifted, report, text = _settings(args), False, [], []
+    registry = Registry(settings)  # one budget for all the documents
     items, secrets = load(args.file)
     for res in items:
-        aws, owner, stack = _context(res, settings, secrets)
+        aws, owner, stack = _context(res, registry, secrets)
         # No status remembers what existed: known=None lets the engine count a missing resource as drift
         # once any of the stack exists (a stack never applied is "not created yet", not drift).
         result = engine.reconcile(aws, owner, stack, apply=False, known=None)
@@ -418,7 +425,17 @@ class _NotInMainThread(logging.Filter):
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from controller import demo
+    # The demo is the dev environment (devenv/ beside controller/: moto, the Kubernetes emulator): a checkout has
+    # it, with the demo extra's packages; an installed operator (the wheel, the image) does not.
+    try:
+        from devenv import demo
+    except ModuleNotFoundError as exc:
+        if exc.name == "devenv":
+            why = "it runs from a checkout of the repository (devenv/ beside controller/): run make demo there"
+        else:
+            why = f"it needs the demo extra ({exc.name} is not installed): pip install -e '.[demo]'"
+        print(f"error: no demo here: {why}", file=sys.stderr)
+        return EXIT_ERROR
     return demo.main(quiet=args.quiet, keep=args.keep)
 
 

@@ -9,7 +9,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from controller.aws import CallCounter
 from controller.fleet.inventory import TURN_OUTCOMES
-from controller.fleet.budget import Budget
+from controller.aws.budget import Budget
 
 
 class _AwsCalls:
@@ -28,7 +28,7 @@ class _AwsCalls:
 
 
 class _AwsBudget:
-    """Reads the one AWS API budget (controller/fleet/budget.py): tokens taken, waits, AWS's throttling answers."""
+    """Reads the one AWS API budget (controller/aws/budget.py): tokens taken, waits, AWS's throttling answers."""
 
     def __init__(self, budget: Budget) -> None:
         self.budget = budget

@@ -20,11 +20,11 @@ from typing import Any, TypeVar
 import kopf
 
 from controller import GROUP, PLURAL, VERSION, certificate_secrets, desired, engine, kube, logs, status
-from controller.fleet import budget, events
+from controller.fleet import events
 from controller.fleet.inventory import AFTER_LIVE
 from controller.fleet.scheduler import Fleet
 from controller.metrics import Metrics
-from controller.aws import GONE_CODES, NoRegion, Registry, error_code, is_transient
+from controller.aws import GONE_CODES, NoRegion, Registry, budget, error_code, is_transient
 from controller.ownership import Owner
 from controller.resources import target_group
 from controller.resources.base import Conflict, MissingDependency

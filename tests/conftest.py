@@ -1,5 +1,5 @@
 """The embedded environment for every test: AWS from moto (one server per session, reset per test)
-and Kubernetes from the kmock-based emulator (one per test). See controller/devenv.py."""
+and Kubernetes from the kmock-based emulator (one per test). See devenv/."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 import kmock
 import pytest
 
-from controller import devenv
+import devenv
 from controller.aws import AwsClients
 from controller.settings import Settings
 from tests.faults import FaultServer

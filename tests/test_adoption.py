@@ -11,7 +11,8 @@ import pathlib
 import pytest
 import yaml
 
-from controller import cfn, desired, devenv, engine, operator
+import devenv
+from controller import cfn, desired, engine, operator
 from controller.aws import AwsClients
 from controller.ownership import CLUSTER_TAG, OWNER_TAG, RESOURCE_TAG, Owner, from_aws
 from controller.resources.base import AdoptionRefused, Conflict

@@ -1,4 +1,4 @@
-"""The client-side AWS API budget (controller/fleet/budget.py) and its hooks in controller/aws.py.
+"""The client-side AWS API budget (controller/aws/budget.py) and its hooks in controller/aws/clients.py.
 
 Token-bucket timing runs on a fake clock; the moto tests assert counts, never durations."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from controller.aws import AwsClients, CallCounter, Registry
-from controller.fleet import budget as b
+from controller.aws import budget as b
 from controller.metrics import Metrics
 from controller.settings import Settings
 from tests.conftest import REGION

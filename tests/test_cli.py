@@ -13,7 +13,7 @@ import sys
 import pytest
 import yaml
 
-from controller import devenv
+import devenv
 from controller.aws import AwsClients
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from controller import devenv
+import devenv
 from controller.aws import AwsClients
 from tests.faults import Fault
 from tests.test_operator import NAME, NS, condition, event_reasons, ready, until

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from controller import desired, devenv, engine, operator
+import devenv
+from controller import desired, engine, operator
 from controller.aws import AwsClients
 from controller.ownership import Owner
 from controller.spec import parse_spec

@@ -5,7 +5,8 @@ import copy
 
 import pytest
 
-from controller import desired, devenv, engine
+import devenv
+from controller import desired, engine
 from controller.aws import AwsClients
 from controller.ownership import OWNER_TAG, Owner
 from controller.resources.base import Conflict, MissingDependency

@@ -18,7 +18,7 @@ import botocore.config
 import pytest
 import yaml
 
-from controller import devenv
+import devenv
 from controller.aws import AwsClients
 from controller.fleet import events
 from controller.fleet.events import EventQueue, is_own, is_read_only, parents, resource_ids

@@ -11,7 +11,8 @@ import asyncio
 import dataclasses
 import json
 
-from controller import devenv, operator
+import devenv
+from controller import operator
 from controller.aws import AwsClients
 
 NS = "default"

@@ -7,7 +7,7 @@ import threading
 import time
 
 from controller.aws import AwsClients
-from controller.fleet import budget
+from controller.aws import budget
 from controller.fleet.inventory import (AFTER_LIVE, DEEP_CALLS_GUESS, DEEP_PACE_SHARE, DEEP_SHARE, DEEP_WAITING_FOR,
                                        Deep, Inventory)
 from controller.settings import Settings

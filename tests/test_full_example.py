@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from controller import desired, devenv, engine
+import devenv
+from controller import desired, engine
 from controller.aws import AwsClients
 from controller.ownership import Owner
 from controller.spec import parse_spec

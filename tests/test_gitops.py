@@ -13,7 +13,7 @@ import lupa
 import pytest
 import yaml
 
-from controller import devenv
+import devenv
 from tests.faults import Fault
 from tests.test_https import https_manifest
 from tests.test_operator import NAME, NS, condition, ready, until

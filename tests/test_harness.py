@@ -10,7 +10,8 @@ import kmock
 import kopf
 import pytest
 
-from controller import GROUP, KIND, PLURAL, VERSION, devenv
+import devenv
+from controller import GROUP, KIND, PLURAL, VERSION
 
 FINALIZER = "kopf.zalando.org/KopfFinalizerMarker"
 MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}

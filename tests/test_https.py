@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from controller import certs, desired, devenv, engine
+import devenv
+from controller import certs, desired, engine
 from controller.aws import AwsClients
 from controller.ownership import OWNER_TAG, RESOURCE_TAG, Owner
 from controller.resources.base import MissingDependency

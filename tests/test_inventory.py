@@ -3,9 +3,10 @@ describe_tags (by the first check that looks it up, then by every sweep, 20 ARNs
 need not go live for it; what no stack looks up costs nothing."""
 from __future__ import annotations
 
-from controller import desired, devenv, engine
+import devenv
+from controller import desired, engine
 from controller.aws import AwsClients
-from controller.devenv import Prerequisites
+from devenv import Prerequisites
 from controller.fleet.inventory import Inventory
 from controller.ownership import OWNER_TAG, Owner, to_aws
 from controller.spec import parse_spec

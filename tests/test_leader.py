@@ -21,7 +21,8 @@ import kmock
 import pytest
 import yaml
 
-from controller import devenv, kube, leader
+import devenv
+from controller import PLURAL, kube, leader
 from tests.test_operator_secrets import MANIFESTS, by_the_operator, grants, not_granted, role
 from tests.test_run_command import free_port, get_url, run_operator, stopped
 
@@ -63,7 +64,7 @@ class Replica:
 
     def status_writes(self, emulator) -> list[kmock.Request]:
         return [r for r in self.kube_requests(emulator)
-                if r.action == kmock.action.UPDATE and r.resource.plural == devenv.PLURAL]
+                if r.action == kmock.action.UPDATE and r.resource.plural == PLURAL]
 
 
 async def stop(replica: Replica) -> str:
@@ -166,7 +167,7 @@ async def test_shards_lead_side_by_side_and_never_touch_each_others_resources(em
         outputs = {label: await stop(shard) for label, shard in shards.items()}
     for label, shard in shards.items():
         assert shard.process.returncode == 0, outputs[label][-3000:]
-        named = {r.name for r in shard.kube_requests(emulator) if r.resource.plural == devenv.PLURAL and r.name}
+        named = {r.name for r in shard.kube_requests(emulator) if r.resource.plural == PLURAL and r.name}
         assert named == {f"svc-{label}"}, f"shard {label} touched {named}"
         assert shard.aws_calls(faults)  # both did their work
     leases = await devenv.list_objects(emulator, "default", resource="coordination.k8s.io/v1/leases")

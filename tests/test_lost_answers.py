@@ -13,7 +13,8 @@ from collections.abc import Callable
 
 import pytest
 
-from controller import desired, devenv, engine
+import devenv
+from controller import desired, engine
 from controller.aws import AwsClients
 from controller.ownership import OWNER_TAG, Owner
 from controller.settings import Settings

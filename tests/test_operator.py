@@ -7,7 +7,8 @@ import urllib.request
 
 import pytest
 
-from controller import devenv, operator
+import devenv
+from controller import operator
 from controller.aws import AwsClients
 
 NS, NAME = "default", "ecs-learning"

@@ -8,7 +8,8 @@ import logging
 
 import pytest
 
-from controller import certs, devenv, operator
+import devenv
+from controller import certs, operator
 from controller.aws import AwsClients
 from tests.test_https import acm_certificates, https_manifest, listener_certificates, tags_of
 from tests.test_operator import condition, ready, until

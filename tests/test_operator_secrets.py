@@ -15,7 +15,8 @@ import kmock
 import pytest
 import yaml
 
-from controller import certs, desired, devenv, kube
+import devenv
+from controller import certs, desired, kube
 from tests.test_https import acm_certificates, https_manifest
 from tests.test_operator import condition, ready, until
 from tests.tls import issue, tls_secret

@@ -10,7 +10,8 @@ import time
 import botocore.exceptions
 import pytest
 
-from controller import desired, devenv, engine, operator
+import devenv
+from controller import desired, engine, operator
 from controller.aws import AwsClients, error_code
 from controller.ownership import Owner
 from controller.resources.base import MissingDependency

@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from controller import devenv
+import devenv
 from controller.aws import AwsClients
 from controller.settings import Settings
 from tests.faults import Fault, FaultServer

@@ -5,7 +5,8 @@ import dataclasses
 
 import pytest
 
-from controller import desired, devenv, engine
+import devenv
+from controller import desired, engine
 from controller.aws import AwsClients, is_transient
 from controller.ownership import Owner
 from controller.settings import Settings

@@ -7,7 +7,8 @@ import copy
 import boto3
 import pytest
 
-from controller import desired, devenv, engine
+import devenv
+from controller import desired, engine
 from controller.aws import AwsClients
 from controller.ownership import Owner
 from controller.resources.load_balancer import DeletionProtected

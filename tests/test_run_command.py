@@ -19,7 +19,8 @@ import urllib.request
 import kmock
 import yaml
 
-from controller import cli, devenv
+import devenv
+from controller import cli
 from controller.readiness import Readiness
 from tests.test_operator_secrets import by_the_operator
 

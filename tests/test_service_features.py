@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from controller import desired, devenv, engine
+import devenv
+from controller import desired, engine
 from controller.aws import AwsClients
 from controller.ownership import Owner
 from controller.spec import SpecError, parse_spec

@@ -6,7 +6,7 @@ from typing import Any
 
 import jsonschema
 
-from controller import devenv
+import devenv
 from controller.crd import build_crd
 from tests.admission import draft7
 from tests.test_https import https_manifest

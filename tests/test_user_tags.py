@@ -7,7 +7,8 @@ import dataclasses
 
 import pytest
 
-from controller import desired, devenv, engine
+import devenv
+from controller import desired, engine
 from controller.aws import AwsClients
 from controller.ownership import MANAGED_TAG, Owner, from_aws
 from controller.settings import Settings, SettingsError

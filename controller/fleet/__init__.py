@@ -1,12 +1,12 @@
-"""The fleet layer: what every stack in one process shares, between the AWS client wrapper (controller/aws.py)
+"""The fleet layer: what every stack in one process shares, between the AWS client wrapper (controller/aws/)
 and the resource kinds (controller/resources/).
 
-- budget.py: client-side token buckets per Region and AWS throttling bucket; every AWS attempt takes a token,
-  a spec change a user just made is served before periodic checks.
 - inventory.py: one sweep per Region reads everything the operator owns with list and batch calls; every
   stack's periodic check compares against it. Reads that cannot be batched are spread over a deep period
   derived from the fleet size and the budget.
 - reads.py: the reads a resource kind makes, either live (one stack, straight to AWS) or from the inventory.
 - events.py: out-of-band changes from an SQS queue fed by EventBridge (CloudTrail management events), so a
   console change reaches the stack it touched in seconds.
+
+The API budget they all draw on is a property of the AWS client: controller/aws/budget.py.
 """

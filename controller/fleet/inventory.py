@@ -25,9 +25,8 @@ from typing import Any
 
 import botocore.exceptions
 
-from controller.aws import AwsClients, error_code
-from controller.fleet import budget
-from controller.fleet.reads import LB_MARKER, TAGGED_TYPES, TG_MARKER, LiveReads, Tags, chunks, elb_tags
+from controller.aws import AwsClients, budget, chunks, error_code
+from controller.fleet.reads import LB_MARKER, TAGGED_TYPES, TG_MARKER, LiveReads, Tags, elb_tags
 from controller.ownership import CLUSTER_TAG, OWNER_TAG, Owner, from_aws
 
 log = logging.getLogger("ecsalb.fleet")

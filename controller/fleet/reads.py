@@ -14,7 +14,7 @@ from typing import Any
 
 import botocore.exceptions
 
-from controller.aws import AwsClients, error_code
+from controller.aws import AwsClients, chunks, error_code
 from controller.ownership import RESOURCE_TAG, Owner, from_aws
 
 # The Resource Groups Tagging API finds everything a stack owns in one call (listeners are found through
@@ -23,10 +23,6 @@ TAGGED_TYPES = ["elasticloadbalancing:loadbalancer", "elasticloadbalancing:targe
                 "acm:certificate"]
 LB_MARKER, TG_MARKER = ":loadbalancer/app/", ":targetgroup/"
 Tags = dict[str, str]
-
-
-def chunks(items: list[Any], size: int) -> list[list[Any]]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 class LiveReads:

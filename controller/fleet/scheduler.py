@@ -12,10 +12,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from controller.aws import Registry, is_transient
-from controller.fleet import budget
+from controller.aws import Registry, budget, chunks, is_transient
 from controller.fleet.inventory import Inventory, Sweep
-from controller.fleet.reads import chunks
 
 log = logging.getLogger("ecsalb.fleet")
 

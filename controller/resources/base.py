@@ -233,8 +233,3 @@ def _contains_unknown(value: Any) -> bool:
     if isinstance(value, (list, tuple)):
         return any(_contains_unknown(v) for v in value)
     return False
-
-
-def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]

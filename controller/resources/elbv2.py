@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from controller.fleet.reads import elb_tags as tags_by_arn
 from controller.ownership import to_aws
-from controller.resources.base import Context, Observed, chunks
+from controller.aws import chunks
+from controller.resources.base import Context, Observed
 
 __all__ = ["TaggedByArn", "retag_arns", "tags_by_arn"]
 

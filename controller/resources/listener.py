@@ -8,11 +8,11 @@ from typing import Any
 import botocore.exceptions
 
 from controller import desired as d
-from controller.aws import error_code, retried
+from controller.aws import chunks, error_code, retried
 from controller.fleet.reads import LiveReads
 from controller.ownership import to_aws
 from controller.resources import actions
-from controller.resources.base import UNKNOWN, Context, FieldDiff, Kind, Observed, chunks
+from controller.resources.base import UNKNOWN, Context, FieldDiff, Kind, Observed
 from controller.resources.certificate import is_usable
 from controller.resources.elbv2 import retag_arns
 

@@ -20,9 +20,10 @@ import tempfile
 import time
 from typing import Any
 
+import kmock
 import yaml
 
-from controller import devenv
+import devenv
 from controller.aws import AwsClients
 from controller.crd import build_crd
 from controller.ownership import OWNER_TAG
@@ -111,7 +112,7 @@ async def story(quiet: bool, keep: bool = False) -> None:
         s.step("AWS and Kubernetes on this machine")
         s.say(f"AWS (moto, server mode):          {moto.endpoint_url}", always=True)
         emulator = devenv.new_emulator()
-        async with emulator, devenv.kmock.Server(emulator):
+        async with emulator, kmock.Server(emulator):
             s.say(f"Kubernetes API (kmock emulator):  {emulator.url}", always=True)
             crd = build_crd()
             await devenv.apply(emulator, kubectl_applied(crd))  # over the CRD API, as `kubectl apply -f crds/`

@@ -7,7 +7,7 @@ priority: a spec change a user just made (HIGH) before a check an event triggere
 being provisioned (NORMAL) before periodic sweeps and drift checks (LOW); first come, first served within a
 priority.
 
-controller/aws.py takes the tokens (a botocore event fired once per attempt) and reports AWS's throttling
+controller/aws/clients.py takes the tokens (a botocore event fired once per attempt) and reports AWS's throttling
 answers; controller/metrics.py exports snapshot().
 """
 from __future__ import annotations

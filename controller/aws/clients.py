@@ -1,4 +1,4 @@
-"""The one way to call AWS: retries, endpoint_url, and call accounting by operation."""
+"""boto3 clients: retries, endpoint_url, call accounting by operation, the budget's hooks (controller/aws/budget.py)."""
 from __future__ import annotations
 
 import collections
@@ -9,10 +9,9 @@ from typing import Any
 
 import boto3
 import botocore.config
-import botocore.exceptions
-import botocore.parsers
 
-from controller.fleet.budget import Budget, parse_overrides
+from controller.aws.budget import Budget, parse_overrides
+from controller.aws.errors import THROTTLING_CODES
 from controller.settings import Settings
 
 class _RedactImportedKeys(logging.Filter):
@@ -63,11 +62,9 @@ def is_read(operation: str) -> bool:
     return operation.startswith(_READ_PREFIXES)
 
 
-# Error codes with which AWS says "slow down" (counted per attempt by the budget, see AwsClients._throttled).
-THROTTLING_CODES = frozenset({
-    "Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded", "TooManyRequestsException",
-    "RequestThrottled", "SlowDown", "RequestThrottledException",
-})
+def chunks(items: list[Any], size: int) -> list[list[Any]]:
+    """`items` in batches of at most `size`: what one AWS call takes (20 ARNs to describe_tags, 10 services...)."""
+    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 class NoRegion(ValueError):
@@ -150,40 +147,3 @@ class Registry:
             if region not in self._by_region:
                 self._by_region[region] = AwsClients(self.settings, region, self.counter, budget=self.budget)
             return self._by_region[region]
-
-
-def retried(response: dict) -> bool:
-    """Whether botocore sent this call more than once. An earlier attempt may have executed with its answer
-    lost (a closed connection, a timeout): a create that AWS does not deduplicate must look for a twin."""
-    return response.get("ResponseMetadata", {}).get("RetryAttempts", 0) > 0
-
-
-def error_code(exc: BaseException) -> str | None:
-    if isinstance(exc, botocore.exceptions.ClientError):
-        return exc.response.get("Error", {}).get("Code")
-    return None
-
-
-# Errors that mean "AWS is busy or briefly broken": botocore already retried them; the operator
-# retries the whole reconcile later instead of failing the resource.
-TRANSIENT_CODES = {
-    "Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded", "TooManyRequestsException",
-    "ServiceUnavailable", "ServiceUnavailableException", "InternalFailure", "InternalError", "RequestTimeout",
-    "DependencyViolation", "ResourceInUse", "ResourceInUseException", "PriorityInUse",
-}
-
-
-# A resource that was there when observed and is gone when changed: someone else deleted it meanwhile. The
-# next run observes again (and recreates what the spec still has), soon.
-GONE_CODES = {"ListenerNotFound", "RuleNotFound", "TargetGroupNotFound", "LoadBalancerNotFound",
-              "InvalidGroup.NotFound", "ServiceNotFoundException", "ServiceNotActiveException"}
-
-
-def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, (botocore.exceptions.ConnectionError, botocore.exceptions.ReadTimeoutError,
-                        botocore.parsers.ResponseParserError)):
-        return True
-    if isinstance(exc, botocore.exceptions.ClientError):
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return error_code(exc) in TRANSIENT_CODES or status >= 500
-    return False
