@@ -19,24 +19,11 @@ from controller.aws import AwsClients, error_code
 from controller.ownership import PREFIX, Owner
 from controller.resources.base import AdoptionRefused, Conflict, Context, FieldDiff, Kind, MissingDependency, \
     Observed, is_tag_field, tag_changes
-from controller.resources.certificate import Certificates
-from controller.resources.ecs_service import Services
-from controller.resources.listener import Listeners
-from controller.resources.load_balancer import ATTRIBUTE_FIELDS as LB_ATTRIBUTE_FIELDS
-from controller.resources.load_balancer import LoadBalancers
-from controller.resources.rule import Rules
-from controller.resources.scaling import Scalings
-from controller.resources.security_group import SecurityGroups
-from controller.resources.target_group import TargetGroups
+from controller.resources.kinds import BY_KIND, KINDS
 
-LOAD_BALANCERS = LoadBalancers()
-KINDS: list[Kind] = [Certificates(), SecurityGroups(), TargetGroups(), LOAD_BALANCERS, Listeners(), Rules(), Services(),
-                     Scalings()]
-BY_KIND = {k.kind: k for k in KINDS}
 # What a fleet sweep's list calls return (controller/fleet/inventory.py): a shallow check compares these kinds
-# alone, without their attributes (read per resource, so only on the deep schedule).
-SHALLOW_KINDS = frozenset({"securityGroup", "targetGroup", "loadBalancer", "service"})
-DEEP_FIELD_PREFIX = ("attributes.", "webAclArn")  # read per resource: deep checks only
+# alone, without their deep fields (read per resource, so only on the deep schedule).
+SWEPT_KINDS = frozenset(k.kind for k in KINDS if k.swept)
 
 
 @dataclasses.dataclass
@@ -88,10 +75,6 @@ def observe(ctx: Context, stack: d.Stack | None, wanted: dict[str, list[Any]] | 
             _claim(ctx, kind, wanted[kind.kind])
 
 
-# Kinds adopted by the name the spec gives them (certificates never: the user's are named by ARN, and stay theirs).
-ADOPTED_BY_NAME = frozenset({"securityGroup", "targetGroup", "loadBalancer", "service"})
-# Kinds found through their parent (every listener of an owned load balancer is ours): adopted with it.
-ADOPTED_WITH_PARENT = {"listener": ("loadBalancerArn", "loadBalancer"), "rule": ("listenerArn", "listener")}
 CLOUDFORMATION_TAGS = ("aws:cloudformation:stack-id", "aws:cloudformation:stack-name")
 GONE_STACK = "DELETE_COMPLETE"
 ACCESS_DENIED = {"AccessDenied", "AccessDeniedException", "403"}  # moto: '403' (shared/reference, §3)
@@ -107,13 +90,11 @@ def _claim(ctx: Context, kind: Kind, wanted: list[Any]) -> None:
     carries no ecsalb.io/ tag (in memory: it is tagged when the plan is applied), as do the listeners and rules
     of an adopted load balancer. One tagged by any operator stays a Conflict."""
     found = ctx.observed[kind.kind]
-    if kind.kind in ADOPTED_WITH_PARENT:
-        field = ADOPTED_WITH_PARENT[kind.kind][0]
-        parents = {o.id for o in ctx.adopted.values() if o.kind == ADOPTED_WITH_PARENT[kind.kind][1]}
-        field_of = (lambda o: o.fields.get(field)) if kind.kind == "listener" else (lambda o: o.info.get(field))
-        ctx.adopted.update({o.id: o for o in found if field_of(o) in parents})
+    if kind.adopted_with is not None:
+        parents = {o.id for o in ctx.adopted.values() if o.kind == kind.adopted_with}
+        ctx.adopted.update({o.id: o for o in found if kind.parent_id(o) in parents})
         return
-    if kind.kind not in ADOPTED_BY_NAME:
+    if not kind.adopted_by_name:
         return
     keys = {o.key for o in found}
     for want in wanted:
@@ -145,9 +126,8 @@ def _check_adoption(ctx: Context, wanted: dict[str, list[Any]]) -> None:
     if not ctx.adopted:
         return
     adoption, problems = ctx.adoption, []
-    # Listeners are observed without tags: read them (a CloudFormation stack tags what it makes). Rules apart:
-    # their Observed stands for all of a listener's rules, and the listener's stack is theirs.
-    untagged = [o.id for o in ctx.adopted.values() if o.kind == "listener"]
+    # Kinds observed without tags (listeners): read them, a CloudFormation stack tags what it makes.
+    untagged = [o.id for o in ctx.adopted.values() if BY_KIND[o.kind].adoption_reads_tags]
     for arn, tags in ctx.reads.elb_tags(untagged).items():
         ctx.adopted[arn].tags.update(tags)
     stacks: dict[str, str | None] = {}
@@ -189,8 +169,7 @@ def _check_adoption(ctx: Context, wanted: dict[str, list[Any]]) -> None:
                         f"{want.key} ({o.id}) would have to be replaced to match the spec ("
                         + ", ".join(f"{x.field}: {_short(x.actual)} -> {_short(x.desired)}" for x in fields)
                         + "): change the spec to match it, or set spec.policies.adoptWithReplacement: true to "
-                          "adopt and replace it" + (" (a new load balancer has a new DNS name)"
-                                                    if kind.kind == "loadBalancer" else ""))
+                          "adopt and replace it" + kind.replacement_note)
     finally:
         ctx.resolved.clear()
     if problems:
@@ -204,7 +183,7 @@ def reconcile(aws: AwsClients, owner: Owner, stack: d.Stack, *, apply: bool, kno
     `known` are keys the previous run saw: one of them missing now is drift (deleted out of band). None,
     for a caller with no memory of a previous run (the CLI): once any of the stack exists, all of it is known.
     `reads` is where observations come from (default: AWS, live; the operator's periodic checks pass the
-    fleet inventory's). `shallow` compares only what list calls return (SHALLOW_KINDS, no attributes): a
+    fleet inventory's). `shallow` compares only what list calls return (SWEPT_KINDS, no deep fields): a
     fleet check of a stack whose unbatchable reads are not due yet; it must not apply.
     `preflight_check` (default: when applying; a plan asks for it too) looks up the references of what is to be
     created before anything is (controller/preflight.py); a drift report only compares."""
@@ -225,9 +204,9 @@ def _reconcile(ctx: Context, stack: d.Stack, *, apply: bool, known: set[str] | N
                check: bool) -> Result:
     wanted = desired_by_kind(stack)
     if shallow:
-        wanted = {kind: (items if kind in SHALLOW_KINDS else []) for kind, items in wanted.items()}
+        wanted = {kind: (items if kind in SWEPT_KINDS else []) for kind, items in wanted.items()}
     try:
-        observe(ctx, stack, wanted, SHALLOW_KINDS if shallow else None)
+        observe(ctx, stack, wanted, SWEPT_KINDS if shallow else None)
     except MissingDependency as missing:  # the cluster or task definition: say what else is wrong too
         if check:
             preflight.check(ctx, stack, _creating(ctx, wanted), first=_nothing_owned(ctx), earlier=[str(missing)])
@@ -248,7 +227,7 @@ def _reconcile(ctx: Context, stack: d.Stack, *, apply: bool, known: set[str] | N
             candidates = [o for o in ctx.observed[kind.kind] if o.key == want.key]
             current, diffs = _best(ctx, kind, want, candidates)
             if shallow:
-                diffs = [x for x in diffs if not x.field.startswith(DEEP_FIELD_PREFIX)]
+                diffs = [x for x in diffs if not x.field.startswith(kind.deep_fields)]
             if current is None:
                 if want.key in known:
                     drift.append(FieldDiff(want.key, "exists", "present", "missing"))
@@ -308,11 +287,11 @@ def _reconcile(ctx: Context, stack: d.Stack, *, apply: bool, known: set[str] | N
                 _delete(ctx, kind, o, stack)
     target_health = {}
     if apply:
-        tgs = BY_KIND["targetGroup"]
         created = {c.key for c in changes if c.verb in ("create", "replace")}
         # A target group created in this run has no targets yet: nothing to ask AWS.
-        target_health = {k: tgs.health(ctx, o) if k not in created else {"healthy": 0, "unhealthy": 0, "total": 0}
-                         for k, o in ctx.resolved.items() if o.kind == "targetGroup"}
+        target_health = {k: BY_KIND[o.kind].health(ctx, o) if k not in created
+                         else {"healthy": 0, "unhealthy": 0, "total": 0}
+                         for k, o in ctx.resolved.items() if BY_KIND[o.kind].reports_health}
     return Result(changes=changes, drift=drift, resources=dict(ctx.resolved), unsupported=stack.unsupported,
                   applied=apply, target_health=target_health, waiting=dict(ctx.waiting), notes=dict(ctx.notes))
 
@@ -341,7 +320,7 @@ def _stopped_part_way(ctx: Context, stack: d.Stack, exc: Exception) -> None:
     from what this run saw, if AWS cannot be read either."""
     deleted = {detail for verb, _, detail in ctx.done if verb == "Deleted"}
     after = Context(ctx.aws, ctx.owner)
-    after.cache = ctx.cache
+    after.cache = ctx.cache  # what this run looked up stays valid for the look after it
     try:
         observe(after, stack)
         seen = after.observed
@@ -385,12 +364,13 @@ def delete_all(aws: AwsClients, owner: Owner, stack: d.Stack | None, *, apply: b
     """Remove every owned resource, in reverse dependency order. `stack` (when the spec still parses) lets
     a by-name lookup find what the tagging index has not caught up with yet; it is never required."""
     ctx = Context(aws, owner, on_change=on_change)
-    ctx.cache["deleting"] = True
+    ctx.deleting = True
     observe(ctx, stack)
     if apply:  # before anything is deleted, so a refusal leaves the service serving
-        for o in ctx.observed["loadBalancer"]:
-            if o.key is not None:
-                _release_protection(ctx, o, stack)
+        for kind in KINDS:
+            for o in ctx.observed[kind.kind]:
+                if o.key is not None:
+                    kind.before_delete(ctx, o, stack)
     changes = []
     for kind in reversed(KINDS):
         for o in kind.deletion_order(ctx.observed[kind.kind]):
@@ -402,22 +382,8 @@ def delete_all(aws: AwsClients, owner: Owner, stack: d.Stack | None, *, apply: b
     return Result(changes=changes, drift=[], resources={}, unsupported=[], applied=apply, notes=dict(ctx.notes))
 
 
-def _release_protection(ctx: Context, o: Observed, stack: d.Stack | None) -> None:
-    """Deletion protection the spec no longer asks for is switched off; protection the spec keeps (or that
-    is on with no spec to say otherwise) stops the deletion with a clear message (DeletionProtected)."""
-    path = LB_ATTRIBUTE_FIELDS["deletion_protection.enabled"]
-    if o.fields.get(path) != "true":
-        return
-    if stack is None or stack.load_balancer.attributes["deletion_protection.enabled"] == "true":
-        LOAD_BALANCERS.check_deletable(o)  # raises
-    ctx.aws.elbv2.modify_load_balancer_attributes(
-        LoadBalancerArn=o.id, Attributes=[{"Key": "deletion_protection.enabled", "Value": "false"}])
-    o.fields[path] = "false"
-
-
 def _delete(ctx: Context, kind: Kind, o: Observed, stack: d.Stack | None) -> None:
-    if kind.kind == "loadBalancer":
-        _release_protection(ctx, o, stack)
+    kind.before_delete(ctx, o, stack)
     kind.delete(ctx, o)
 
 

@@ -3,7 +3,7 @@ fails with its spec field and the fix, before any AWS call that changes somethin
 half-way through a create, with part of the stack built).
 
 It runs only when the plan creates something, and checks only the references of what it creates: a steady-state
-reconcile costs no call. The ids go out in one call per kind, by filter (fleet/reads.py): describe_vpcs,
+reconcile costs no call. The ids go out in one call per kind, by filter (resources/reads.py): describe_vpcs,
 describe_subnets, describe_security_groups; no ELB call, the scarce ones. The cluster, the task definition and its
 containers are checked by the service kind's observe (resources/ecs_service.py), and the certificate kind's observe
 has read every certificate ARN: their answers are used here, not asked for again.

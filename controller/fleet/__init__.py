@@ -2,9 +2,8 @@
 and the resource kinds (controller/resources/).
 
 - inventory.py: one sweep per Region reads everything the operator owns with list and batch calls; every
-  stack's periodic check compares against it. Reads that cannot be batched are spread over a deep period
+  stack's periodic check compares against it, answering the kinds' read port (resources/reads.Reads). Reads that cannot be batched are spread over a deep period
   derived from the fleet size and the budget.
-- reads.py: the reads a resource kind makes, either live (one stack, straight to AWS) or from the inventory.
 - events.py: out-of-band changes from an SQS queue fed by EventBridge (CloudTrail management events), so a
   console change reaches the stack it touched in seconds.
 

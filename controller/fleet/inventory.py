@@ -9,7 +9,7 @@ and target group attributes, listeners, rules, listener certificates, ACM certif
 configured): the budget is the input, the coverage period the output.
 
 An inventory check never acts on what it sees: any difference, anything it cannot answer (`Stale`), or any
-error sends the stack to a live check (fleet/reads.LiveReads), which reports or corrects drift as before. So a
+error sends the stack to a live check (resources/reads.LiveReads), which reports or corrects drift as before. So a
 stale sweep costs an extra live check, never a wrong report or a wrong write.
 """
 from __future__ import annotations
@@ -26,7 +26,8 @@ from typing import Any
 import botocore.exceptions
 
 from controller.aws import AwsClients, budget, chunks, error_code
-from controller.fleet.reads import LB_MARKER, TAGGED_TYPES, TG_MARKER, LiveReads, Tags, elb_tags
+from controller.resources.kinds import KINDS
+from controller.resources.reads import LB_MARKER, TAGGED_TYPES, TG_MARKER, LiveReads, Tags, elb_tags
 from controller.ownership import CLUSTER_TAG, OWNER_TAG, Owner, from_aws
 
 log = logging.getLogger("ecsalb.fleet")
@@ -398,50 +399,52 @@ class Inventory:
 # What describe_tags answers when one of its ARNs was deleted since the sweep listed it.
 ELB_GONE = ("LoadBalancerNotFound", "TargetGroupNotFound")
 
-# What a change of one kind makes stale among the deep reads (they are read again at the next check).
-STALE_AFTER = {
-    "loadBalancer": ("lb_attributes", "listeners", "web_acl"), "targetGroup": ("tg_attributes",),
-    "listener": ("listeners", "listener_certificates", "rules"), "rule": ("rules",), "scaling": ("scaling",),
-    "certificate": ("certificate", "certificate_tags", "listener_certificates"),
-}
+# What a change of one kind makes stale among the deep reads (they are read again at the next check), as the
+# kinds declare it.
+STALE_AFTER = {kind.kind: kind.stale_after for kind in KINDS if kind.stale_after}
 
 
 class _DeepReads(LiveReads):
-    """The reads no list call can answer, each through `_read`: kept from an earlier read, or recorded."""
+    """The reads no list call can answer, each through `_read`: kept from an earlier read, or recorded. What it
+    does not answer itself it reads live, as LiveReads; `live` is a plain LiveReads for the reads it keeps."""
+
+    def __init__(self, aws: AwsClients, owner: Owner) -> None:
+        super().__init__(aws, owner)
+        self.live = LiveReads(aws, owner)
 
     def _read(self, what: str, key: str, fetch: Callable[[], Any], *, elb: bool = True) -> Any:
         raise NotImplementedError
 
     def lb_attributes(self, arn: str) -> dict[str, str]:
-        return self._read("lb_attributes", arn, lambda: LiveReads.lb_attributes(self, arn))
+        return self._read("lb_attributes", arn, lambda: self.live.lb_attributes(arn))
 
     def web_acl(self, lb_arn: str) -> dict:
-        return self._read("web_acl", lb_arn, lambda: LiveReads.web_acl(self, lb_arn), elb=False)
+        return self._read("web_acl", lb_arn, lambda: self.live.web_acl(lb_arn), elb=False)
 
     def scaling(self, resource_id: str) -> dict:
-        return self._read("scaling", resource_id, lambda: LiveReads.scaling(self, resource_id), elb=False)
+        return self._read("scaling", resource_id, lambda: self.live.scaling(resource_id), elb=False)
 
     def tg_attributes(self, arn: str) -> dict[str, str]:
-        return self._read("tg_attributes", arn, lambda: LiveReads.tg_attributes(self, arn))
+        return self._read("tg_attributes", arn, lambda: self.live.tg_attributes(arn))
 
     def listeners(self, lb_arn: str) -> list[dict]:
-        return self._read("listeners", lb_arn, lambda: LiveReads.listeners(self, lb_arn))
+        return self._read("listeners", lb_arn, lambda: self.live.listeners(lb_arn))
 
     def listener_certificates(self, listener_arn: str) -> list[dict]:
         return self._read("listener_certificates", listener_arn,
-                          lambda: LiveReads.listener_certificates(self, listener_arn))
+                          lambda: self.live.listener_certificates(listener_arn))
 
     def rules(self, listener_arn: str) -> list[dict]:
-        return self._read("rules", listener_arn, lambda: LiveReads.rules(self, listener_arn))
+        return self._read("rules", listener_arn, lambda: self.live.rules(listener_arn))
 
     def certificate(self, arn: str | None) -> dict | None:
-        return self._read("certificate", str(arn), lambda: LiveReads.certificate(self, arn), elb=False)
+        return self._read("certificate", str(arn), lambda: self.live.certificate(arn), elb=False)
 
     def certificate_tags(self, arn: str) -> Tags:
-        return self._read("certificate_tags", arn, lambda: LiveReads.certificate_tags(self, arn), elb=False)
+        return self._read("certificate_tags", arn, lambda: self.live.certificate_tags(arn), elb=False)
 
     def target_health(self, tg_arn: str) -> list[dict]:
-        return self._read("target_health", tg_arn, lambda: LiveReads.target_health(self, tg_arn))
+        return self._read("target_health", tg_arn, lambda: self.live.target_health(tg_arn))
 
 
 class RecordingReads(_DeepReads):
@@ -586,7 +589,7 @@ class InventoryReads(_DeepReads):
             # Not in the sweep (the tagging API had not listed it, or no stack had asked for it yet): one call
             # for this stack rather than a live check. A service that is really gone is not in its answer.
             with budget.priority(budget.LOW):
-                out += LiveReads.services(self, cluster, missed)
+                out += self.live.services(cluster, missed)
         return out
 
     def scalable_targets(self, resource_id: str) -> list[dict]:
@@ -599,4 +602,4 @@ class InventoryReads(_DeepReads):
         return super().scaling(resource_id)
 
     def task_definition(self, name: str) -> dict:
-        return self.inventory.task_definition(LiveReads(self.aws, self.owner), name)
+        return self.inventory.task_definition(self.live, name)

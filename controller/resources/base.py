@@ -12,7 +12,7 @@ from typing import Any
 
 from controller.aws import AwsClients
 from controller.desired import Adoption, Ref
-from controller.fleet.reads import LiveReads
+from controller.resources.reads import LiveReads, Reads
 from controller.ownership import MANAGED_TAG, UID_TAG, Owner, managed_keys, with_managed
 
 # What a desired field shows when it refers to a resource that does not exist yet.
@@ -67,18 +67,27 @@ class FieldDiff:
         return dataclasses.asdict(self)
 
 
+@dataclasses.dataclass
+class RunCache:
+    """What one run looked up once and every kind may use again: a task definition by the name the spec gives
+    (family -> its latest revision, for this run), whether a service's count is under autoscaling."""
+    task_definitions: dict[str, dict] = dataclasses.field(default_factory=dict)
+    autoscaled: dict[str, bool] = dataclasses.field(default_factory=dict)
+
+
 class Context:
     """What a kind needs to act: AWS clients, the owner, and the ids of resources resolved so far."""
 
     def __init__(self, aws: AwsClients, owner: Owner, *, on_change: Callable[[str, str, str], None] | None = None,
-                 reads: Any = None):
+                 reads: Reads | None = None):
         self.aws = aws
         self.owner = owner
         # Where observe() reads from: AWS directly, or the fleet inventory (controller/fleet/).
-        self.reads: LiveReads = reads if reads is not None else LiveReads(aws, owner)
+        self.reads: Reads = reads if reads is not None else LiveReads(aws, owner)
         self.resolved: dict[str, Observed] = {}
         self.observed: dict[str, list[Observed]] = {}  # by kind: everything owned that observe() found
-        self.cache: dict[str, Any] = {}  # lookups valid for one reconcile (e.g. task definition -> ARN)
+        self.cache = RunCache()  # lookups valid for one run
+        self.deleting = False  # delete_all: observe what is owned, never what converging would need
         self.waiting: dict[str, str] = {}  # keys not created (yet) -> why, e.g. a certificate pending validation
         self.notes: dict[str, tuple[str, str]] = {}  # key -> (reason, message) for the status
         self.user_tags: dict[str, str] = {}  # desired.Stack.tags: the user's tags for every resource
@@ -115,6 +124,42 @@ class Kind(abc.ABC):
     # Fields AWS cannot change in place: a difference there means "create new, switch, delete old".
     immutable: frozenset[str] = frozenset()
 
+    # --- what the kind is: the engine and the fleet read these, and special-case no kind ------------
+    # Returned by a fleet sweep's list calls: a shallow check (between a stack's deep checks) compares the swept
+    # kinds alone, and of them only the fields that are not `deep_fields`.
+    swept: bool = False
+    # Field paths (or their beginnings) read per resource, never by a sweep: compared by deep checks only.
+    deep_fields: tuple[str, ...] = ()
+    # The reads (Reads methods) a change of this kind makes stale among a stack's kept deep reads.
+    stale_after: tuple[str, ...] = ()
+    # policies.adoption: Adopt takes over a same-named resource of this kind that carries no ecsalb.io/ tag.
+    adopted_by_name: bool = False
+    # Found through its parent (every listener of an owned load balancer is ours): adopted with a parent of this
+    # kind; parent_id says which.
+    adopted_with: str | None = None
+    # Observed without tags, but adoption reads them (a CloudFormation stack tags what it makes).
+    adoption_reads_tags: bool = False
+    # What a replacement costs the user besides the resource itself, for the adoption refusal.
+    replacement_note: str = ""
+    # It has target health for the status (health()).
+    reports_health: bool = False
+
+    def parent_id(self, actual: Observed) -> str | None:
+        """The id of the parent it was found through (kinds with `adopted_with`)."""
+        return None
+
+    def owned_elsewhere(self, ctx: Context, desired: Any, actual: Observed | None) -> frozenset[str]:
+        """Fields another controller owns right now (autoscaling's desiredCount): set at create, then neither
+        compared nor put back."""
+        return frozenset()
+
+    def health(self, ctx: Context, actual: Observed) -> dict[str, int]:
+        raise NotImplementedError
+
+    def before_delete(self, ctx: Context, actual: Observed, stack: Any) -> None:
+        """What must happen before any resource of the stack is deleted (and again right before this one is):
+        a refusal here leaves everything standing. `stack` is the desired stack, or None."""
+
     @abc.abstractmethod
     def observe(self, ctx: Context, desired: list[Any], owned: dict[str, dict[str, str]]) -> list[Observed]:
         """Every resource of this kind that the owner owns, plus any same-named resource it does not own
@@ -145,7 +190,8 @@ class Kind(abc.ABC):
         return found
 
     def diff(self, ctx: Context, desired: Any, actual: Observed) -> list[FieldDiff]:
-        want = self.fields(ctx, desired, actual)
+        elsewhere = self.owned_elsewhere(ctx, desired, actual)
+        want = {path: value for path, value in self.fields(ctx, desired, actual).items() if path not in elsewhere}
         have = dict(actual.fields)
         if self.tagged:
             want["tags"] = self.ownership_tags(ctx, desired, actual)

@@ -20,7 +20,7 @@ import botocore.exceptions
 from controller import certs
 from controller import desired as d
 from controller.aws import error_code, retried
-from controller.fleet.reads import LiveReads
+from controller.resources.reads import LiveReads
 from controller.ownership import RESOURCE_TAG, to_aws
 from controller.resources.base import Context, FieldDiff, Kind, MissingDependency, Observed, is_tag_field
 
@@ -56,6 +56,8 @@ class Certificates(Kind):
     # A requested certificate's names cannot change: a new one is requested, the listeners move once it is
     # ISSUED, and the old one goes after that.
     immutable = frozenset({"acm.domainName", "acm.subjectAlternativeNames"})
+    stale_after = ("certificate", "certificate_tags", "listener_certificates")
+    # Never adopted by name: the user's certificates are named by ARN, and stay theirs.
 
     def observe(self, ctx: Context, desired: list[d.Certificate], owned: dict[str, dict[str, str]]) -> list[Observed]:
         found: list[Observed] = []
@@ -63,7 +65,7 @@ class Certificates(Kind):
             certificate = ctx.reads.certificate(arn)
             if certificate is not None:
                 found.append(self._observed(certificate, owned[arn]))
-        if not ctx.cache.get("deleting"):  # the user's certificates matter only to listeners being converged
+        if not ctx.deleting:  # the user's certificates matter only to listeners being converged
             mine = {o.id for o in found}
             for want in desired:
                 if want.source == "arn" and want.arn not in mine:

@@ -23,6 +23,8 @@ def cluster_of(service_arn: str) -> str | None:
 class Services(Kind):
     kind = "service"
     immutable = frozenset({"name", "cluster", "launchType"})
+    swept = True
+    adopted_by_name = True
 
     def __init__(self) -> None:
         # A pinned revision (family:revision or an ARN) never changes: read once per process, not per reconcile.
@@ -30,7 +32,7 @@ class Services(Kind):
 
     def task_definition(self, ctx: Context, desired: d.Service) -> dict:
         """The task definition the spec names (family -> latest ACTIVE revision), once per reconcile."""
-        cache = ctx.cache.setdefault("taskDefinitions", {})
+        cache = ctx.cache.task_definitions
         pinned = (ctx.aws.endpoint_url or "", ctx.aws.region, desired.task_definition)
         if desired.task_definition not in cache and pinned in self._pinned:
             cache[desired.task_definition] = self._pinned[pinned]
@@ -66,7 +68,7 @@ class Services(Kind):
 
     def autoscaled(self, ctx: Context, desired: d.Service) -> bool:
         """Whether Application Auto Scaling owns the desired count (then it is neither compared nor set)."""
-        cache = ctx.cache.setdefault("autoscaled", {})
+        cache = ctx.cache.autoscaled
         resource_id = f"service/{desired.cluster}/{desired.name}"
         if resource_id not in cache:
             cache[resource_id] = bool(ctx.reads.scalable_targets(resource_id))
@@ -95,14 +97,16 @@ class Services(Kind):
             out["capacityProviderStrategy"] = strategy(desired.capacity_provider_strategy)
         else:
             out["launchType"] = desired.launch_type
-        if actual is not None and self.autoscaled(ctx, desired):
-            del out["desiredCount"]  # the scaling policy's to set: not drift, never put back
         return out
+
+    def owned_elsewhere(self, ctx: Context, desired: d.Service, actual: Observed | None) -> frozenset[str]:
+        # Under autoscaling the scaling policy sets the count: not drift, never put back.
+        return frozenset({"desiredCount"}) if actual is not None and self.autoscaled(ctx, desired) else frozenset()
 
     def observe(self, ctx: Context, desired: list[d.Service], owned: dict[str, dict[str, str]]) -> list[Observed]:
         wanted: dict[str, set[str]] = {}  # cluster -> service names or ARNs
         for svc in desired:
-            if not ctx.cache.get("deleting"):
+            if not ctx.deleting:
                 self.check_containers(ctx, svc)
             wanted.setdefault(svc.cluster, set()).add(svc.name)
         for arn in owned:
@@ -117,7 +121,7 @@ class Services(Kind):
                     raise
                 # Deleting never needs the cluster the spec names (it may be a typo): what is owned was
                 # found by its tags, under the cluster in its own ARN.
-                if any(s.cluster == cluster for s in desired) and not ctx.cache.get("deleting"):
+                if any(s.cluster == cluster for s in desired) and not ctx.deleting:
                     raise MissingDependency(
                         f"spec.service.cluster: ECS cluster {cluster!r} was not found in region "
                         f"{ctx.aws.region}; create it (the operator does not own clusters)") from exc

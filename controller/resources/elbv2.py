@@ -1,7 +1,7 @@
 """What the ELBv2 kinds share: the ownership tags they compare and put back."""
 from __future__ import annotations
 
-from controller.fleet.reads import elb_tags as tags_by_arn
+from controller.resources.reads import elb_tags as tags_by_arn
 from controller.ownership import to_aws
 from controller.aws import chunks
 from controller.resources.base import Context, Observed

@@ -9,7 +9,7 @@ import botocore.exceptions
 
 from controller import desired as d
 from controller.aws import chunks, error_code, retried
-from controller.fleet.reads import LiveReads
+from controller.resources.reads import LiveReads
 from controller.ownership import to_aws
 from controller.resources import actions
 from controller.resources.base import UNKNOWN, Context, FieldDiff, Kind, Observed
@@ -20,6 +20,9 @@ from controller.resources.elbv2 import retag_arns
 class Listeners(Kind):
     kind = "listener"
     immutable = frozenset({"loadBalancerArn"})
+    stale_after = ("listeners", "listener_certificates", "rules")
+    adopted_with = "loadBalancer"
+    adoption_reads_tags = True
 
     def fields(self, ctx: Context, desired: d.Listener, actual: Observed | None) -> dict[str, Any]:
         out: dict[str, Any] = {"loadBalancerArn": ctx.resolve(desired.load_balancer), "port": desired.port,
@@ -85,6 +88,9 @@ class Listeners(Kind):
         default = next((c["CertificateArn"] for c in entries if c.get("IsDefault")), None)
         return {"defaultCertificate": default,
                 "sniCertificates": sorted({c["CertificateArn"] for c in entries if not c.get("IsDefault")} - {default})}
+
+    def parent_id(self, actual: Observed) -> str | None:
+        return actual.fields.get("loadBalancerArn")
 
     def _observed(self, listener: dict) -> Observed:
         fields = {"loadBalancerArn": listener["LoadBalancerArn"], "port": listener["Port"],

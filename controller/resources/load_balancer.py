@@ -9,7 +9,7 @@ import botocore.exceptions
 
 from controller import desired as d
 from controller.aws import error_code, retried
-from controller.fleet.reads import LiveReads
+from controller.resources.reads import LiveReads
 from controller.ownership import MANAGED_TAG, PREFIX, RESOURCE_TAG, owner_description, to_aws
 from controller.resources.base import Conflict, Context, FieldDiff, Kind, MissingDependency, Observed
 from controller.resources.elbv2 import TaggedByArn, retag_arns, tags_by_arn
@@ -40,6 +40,11 @@ class DeletionProtected(Exception):
 class LoadBalancers(TaggedByArn, Kind):
     kind = "loadBalancer"
     immutable = frozenset({"name", "scheme", "type"})
+    swept = True
+    deep_fields = ("attributes.", "webAclArn")
+    stale_after = ("lb_attributes", "listeners", "web_acl")
+    adopted_by_name = True
+    replacement_note = " (a new load balancer has a new DNS name)"
 
     def fields(self, ctx: Context, desired: d.LoadBalancer, actual: Observed | None) -> dict[str, Any]:
         name = actual.name if actual and actual.name in (desired.name, desired.alt_name) else desired.name
@@ -176,6 +181,18 @@ class LoadBalancers(TaggedByArn, Kind):
             self.check_deletable(dataclasses.replace(
                 actual, fields={**actual.fields, "attributes.deletionProtection": "true"}))
         ctx.changed("Deleted", actual.key or actual.id, actual.id)
+
+    def before_delete(self, ctx: Context, actual: Observed, stack: d.Stack | None) -> None:
+        """Deletion protection the spec no longer asks for is switched off; protection the spec keeps (or that
+        is on with no spec to say otherwise) stops the deletion with a clear message (DeletionProtected)."""
+        path = ATTRIBUTE_FIELDS["deletion_protection.enabled"]
+        if actual.fields.get(path) != "true":
+            return
+        if stack is None or stack.load_balancer.attributes["deletion_protection.enabled"] == "true":
+            self.check_deletable(actual)  # raises
+        ctx.aws.elbv2.modify_load_balancer_attributes(
+            LoadBalancerArn=actual.id, Attributes=[{"Key": "deletion_protection.enabled", "Value": "false"}])
+        actual.fields[path] = "false"
 
     def check_deletable(self, actual: Observed) -> None:
         # moto deletes a protected load balancer anyway (shared/reference/moto-fidelity.md): check it here.

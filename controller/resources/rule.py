@@ -15,7 +15,7 @@ import botocore.exceptions
 
 from controller import desired as d
 from controller.aws import error_code
-from controller.fleet.reads import LiveReads
+from controller.resources.reads import LiveReads
 from controller.ownership import to_aws
 from controller.resources import actions
 from controller.resources.base import UNKNOWN, Context, FieldDiff, Kind, Observed
@@ -121,6 +121,9 @@ def plan(want: dict[int, str], have: list[tuple[str, int, str]]) -> Plan:
 class Rules(Kind):
     kind = "rule"
     immutable = frozenset({"listenerArn"})  # rules belong to their listener: a new listener gets new ones
+    stale_after = ("rules",)
+    # Its Observed stands for all of a listener's rules, and the listener's CloudFormation stack is theirs.
+    adopted_with = "listener"
 
     def fields(self, ctx: Context, desired: d.ListenerRules, actual: Observed | None) -> dict[str, Any]:
         out: dict[str, Any] = {"listenerArn": ctx.resolve(desired.listener)}
@@ -155,6 +158,9 @@ class Rules(Kind):
     def _describe(self, reads: LiveReads, listener_arn: str) -> list[dict]:
         rules = [r for r in reads.rules(listener_arn) if not r.get("IsDefault")]
         return sorted(rules, key=lambda r: int(r["Priority"]))  # moto lists them in creation order
+
+    def parent_id(self, actual: Observed) -> str | None:
+        return actual.info.get("listenerArn")
 
     def _observed(self, listener_arn: str, port: int, rules: list[dict]) -> Observed:
         fields: dict[str, Any] = {"listenerArn": listener_arn}

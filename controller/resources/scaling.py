@@ -23,6 +23,7 @@ def resource_label(lb_arn: str, tg_arn: str) -> str:
 
 class Scalings(Kind):
     kind = "scaling"
+    stale_after = ("scaling",)
 
     def _prefix(self, ctx: Context) -> str:
         return d.scaling_policy_prefix(ctx.owner)

@@ -7,7 +7,7 @@ import botocore.exceptions
 
 from controller import desired as d
 from controller.aws import error_code
-from controller.fleet.reads import LiveReads
+from controller.resources.reads import LiveReads
 from controller.ownership import RESOURCE_TAG, from_aws, to_aws
 from controller.resources.base import UNKNOWN, Context, FieldDiff, Kind, Observed
 
@@ -64,6 +64,8 @@ def permission(rule: Rule, description: str = "") -> dict[str, Any]:
 class SecurityGroups(Kind):
     kind = "securityGroup"
     immutable = frozenset({"vpcId", "name"})
+    swept = True
+    adopted_by_name = True
 
     def _wanted_rules(self, ctx: Context, sg: d.SecurityGroup) -> dict[Rule, str]:
         return {(r.protocol, r.port, r.port, r.cidr or ctx.resolve(r.source)): r.description for r in sg.ingress}

@@ -51,6 +51,11 @@ def health_counts(descriptions: list[dict]) -> dict[str, int]:
 class TargetGroups(TaggedByArn, Kind):
     kind = "targetGroup"
     immutable = frozenset({"name", "port", "protocol", "protocolVersion", "targetType", "vpcId"})
+    swept = True
+    deep_fields = ("attributes.",)
+    stale_after = ("tg_attributes",)
+    adopted_by_name = True
+    reports_health = True
 
     def fields(self, ctx: Context, desired: d.TargetGroup, actual: Observed | None) -> dict[str, Any]:
         # A replacement lives under the alternate name; both names are "the" name of this target group.
