@@ -28,7 +28,8 @@ USED_BY_NAME = {"AWS::ECS::Cluster": "spec.service.cluster names it (the operato
                 "AWS::ECS::TaskDefinition": "spec.service.taskDefinition names it (the operator does not own "
                                             "task definitions)"}
 # CloudFormation's resource attributes besides Type and Properties that mean nothing to the operator.
-IGNORED_ATTRIBUTES = {"DependsOn": "the operator orders its own steps"}
+# DeletionPolicy is read (it becomes spec.policies.deletion) and so is not reported here.
+IGNORED_ATTRIBUTES = {"DependsOn": "the operator orders its own steps", "DeletionPolicy": "spec.policies.deletion"}
 
 SHORT_FORMS = {"Ref": "Ref", "Condition": "Condition", **{name: f"Fn::{name}" for name in (
     "GetAtt", "Sub", "Join", "Select", "Split", "GetAZs", "If", "Equals", "Not", "And", "Or", "FindInMap",
@@ -94,8 +95,13 @@ class _Template:
     def __init__(self, template: dict[str, Any], params: dict[str, str]) -> None:
         self.resources: dict[str, dict[str, Any]] = template["Resources"]
         declared = template.get("Parameters") or {}
-        self.params = {k: str(v["Default"]) for k, v in declared.items() if isinstance(v, dict) and "Default" in v}
-        self.params.update(params)
+        given = {k: str(v["Default"]) for k, v in declared.items() if isinstance(v, dict) and "Default" in v}
+        given.update(params)
+        # A list parameter's value is comma-separated, as CloudFormation takes it ("List<AWS::EC2::Subnet::Id>",
+        # "CommaDelimitedList": "an array of literal strings separated by commas ... each member string is space
+        # trimmed", AWS CloudFormation User Guide, "Parameters template section", Supported parameter types).
+        self.params: dict[str, Any] = {k: _split_list(v) if _is_list_type(declared.get(k)) else v
+                                       for k, v in given.items()}
         self.lost: list[str] = []
         self.notes: list[str] = []
         self.used: set[str] = set()
@@ -136,11 +142,27 @@ class _Template:
                 return re.sub(r"\$\{([^}!]+)\}", lambda m: self._sub(m.group(1), extra, where), text)
             if fn == "Fn::Join":
                 parts = self.value(arg[1], where)
+                if not isinstance(parts, list):
+                    raise Unresolved(f"{where}: !Join needs a list; got {parts!r}")
                 if not all(isinstance(p, str | int) for p in parts):
                     raise Unresolved(f"{where}: !Join of resource ids, known only on AWS; give the value itself")
                 return str(arg[0]).join(map(str, parts))
             if fn == "Fn::Select":
-                return self.value(arg[1], where)[int(self.value(arg[0], where))]
+                index, items = self.value(arg[0], where), self.value(arg[1], where)
+                if not isinstance(items, list):
+                    raise Unresolved(f"{where}: !Select needs a list; got {items!r}")
+                try:
+                    return items[int(index)]
+                except (ValueError, IndexError):
+                    raise Unresolved(f"{where}: !Select index {index!r} is not within the list's {len(items)} "
+                                     "items") from None
+            if fn == "Fn::Split" and isinstance(arg, list) and len(arg) == 2:
+                source = self.value(arg[1], where)
+                if isinstance(source, list):  # a list parameter given where a string is split
+                    source = ",".join(map(str, source))
+                if not isinstance(source, str):
+                    raise Unresolved(f"{where}: !Split of a resource id, known only on AWS; give the value itself")
+                return source.split(str(arg[0]))
             raise Unresolved(f"{where}: {fn} is not worked out by ecsalb import; put the value in its place")
         if isinstance(value, dict):
             return {k: self.value(v, f"{where}.{k}") for k, v in value.items()}
@@ -150,6 +172,9 @@ class _Template:
         if name in extra:
             return str(extra[name])
         if name in self.params:
+            if isinstance(self.params[name], list):
+                raise Unresolved(f"{where}: !Sub uses ${{{name}}}, a list parameter (CloudFormation refuses that "
+                                 f"too); use !Join [',', !Ref {name}] or !Select")
             return self.params[name]
         raise Unresolved(f"{where}: !Sub uses ${{{name}}}, which is not a parameter with a value; give it with "
                          f"--param {name}=VALUE")
@@ -184,6 +209,15 @@ class _Template:
         except Unresolved as exc:
             self.lost.append(str(exc))
             return default
+
+
+def _is_list_type(declared: Any) -> bool:
+    type_ = str(declared.get("Type", "")) if isinstance(declared, dict) else ""
+    return type_ == "CommaDelimitedList" or type_.startswith("List<")
+
+
+def _split_list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",")] if value.strip() else []
 
 
 def _refers_to(value: Any, logical_id: str) -> bool:
@@ -252,6 +286,7 @@ def convert(template: dict[str, Any], params: dict[str, str] | None = None, *, n
                           "with its own load balancer")
     if tagged.get("tags"):
         spec["tags"] = tagged["tags"]
+    _deletion_policy(t, spec)
     for logical_id, resource in t.resources.items():
         if logical_id in t.used:
             continue
@@ -268,6 +303,28 @@ def convert(template: dict[str, Any], params: dict[str, str] | None = None, *, n
     manifest = {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND,
                 "metadata": {"name": meta_name, "namespace": namespace}, "spec": spec}
     return Imported(manifest, t.lost, t.notes)
+
+
+def _deletion_policy(t: _Template, spec: dict[str, Any]) -> None:
+    """CloudFormation's DeletionPolicy of the carried-over resources -> spec.policies.deletion (one for the stack).
+
+    Retain on all of them is policies.deletion: Retain. A mix keeps the safe side, Retain (nothing the template
+    kept is deleted with the EcsAlbService), and says which resources CloudFormation would have deleted."""
+    by_policy: dict[str, list[str]] = {}
+    for logical_id in sorted(t.used):
+        by_policy.setdefault(str(t.resources[logical_id].get("DeletionPolicy", "Delete")), []).append(logical_id)
+    for other in sorted(set(by_policy) - {"Retain", "Delete"}):
+        t.lost.append(f"DeletionPolicy: {other} on {', '.join(by_policy[other])}: the operator has Delete or Retain; "
+                      "read as Delete")
+        by_policy.setdefault("Delete", []).extend(by_policy.pop(other))
+    if "Retain" not in by_policy:
+        return
+    spec["policies"]["deletion"] = "Retain"
+    if by_policy.get("Delete"):
+        t.notes.append(f"DeletionPolicy: Retain on {', '.join(by_policy['Retain'])} but not on "
+                       f"{', '.join(by_policy['Delete'])}; the spec has one policy for the whole stack, "
+                       "policies.deletion: Retain, so deleting the EcsAlbService leaves all of them on AWS "
+                       "(set it to Delete to have them deleted)")
 
 
 LB_ATTRIBUTES = {"idle_timeout.timeout_seconds": ("idleTimeoutSeconds", int),
