@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from controller import KIND, desired, engine
+from controller import GROUP, KIND, VERSION, desired, engine
 from controller.aws import AwsClients, Registry
 from controller.ownership import Owner
 from controller.settings import Settings, SettingsError
@@ -45,7 +45,8 @@ class _StrictLoader(yaml.SafeLoader):
         try:
             if self._depth > MAX_NESTING:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"nested more than {MAX_NESTING} levels deep", self.peek_event().start_mark)
+                    None, None, f"nested more than {MAX_NESTING} levels deep; an EcsAlbService nests a few levels, "
+                    "so look for an unclosed [ or { (or give the real manifest)", self.peek_event().start_mark)
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -86,7 +87,10 @@ def _parse(name: str, text: str) -> list[Any]:
     except yaml.MarkedYAMLError as exc:  # one line: what, and where (PyYAML's own text repeats the input)
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ValueError(f"{name}: not valid YAML: {where}{str(exc.problem or exc.context)[:200]}") from None
+        problem = str(exc.problem or exc.context)
+        if "'\\t'" in problem or "\t" in problem:  # PyYAML: "found character '\t' that cannot start any token"
+            problem = "a tab; YAML indents with spaces only: replace the tab with spaces"
+        raise ValueError(f"{name}: not valid YAML: {where}{problem[:200]}") from None
     except yaml.YAMLError as exc:
         raise ValueError(f"{name}: not valid YAML: {str(exc)[:200]}") from None
     except RecursionError:
@@ -112,18 +116,27 @@ def _decoded(name: str, data: bytes) -> str:
         raise ValueError(f"{name}: not a UTF-8 text file (byte {exc.start}); give a YAML or JSON manifest") from None
 
 
+def _what_document(doc: Any) -> str:
+    """A skipped document in a few words, for the messages."""
+    if isinstance(doc, dict):
+        return f"a document of kind {doc.get('kind')}" if doc.get("kind") else "a mapping with no kind"
+    if isinstance(doc, list):
+        return f"a list of {len(doc)} items (a manifest is a mapping; separate documents with --- instead)"
+    text = repr(doc)
+    return f"a {type(doc).__name__} ({text[:40] + '...' if len(text) > 40 else text}), not a mapping"
+
+
 def load(path: str) -> tuple[list[EcsAlbService], dict[tuple[str, str], dict[str, Any]]]:
     """The EcsAlbServices of the input, and the Secrets their secretRef certificates name: the CLI reads no
     Kubernetes, so a Secret comes in the same -f input (`kubectl get secret NAME -o yaml`)."""
-    out, secrets = [], {}
+    out, secrets, skipped = [], {}, []
     for source, doc in named_documents(path):
         if isinstance(doc, dict) and doc.get("kind") == "Secret" and doc.get("apiVersion") == "v1":
             meta = doc.get("metadata") or {}
             secrets[(meta.get("namespace") or "default", str(meta.get("name")))] = doc
             continue
         if not isinstance(doc, dict) or doc.get("kind") != KIND:
-            print(f"skipped a document of kind {doc.get('kind') if isinstance(doc, dict) else type(doc).__name__}",
-                  file=sys.stderr)
+            skipped.append(_what_document(doc))
             continue
         try:
             out.append(parse_spec(doc))
@@ -131,7 +144,13 @@ def load(path: str) -> tuple[list[EcsAlbService], dict[tuple[str, str], dict[str
             exc.source = source
             raise
     if not out:
-        raise ValueError(f"{path}: no {KIND} document found")
+        had = skipped + [f"a Secret {namespace}/{name}" for namespace, name in secrets]
+        found = f"it has {', '.join(had)}" if had else "it has no document at all (empty, or comments only)"
+        raise ValueError(f"{path}: no {KIND} document found: {found}. Give a manifest that starts with "
+                         f"'apiVersion: {GROUP}/{VERSION}' and 'kind: {KIND}' (manifests/example/ecsalbservice.yaml is "
+                         "one; several documents are separated by lines of ---)")
+    for what in skipped:
+        print(f"skipped {what}", file=sys.stderr)
     used = set().union(*(desired.secret_names(res) for res in out))
     for namespace, name in sorted(set(secrets) - used):
         print(f"skipped a document of kind Secret ({namespace}/{name}: no secretRef names it)", file=sys.stderr)

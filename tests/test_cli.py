@@ -228,7 +228,10 @@ def test_a_file_that_is_not_text_is_named_in_the_error(tmp_path):
     # PyYAML keeps the last of two keys silently; kubectl refuses the document.
     ("spec:\n  vpcId: vpc-1\n  service: {}\n  vpcId: vpc-2\n",
      "not valid YAML: line 4, column 3: key 'vpcId' is given twice in one mapping (first on line 2); keep one"),
-    ("spec: " + "[" * 20_000 + "]" * 20_000 + "\n", "not valid YAML: line 1, column 106: nested more than 100 levels deep"),
+    ("spec: " + "[" * 20_000 + "]" * 20_000 + "\n", "not valid YAML: line 1, column 106: nested more than 100 levels deep; "
+     "an EcsAlbService nests a few levels, so look for an unclosed [ or {"),
+    ("spec:\n\tvpcId: vpc-1\n",
+     "not valid YAML: line 2, column 1: a tab; YAML indents with spaces only: replace the tab with spaces"),
     ("spec:\n  vpcId: [1, 2\n  name: " + "x" * 100_000 + "\n", "not valid YAML: line 3, column 7: expected ',' or ']'"),
 ])
 def test_a_file_that_is_not_a_manifest_is_named_with_the_line_in_one_short_line(tmp_path, text, says):
@@ -238,6 +241,23 @@ def test_a_file_that_is_not_a_manifest_is_named_with_the_line_in_one_short_line(
     assert out.returncode == 1
     assert out.stderr.startswith(f"error: {path}: {says}") and len(out.stderr) < 300, out.stderr
     assert out.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("text, has", [
+    ("", "it has no document at all (empty, or comments only)"),
+    ("# only a comment\n", "it has no document at all (empty, or comments only)"),
+    ("- a\n- b\n", "it has a list of 2 items (a manifest is a mapping; separate documents with --- instead)"),
+    ("hello\n", "it has a str ('hello'), not a mapping"),
+    ("kind: Service\napiVersion: v1\n", "it has a document of kind Service"),
+])
+def test_a_file_with_no_ecsalbservice_says_what_it_has_and_what_to_give(tmp_path, text, has):
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    out = ecsalb(None, "plan", "-f", str(path))
+    assert out.returncode == 1
+    assert out.stderr == (f"error: {path}: no EcsAlbService document found: {has}. Give a manifest that starts with "
+                          "'apiVersion: ecsalb.io/v1alpha1' and 'kind: EcsAlbService' (manifests/example/"
+                          "ecsalbservice.yaml is one; several documents are separated by lines of ---)\n")
 
 
 def test_a_huge_file_is_refused_unread(tmp_path):
