@@ -558,6 +558,22 @@ def test_format_errors_prefixes_a_bare_spec(manifest: dict[str, Any]) -> None:
     ]
 
 
+@pytest.mark.parametrize("edit, path, message", [
+    ({"spec": None}, "spec", "must be a mapping of fields (`key: value` lines indented under it), not nothing (null: "
+     "the field is there with no value); fields allowed here: region, vpcId, policies, loadBalancer, targetGroups, "
+     "listeners, service, tags"),
+    ({"spec": [1]}, "spec", "must be a mapping of fields (`key: value` lines indented under it), not a list; fields "
+     "allowed here: region, vpcId, policies, loadBalancer, targetGroups, listeners, service, tags"),
+    ({"spec.loadBalancer.subnets": "subnet-0aaa,subnet-0bbb"}, "spec.loadBalancer.subnets",
+     "must be a list (one `- item` line each, or [a, b]), not 'subnet-0aaa,subnet-0bbb'; write one item a line (a "
+     "comma-separated string is one value in YAML)"),
+    ({"spec.targetGroups": {"name": "web"}}, "spec.targetGroups",
+     "must be a list (one `- item` line each, or [a, b]), not a mapping"),
+])
+def test_a_value_of_the_wrong_shape_says_which_shape_to_write(manifest: dict[str, Any], edit, path, message) -> None:
+    assert (path, message) in problems(edited(manifest, edit))
+
+
 def test_braces_in_messages_stay_literal(manifest: dict[str, Any]) -> None:
     found = problems(edited(manifest, {f"{REDIRECT}.protocol": "ftp"}))
     assert found == [(f"{REDIRECT}.protocol",

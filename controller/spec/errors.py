@@ -153,11 +153,32 @@ def format_errors(exc: ValidationError, root: str = "") -> list[tuple[str, str]]
             out.append((path, "this field is required; add it"))
         elif err["type"] == "extra_forbidden":
             out.append((path, _unknown_field_message(model, err["loc"])))
+        elif err["type"] in _SHAPES:
+            out.append((path, _shape_message(err["type"], err.get("input"), model, err["loc"])))
         else:
             value = err.get("input")
             shown = f" (got {_shown(value)})" if isinstance(value, str | int | float | bool) else ""
             out.append((path, err["msg"] + shown))
     return out
+
+
+# pydantic's "Input should be a valid dictionary or instance of X" / "a valid list": what YAML to write instead.
+_SHAPES = {"model_type": "a mapping of fields (`key: value` lines indented under it)",
+           "dict_type": "a mapping (`key: value` lines indented under it)",
+           "list_type": "a list (one `- item` line each, or [a, b])"}
+
+
+def _shape_message(kind: str, value: Any, model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> str:
+    got = ("nothing (null: the field is there with no value)" if value is None else
+           "a list" if isinstance(value, list) else "a mapping" if isinstance(value, dict) else _shown(value))
+    message = f"must be {_SHAPES[kind]}, not {got}"
+    if kind == "list_type" and isinstance(value, str) and "," in value:
+        message += "; write one item a line (a comma-separated string is one value in YAML)"
+    if kind == "model_type":
+        known = _fields_at(model, loc) if model else []
+        if known:
+            message += f"; fields allowed here: {', '.join(known)}"
+    return message
 
 
 def _unknown_field_message(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> str:
