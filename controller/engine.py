@@ -209,7 +209,7 @@ def _reconcile(ctx: Context, stack: d.Stack, *, apply: bool, known: set[str] | N
         observe(ctx, stack, wanted, SWEPT_KINDS if shallow else None)
     except MissingDependency as missing:  # the cluster or task definition: say what else is wrong too
         if check:
-            preflight.check(ctx, stack, _creating(ctx, wanted), first=_nothing_owned(ctx), earlier=[str(missing)])
+            preflight.check(ctx, stack, _creating(ctx, wanted), first=_nothing_owned(ctx), earlier=str(missing).splitlines())
         raise
     _conflicts(ctx, wanted)
     _check_adoption(ctx, wanted)

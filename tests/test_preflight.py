@@ -187,6 +187,16 @@ def test_every_problem_is_reported_at_once(aws, prereqs, manifest):
         "spec.loadBalancer.subnets[0]", "spec.service.network.securityGroups[0]", "spec.service.cluster"]
 
 
+def test_a_missing_task_definition_does_not_hide_a_missing_cluster(aws, prereqs, manifest):
+    """As in an empty Region: both are the user's to create, and both are said in the first run."""
+    manifest["spec"]["service"]["cluster"] = "nope"
+    manifest["spec"]["service"]["taskDefinition"] = "nope"
+    manifest["spec"]["vpcId"] = NOWHERE_VPC
+    message = refused(aws, manifest, MissingDependency)
+    assert [line.split(":", 1)[0] for line in message.splitlines()] == [
+        "spec.vpcId", "spec.service.taskDefinition", "spec.service.cluster"], message
+
+
 def test_a_plan_reports_them_too_and_a_drift_report_only_compares(aws, manifest):
     manifest["spec"]["vpcId"] = NOWHERE_VPC
     with pytest.raises(MissingDependency, match="spec.vpcId"):

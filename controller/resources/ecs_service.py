@@ -105,9 +105,13 @@ class Services(Kind):
 
     def observe(self, ctx: Context, desired: list[d.Service], owned: dict[str, dict[str, str]]) -> list[Observed]:
         wanted: dict[str, set[str]] = {}  # cluster -> service names or ARNs
+        missing: list[str] = []  # every missing reference at once: the task definition and the cluster
         for svc in desired:
             if not ctx.deleting:
-                self.check_containers(ctx, svc)
+                try:
+                    self.check_containers(ctx, svc)
+                except MissingDependency as exc:
+                    missing.append(str(exc))
             wanted.setdefault(svc.cluster, set()).add(svc.name)
         for arn in owned:
             if ":service/" in arn and cluster_of(arn):
@@ -122,11 +126,12 @@ class Services(Kind):
                 # Deleting never needs the cluster the spec names (it may be a typo): what is owned was
                 # found by its tags, under the cluster in its own ARN.
                 if any(s.cluster == cluster for s in desired) and not ctx.deleting:
-                    raise MissingDependency(
-                        f"spec.service.cluster: ECS cluster {cluster!r} was not found in region "
-                        f"{ctx.aws.region}; create it (the operator does not own clusters)") from exc
+                    missing.append(f"spec.service.cluster: ECS cluster {cluster!r} was not found in region "
+                                   f"{ctx.aws.region}; create it (the operator does not own clusters)")
                 continue
             found.update({s["serviceArn"]: s for s in services if s.get("status") in LIVE})
+        if missing:
+            raise MissingDependency("\n".join(missing))
         return [self._observed(ctx, s) for s in found.values()]
 
     def _observed(self, ctx: Context, svc: dict) -> Observed:
