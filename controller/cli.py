@@ -172,18 +172,27 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _context(res: EcsAlbService, registry: Registry,
-             secrets: dict[tuple[str, str], dict[str, Any]] | None = None) -> tuple[AwsClients, Owner, desired.Stack]:
+def _context(res: EcsAlbService, registry: Registry, secrets: dict[tuple[str, str], dict[str, Any]] | None = None,
+             *, require_secrets: bool = False) -> tuple[AwsClients, Owner, desired.Stack]:
     """One document's clients (from the registry: every document of one command shares one API budget), owner
-    and desired stack."""
+    and desired stack. `require_secrets` (plan, apply): a secretRef whose Secret is not in the -f input is an
+    error before any AWS call, since the CLI has no other source for it."""
     settings = registry.settings
     owner = Owner(settings.cluster_name, res.metadata.namespace, res.metadata.name, res.metadata.uid)
     aws = registry.for_region(res.spec.region)
     given: dict[tuple[str, str], desired.SecretContent] = dict(secrets or {})
-    for namespace, name in desired.secret_names(res) - set(given):
+    missing = desired.secret_names(res) - set(given)
+    for namespace, name in missing:
         given[(namespace, name)] = (f"not in the -f input; the CLI reads no Kubernetes: add the Secret's manifest "
                                     f"(kubectl get secret {name} -n {namespace} -o yaml) to the input")
-    return aws, owner, desired.build(res, owner, given, default_tags=settings.default_tags)
+    stack = desired.build(res, owner, given, default_tags=settings.default_tags)
+    if require_secrets and missing:
+        raise SpecError([(r.field, f"Secret {r.id} is not in the -f input, and the CLI reads no Kubernetes: add its "
+                                   f"manifest to the input (kubectl get secret {name} -n {namespace} -o yaml >> FILE, "
+                                   "or a file of it in the -f directory); nothing was changed")
+                         for r in stack.references if r.kind == "secret"
+                         for namespace, name in [r.id.split("/", 1)] if (namespace, name) in missing])
+    return aws, owner, stack
 
 
 def _waiting(result: engine.Result) -> list[str]:
@@ -209,7 +218,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     registry = Registry(settings)  # one budget for all the documents
     items, secrets = load(args.file)
     for res in items:
-        aws, owner, stack = _context(res, registry, secrets)
+        aws, owner, stack = _context(res, registry, secrets, require_secrets=True)
         result = engine.reconcile(aws, owner, stack, apply=False, preflight_check=True)  # what apply would find
         changed |= result.changed
         report.append({"resource": owner.ref, "changes": [_change(c) for c in result.changes],
@@ -226,7 +235,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     registry = Registry(settings)  # one budget for all the documents
     items, secrets = load(args.file)
     for res in items:
-        aws, owner, stack = _context(res, registry, secrets)
+        aws, owner, stack = _context(res, registry, secrets, require_secrets=True)
         result = engine.reconcile(aws, owner, stack, apply=True, on_change=_print_change)
         lb = result.resources.get(desired.LOAD_BALANCER)
         report.append({"resource": owner.ref, "changes": [_change(c) for c in result.changes],

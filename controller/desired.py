@@ -240,7 +240,7 @@ class Reference:
     creates need it: looked up before they are created (controller/preflight.py)."""
 
     field: str                 # the spec path, as parse_spec reports it: spec.loadBalancer.subnets[1]
-    kind: str                  # vpc | subnet | securityGroup | certificate | webAcl
+    kind: str                  # vpc | subnet | securityGroup | certificate | secret | webAcl
     id: str
     used_by: tuple[str, ...]   # resource keys
 
@@ -430,7 +430,7 @@ def build(resource: Any, owner: Owner,
                  scaling=scaling(spec, owner),
                  load_balancer=load_balancer, listeners=listeners, service=service, unsupported=unsupported,
                  rules=rules, certificates=certificates(resource, secrets), tags=tags,
-                 references=references(spec),
+                 references=references(spec, namespace),
                  adoption=Adoption(spec.policies.adoption == "Adopt", spec.policies.adopt_from_cloud_formation,
                                    spec.policies.adopt_with_replacement))
 
@@ -464,8 +464,9 @@ def user_tags(spec_tags: Mapping[str, str], default_tags: Mapping[str, str] | No
     return tags
 
 
-def references(spec: Any) -> list[Reference]:
-    """Every id the spec names (VPC, subnets, security groups, certificate ARNs), in the spec's order."""
+def references(spec: Any, namespace: str = "default") -> list[Reference]:
+    """Every id the spec names (VPC, subnets, security groups, certificate ARNs, certificate Secrets), in the
+    spec's order."""
     lb, net = spec.load_balancer, spec.service.network
     in_vpc = (SG_LOAD_BALANCER, SG_SERVICE, *(target_group_key(tg.name) for tg in spec.target_groups),
               LOAD_BALANCER, SERVICE)
@@ -481,6 +482,10 @@ def references(spec: Any) -> list[Reference]:
         out.append(Reference("spec.loadBalancer.webAclArn", "webAcl", lb.web_acl_arn, (LOAD_BALANCER,)))
     out += [Reference(f"spec.listeners[{i}].certificates[{j}].arn", "certificate", c.arn, (listener_key(l.port),))
             for i, l in enumerate(spec.listeners) for j, c in enumerate(l.certificates) if c.arn is not None]
+    out += [Reference(f"spec.listeners[{i}].certificates[{j}].secretRef", "secret",
+                      f"{c.secret_ref.namespace or namespace}/{c.secret_ref.name}",
+                      (listener_key(l.port),))
+            for i, l in enumerate(spec.listeners) for j, c in enumerate(l.certificates) if c.secret_ref is not None]
     return out
 
 

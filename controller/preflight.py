@@ -6,7 +6,8 @@ It runs only when the plan creates something, and checks only the references of 
 reconcile costs no call. The ids go out in one call per kind, by filter (resources/reads.py): describe_vpcs,
 describe_subnets, describe_security_groups; no ELB call, the scarce ones. The cluster, the task definition and its
 containers are checked by the service kind's observe (resources/ecs_service.py), and the certificate kind's observe
-has read every certificate ARN: their answers are used here, not asked for again.
+has read every certificate ARN: their answers are used here, not asked for again. A certificate Secret's material
+was read by the caller (desired.Certificate): one that can never be imported stops the first create.
 
 A reference that may yet appear (an id that is not visible yet, a certificate still being validated, a cluster
 not created yet) is a MissingDependency: retried slowly. What only a spec change can fix (a subnet of another
@@ -43,7 +44,8 @@ def check(ctx: Context, stack: d.Stack, creating: set[str], *, first: bool, earl
 
 
 def problems(ctx: Context, stack: d.Stack, creating: set[str], *, first: bool) -> list[Problem]:
-    refs = [r for r in stack.references if creating & set(r.used_by) and (first or r.kind != "certificate")]
+    refs = [r for r in stack.references
+            if creating & set(r.used_by) and (first or r.kind not in ("certificate", "secret"))]
     if not refs:
         return []
     region = ctx.aws.region
@@ -77,6 +79,9 @@ def problems(ctx: Context, stack: d.Stack, creating: set[str], *, first: bool) -
     certificates = {o.id: o for o in ctx.observed.get("certificate", [])}
     for r in by_kind.get("certificate", []):
         out += _certificate(r, certificates.get(r.id), region)
+    materials = {c.name: c for c in stack.certificates if c.source == "secretRef"}  # "Secret namespace/name"
+    for r in by_kind.get("secret", []):
+        out += _secret(r, materials.get(f"Secret {r.id}"))
     for r in by_kind.get("webAcl", []):
         if not ctx.reads.web_acl_exists(r.id):
             where = (f"; the ARN is of region {r.id.split(':')[3]}: a load balancer uses a web ACL of its own region"
@@ -133,6 +138,18 @@ def _certificate(r: d.Reference, observed: Observed | None, region: str) -> list
                                  "certificate: finish its validation (or import it again); the stack is created "
                                  "once it is ISSUED", terminal=False)]
     return []
+
+
+def _secret(r: d.Reference, cert: d.Certificate | None) -> list[Problem]:
+    """A Secret whose material can never be imported as it is (not PEM, a key of another certificate, expired):
+    terminal before the first create, so a stack is not half built around a listener that cannot come up. A
+    Secret not there yet is not checked here: the rest of the stack is built and the listener waits for it
+    (the CLI, which has no other source than its -f input, refuses that case itself). Once the stack stands, a
+    bad renewal keeps the certificate that is serving (resources/certificate.py)."""
+    if cert is None or cert.problem is None or cert.problem_reason != "InvalidCertificate":
+        return []
+    return [Problem(r.field, f"{cert.problem}; fix the Secret (tls.crt and the tls.key of that certificate): "
+                             "nothing of the stack is created until then", terminal=True)]
 
 
 def _split(line: str) -> tuple[str, str]:

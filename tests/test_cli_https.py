@@ -1,10 +1,10 @@
 """`ecsalb` with HTTPS: the CLI reads no Kubernetes, so a secretRef's Secret comes in the same -f input."""
 from __future__ import annotations
 
-import json
+import pytest
 
 from tests.test_cli import ecsalb, write
-from tests.test_https import acm_certificates, https_listener, https_manifest, listener_certificates
+from tests.test_https import acm_certificates, https_manifest, listener_certificates
 from tests.tls import issue, tls_secret
 
 
@@ -24,24 +24,40 @@ def test_a_secret_in_the_input_is_imported_and_served(moto_server, aws, prereqs,
     assert again.returncode == 0 and "default/ecs-learning: no changes" in again.stdout, again.stdout
 
 
-def test_a_secret_missing_from_the_input_is_named_and_the_https_listener_waits(moto_server, aws, prereqs, tmp_path):
-    path = write(tmp_path / "https.yaml", https_manifest(prereqs, [{"secretRef": {"name": "web-tls"}}]))
-    applied = ecsalb(moto_server, "apply", "-f", str(path), "-o", "json")
-    assert applied.returncode == 3, applied.stderr  # a pipeline can tell a partial apply from a whole one
-    [report] = json.loads(applied.stdout)
-    assert report["notes"]["certificate/secret/default/web-tls"] == {
-        "reason": "SecretNotFound",
-        "message": "Secret default/web-tls: not in the -f input; the CLI reads no Kubernetes: add the Secret's "
-                   "manifest (kubectl get secret web-tls -n default -o yaml) to the input"}
-    assert report["waiting"]["listener/443"].startswith("waits for its default certificate")
-    assert https_listener(aws, 443) is None and https_listener(aws, 80) is not None
+def nothing_built(aws) -> bool:
+    """No resource of the stack on AWS: what a refusal before the first write leaves."""
+    groups = [g for g in aws.ec2.describe_security_groups()["SecurityGroups"] if g["GroupName"] != "default"]
+    return (aws.elbv2.describe_load_balancers()["LoadBalancers"], aws.elbv2.describe_target_groups()["TargetGroups"],
+            groups, acm_certificates(aws)) == ([], [], [], {})
 
-    text = ecsalb(moto_server, "apply", "-f", str(path))
-    assert text.returncode == 3 and text.stdout.endswith(
-        "not all of the stack could be built (see waiting above): exit 3\n"), text.stdout
-    text = ecsalb(moto_server, "plan", "-f", str(path))
-    assert "  SecretNotFound: Secret default/web-tls: not in the -f input" in text.stdout
-    assert "  waiting: listener/443 waits for its default certificate" in text.stdout
+
+@pytest.mark.parametrize("command", ["apply", "plan"])
+def test_a_secret_missing_from_the_input_is_refused_before_any_write(moto_server, aws, prereqs, tmp_path, command):
+    """The CLI has no other source for a Secret than its -f input: a stack built around a listener that can
+    never come up is refused before it starts, naming the Secret and how to give it."""
+    path = write(tmp_path / "https.yaml", https_manifest(prereqs, [{"secretRef": {"name": "web-tls"}}]))
+    done = ecsalb(moto_server, command, "-f", str(path))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr == (
+        "error: invalid spec:\nspec.listeners[1].certificates[0].secretRef: Secret default/web-tls is not in the -f "
+        "input, and the CLI reads no Kubernetes: add its manifest to the input (kubectl get secret web-tls -n default "
+        "-o yaml >> FILE, or a file of it in the -f directory); nothing was changed\n")
+    assert nothing_built(aws)
+
+
+def test_a_secret_whose_key_is_of_another_certificate_is_refused_before_any_write(moto_server, aws, prereqs,
+                                                                                  tmp_path):
+    good, other = issue("www.example.com"), issue("www.example.com")
+    path = write(tmp_path / "https.yaml", tls_secret("web-tls", good.tls_crt, other.key),
+                 https_manifest(prereqs, [{"secretRef": {"name": "web-tls"}}]))
+    done = ecsalb(moto_server, "apply", "-f", str(path))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.startswith(
+        "error: invalid spec:\nspec.listeners[1].certificates[0].secretRef: Secret default/web-tls: tls.key does not "
+        "belong to the certificate in tls.crt"), done.stderr
+    assert "fix the Secret" in done.stderr and "nothing of the stack is created" in done.stderr
+    assert "BEGIN" not in done.stdout + done.stderr
+    assert nothing_built(aws)
 
 
 def test_self_signed_from_the_cli_is_minted_once(moto_server, aws, prereqs, tmp_path):

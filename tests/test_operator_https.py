@@ -138,6 +138,30 @@ async def test_a_self_signed_certificate_is_kept_in_an_owned_secret_and_survives
     assert len(minted) == 1, "minted once, not again after the restart"
 
 
+async def test_a_secret_with_a_key_of_another_certificate_stops_the_first_create_until_it_is_fixed(
+        emulator, settings, aws, prereqs):
+    """Knowable before the first write: a key that does not match its certificate never becomes valid. The stack is
+    not half built around a listener that cannot come up; fixing the Secret builds it."""
+    good = issue("www.example.com")
+    async with devenv.operator_running(emulator, settings):
+        counter = operator.aws_registry().counter
+        counter.reset()
+        await devenv.apply(emulator, tls_secret("web-tls", good.tls_crt, issue().key))
+        await devenv.apply(emulator, web_manifest(prereqs))
+        obj = await until(emulator, lambda o: condition(o, "Ready").get("reason") == "InvalidSpec")
+        message = condition(obj, "Ready")["message"]
+        assert message.startswith("spec.listeners[1].certificates[0].secretRef: Secret default/web-tls: tls.key does "
+                                  "not belong to the certificate in tls.crt"), message
+        assert "fix the Secret" in message and "BEGIN" not in message
+        assert counter.mutating() == {}, "nothing created on AWS"
+        assert aws.elbv2.describe_load_balancers()["LoadBalancers"] == [] and acm_certificates(aws) == {}
+
+        await devenv.apply(emulator, tls_secret("web-tls", good.tls_crt, good.key))
+        await until(emulator, ready, timeout=30, message="fixing the Secret did not build the stack")
+        [arn] = acm_certificates(aws)
+        assert listener_certificates(aws) == (arn, [])
+
+
 async def test_a_missing_secret_says_so_and_the_listener_follows_once_it_exists(emulator, settings, aws, prereqs):
     issued = issue("www.example.com")
     async with devenv.operator_running(emulator, settings):
