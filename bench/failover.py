@@ -51,7 +51,8 @@ class Replica:
             [sys.executable, "-m", "controller", "run", "--kube-url", kube_url, "--endpoint-url", aws_url,
              "--region", REGION, "--cluster-name", "bench", "--leader-election", "--lease-namespace", "default",
              "--lease-duration", str(lease_duration), "--metrics-port", str(self.metrics_port),
-             "--liveness", f"http://127.0.0.1:{_free_port()}/healthz"],
+             "--liveness", f"http://127.0.0.1:{_free_port()}/healthz",
+             "--readiness", f"http://127.0.0.1:{_free_port()}/readyz"],  # replicas share this host: a port each
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             env={**os.environ, **devenv.FAKE_AWS_CREDENTIALS, "ECSALB_LOG_FORMAT": "json"})
 

@@ -10,6 +10,7 @@ import logging
 import os
 import pathlib
 import signal
+import socket
 import sys
 import threading
 import urllib.parse
@@ -338,6 +339,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if getattr(args, name) is not None:
             setattr(settings, name + ("_seconds" if name == "lease_duration" else ""), getattr(args, name))
     settings.metrics_port = args.metrics_port if args.metrics_port else None
+    _endpoints_free(args)
     operator.configure(settings)
     readiness = Readiness(operator.connected)
     readiness.serve(args.readiness)
@@ -371,6 +373,27 @@ def cmd_run(args: argparse.Namespace) -> int:
         if elector is not None:
             renewing.set()
             elector.release()  # kopf has stopped: the standby may take over at once
+
+
+def _endpoints_free(args: argparse.Namespace) -> None:
+    """Each endpoint `run` serves can be bound: else one line naming the endpoint and its flag, before anything
+    starts (two replicas on one host both default to 8080, 8081 and 9090; in a pod each has its own)."""
+    endpoints = [("--liveness", args.liveness, "http://127.0.0.1:PORT/healthz"),
+                 ("--readiness", args.readiness, "http://127.0.0.1:PORT/readyz")]
+    if args.metrics_port:
+        endpoints.append(("--metrics-port", f"http://0.0.0.0:{args.metrics_port}/metrics", "PORT (0: none)"))
+    for flag, endpoint, example in endpoints:
+        parts = urllib.parse.urlsplit(endpoint)
+        if parts.scheme != "http" or parts.port is None:
+            raise ValueError(f"{flag} {endpoint!r}: give {example.replace('127.0.0.1:PORT', 'HOST:PORT')}")
+        with socket.socket(socket.AF_INET6 if ":" in (parts.hostname or "") else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers themselves bind
+            try:
+                probe.bind((parts.hostname or "0.0.0.0", parts.port))
+            except OSError as exc:
+                raise ValueError(f"{flag} {endpoint}: cannot listen on port {parts.port} ({exc.strerror}: another "
+                                 f"replica or program on this host has it?); give another with {flag} {example}"
+                                 ) from None
 
 
 def _elector(settings: Settings) -> Any:

@@ -1,0 +1,50 @@
+"""`ecsalb run` where a port it serves is taken (a second replica on one host, another program): one line that
+names the endpoint, the port and the flag to change, before anything starts; and every endpoint given its own
+port, the operator starts (tests/test_leader.py runs two replicas side by side so)."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+import devenv
+
+BIND = "127.0.0.1"
+
+
+def held_port() -> socket.socket:
+    """A listening socket on a port of the kernel's choosing, held (not closed) while the test runs."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((BIND, 0))
+    s.listen()
+    return s
+
+
+def run(*flags: str) -> subprocess.CompletedProcess:
+    # An unreachable Kubernetes URL: the refusal must come before any connection is tried.
+    return subprocess.run(
+        [sys.executable, "-m", "controller", "run", "--kube-url", "http://127.0.0.1:9", "--region", "us-east-1",
+         *flags], capture_output=True, text=True, timeout=60, env={**os.environ, **devenv.FAKE_AWS_CREDENTIALS})
+
+
+def endpoint(flag: str, port: int) -> str:
+    return {"--liveness": f"http://{BIND}:{port}/healthz", "--readiness": f"http://{BIND}:{port}/readyz",
+            "--metrics-port": str(port)}[flag]
+
+
+@pytest.mark.parametrize("flag", ["--liveness", "--readiness", "--metrics-port"])
+def test_a_port_in_use_names_the_endpoint_and_the_flag(flag):
+    with held_port() as taken:
+        port = taken.getsockname()[1]
+        # The other endpoints: the kernel's choice at bind time (port 0), so they collide with nothing.
+        flags = {"--liveness": endpoint("--liveness", 0), "--readiness": endpoint("--readiness", 0),
+                 "--metrics-port": "0", flag: endpoint(flag, port)}
+        done = run(*[x for item in flags.items() for x in item])
+    assert done.returncode == 1, done.stdout + done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"error: {flag} ") and f"cannot listen on port {port} (Address already in use" in line
+    assert f"give another with {flag} " in line, line
