@@ -22,7 +22,7 @@ import yaml
 from controller import GROUP, KIND, VERSION, desired, engine
 from controller.aws import AwsClients, Registry
 from controller.ownership import Owner
-from controller.settings import Settings, SettingsError
+from controller.settings import Settings, SettingsError, parse_tags
 from controller.spec import EcsAlbService, SpecError, parse_spec
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -325,9 +325,46 @@ def cmd_crd(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from controller import operator
-    from controller.readiness import Readiness
+def _tags_flag(raw: str) -> dict[str, str]:
+    try:
+        return parse_tags(raw, "--default-tags")
+    except SettingsError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+# The operator's settings that only `run` takes, beside the ones above: (flag, Settings attribute, argparse
+# keywords, help). Each also has its environment variable (controller/settings.py), named in the help; the flag wins.
+RUN_SETTINGS: list[tuple[str, str, dict[str, Any], str]] = [
+    ("--log-format", "log_format", {"choices": ["json", "console"]},
+     "json (one object a line) or console (default: ECSALB_LOG_FORMAT, else json)"),
+    ("--log-level", "log_level", {"choices": ["debug", "info", "warning", "error"], "type": str.lower},
+     "default: ECSALB_LOG_LEVEL, else info"),
+    ("--default-tags", "default_tags", {"type": _tags_flag, "metavar": "KEY=VALUE,..."},
+     "tags for every AWS resource, under each spec.tags (default: ECSALB_DEFAULT_TAGS)"),
+    ("--budget", "budget", {"metavar": "BUCKET=RATE/BURST,..."},
+     "client-side AWS API budget overrides, e.g. elb-describe=5/14, or off (default: ECSALB_BUDGET)"),
+    ("--events-queue-url", "events_queue_url", {"metavar": "URL"},
+     "the SQS queue of CloudTrail events (manifests/events/; default: ECSALB_EVENTS_QUEUE_URL, else none)"),
+    ("--secret-check-interval", "secret_check_interval_seconds", {"type": float, "metavar": "SECONDS"},
+     "how often certificate Secrets are read again (default: ECSALB_SECRET_CHECK_INTERVAL, else every tick)"),
+    ("--sweep-interval", "sweep_interval_seconds", {"type": float, "metavar": "SECONDS"},
+     "how often each Region's owned resources are listed (default: ECSALB_SWEEP_INTERVAL, else the drift "
+     "interval)"),
+    ("--deep-interval", "deep_interval_seconds", {"type": float, "metavar": "SECONDS"},
+     "the shortest period in which every field of every stack is compared (default: ECSALB_DEEP_INTERVAL, "
+     "else 600)"),
+    ("--aws-retry-mode", "retry_mode", {"choices": ["standard", "adaptive", "legacy"]},
+     "botocore's retry mode (default: ECSALB_AWS_RETRY_MODE, else adaptive)"),
+    ("--aws-max-attempts", "max_attempts", {"type": int, "metavar": "N"},
+     "attempts per AWS call, retries included (default: ECSALB_AWS_MAX_ATTEMPTS, else 8)"),
+    ("--fleet", "fleet", {"action": argparse.BooleanOptionalAction},
+     "the fleet layer: one sweep per Region for every stack; --no-fleet reads AWS per stack, as before it "
+     "existed, for comparison (default: ECSALB_FLEET=on|off, else on)"),
+]
+
+
+def run_settings(args: argparse.Namespace) -> Settings:
+    """The operator's settings: the environment's (Settings()), each flag given over it."""
     settings = _settings(args)
     if args.drift_interval:
         settings.drift_interval_seconds = args.drift_interval
@@ -338,7 +375,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     for name in ("label_selector", "leader_election", "lease_name", "lease_namespace", "lease_duration"):
         if getattr(args, name) is not None:
             setattr(settings, name + ("_seconds" if name == "lease_duration" else ""), getattr(args, name))
+    for flag, attribute, _, _ in RUN_SETTINGS:
+        if (value := getattr(args, flag[2:].replace("-", "_"))) is not None:
+            setattr(settings, attribute, value)
     settings.metrics_port = args.metrics_port if args.metrics_port else None
+    return settings
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from controller import operator
+    from controller.readiness import Readiness
+    settings = run_settings(args)
     _endpoints_free(args)
     operator.configure(settings)
     readiness = Readiness(operator.connected)
@@ -517,7 +564,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
     aws_flags = argparse.ArgumentParser(add_help=False)
-    aws_flags.add_argument("--endpoint-url", help="send every AWS call here (e.g. a moto server)")
+    aws_flags.add_argument("--endpoint-url", help="send every AWS call here, e.g. a moto server (default: "
+                                                  "ECSALB_AWS_ENDPOINT_URL, else AWS's own endpoints)")
     aws_flags.add_argument("--region", help="default region when the spec has none (else AWS_REGION, AWS_DEFAULT_REGION or the AWS profile's)")
     aws_flags.add_argument("--cluster-name", help="ownership tag ecsalb.io/cluster (default: ECSALB_CLUSTER_NAME or 'default')")
     for name, fn, doc in [("plan", cmd_plan, "show what would be created/changed/deleted (exit 2 if anything would)"),
@@ -544,8 +592,12 @@ def parser() -> argparse.ArgumentParser:
     imp.set_defaults(fn=cmd_import)
     sub.add_parser("crd", help="print the CustomResourceDefinition").set_defaults(fn=cmd_crd)
     run = sub.add_parser("run", parents=[aws_flags], help="run the operator (kopf)")
-    run.add_argument("--drift-interval", type=int, help="seconds between drift checks (default 60)")
-    run.add_argument("--kube-url", help="Kubernetes API URL without auth (default: in-cluster or kubeconfig)")
+    run.add_argument("--drift-interval", type=int, help="seconds between drift checks (default: "
+                                                        "ECSALB_DRIFT_INTERVAL, else 60)")
+    run.add_argument("--kube-url", help="Kubernetes API URL without auth (default: ECSALB_KUBE_URL, else in-cluster "
+                                        "or kubeconfig)")
+    for flag, _, kind, help_ in RUN_SETTINGS:
+        run.add_argument(flag, **kind, help=help_)
     run.add_argument("--namespace", action="append", metavar="NAMESPACE",
                      help="serve only this namespace (repeatable; default: ECSALB_NAMESPACES, else every namespace)")
     run.add_argument("--label-selector", metavar="SELECTOR",

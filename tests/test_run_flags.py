@@ -1,9 +1,13 @@
-"""`ecsalb run` where a port it serves is taken (a second replica on one host, another program): one line that
+"""`ecsalb run`'s flags: every setting has one, and it wins over the environment.
+
+And where a port it serves is taken (a second replica on one host, another program): one line that
 names the endpoint, the port and the flag to change, before anything starts; and every endpoint given its own
 port, the operator starts (tests/test_leader.py runs two replicas side by side so)."""
 from __future__ import annotations
 
 import os
+import pathlib
+import re
 import socket
 import subprocess
 import sys
@@ -11,6 +15,7 @@ import sys
 import pytest
 
 import devenv
+from controller import cli
 
 BIND = "127.0.0.1"
 
@@ -48,3 +53,27 @@ def test_a_port_in_use_names_the_endpoint_and_the_flag(flag):
     [line] = done.stderr.splitlines()
     assert line.startswith(f"error: {flag} ") and f"cannot listen on port {port} (Address already in use" in line
     assert f"give another with {flag} " in line, line
+
+
+def test_every_setting_of_the_environment_has_a_flag_named_in_the_help():
+    source = (pathlib.Path(cli.__file__).parent / "settings.py").read_text()
+    names = set(re.findall(r'"(ECSALB_[A-Z_]+)"', source)) | {"ECSALB_DEFAULT_TAGS"}
+    assert len(names) > 15, names
+    run = next(a for a in cli.parser()._subparsers._group_actions[0].choices.values() if a.prog.endswith(" run"))
+    text = " ".join(run.format_help().split())  # argparse wraps lines
+    assert sorted(n for n in names if n not in text) == [], "named in no flag's help"
+
+
+def test_the_flags_win_over_the_environment(monkeypatch):
+    """The parsed flags land in the operator's settings, over what the environment says."""
+    monkeypatch.setenv("ECSALB_LOG_FORMAT", "json")
+    args = cli.parser().parse_args(["run", "--log-format", "console", "--log-level", "WARNING", "--default-tags",
+                                    "Team=web,CostCentre=12", "--deep-interval", "900", "--no-fleet"])
+    settings = cli.run_settings(args)
+    assert (settings.log_format, settings.log_level, settings.default_tags, settings.deep_interval_seconds,
+            settings.fleet) == ("console", "warning", {"Team": "web", "CostCentre": "12"}, 900.0, False)
+
+
+def test_a_bad_flag_value_names_the_flag():
+    done = run("--default-tags", "Team")
+    assert done.returncode == 1 and "--default-tags" in done.stderr and "Key=Value" in done.stderr, done.stderr
