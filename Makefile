@@ -15,9 +15,11 @@ $(BIN)/.installed: pyproject.toml
 demo: $(BIN)/.installed
 	$(BIN)/python -m controller demo
 
-# The same, then everything stays up with a kubeconfig for the real kubectl (Ctrl-C to stop).
+# The same, then everything stays up with a kubeconfig for the real kubectl (Ctrl-C to stop); the operator then
+# logs at LOG_LEVEL (debug, info, warning, error).
+LOG_LEVEL ?= info
 demo-keep: $(BIN)/.installed
-	$(BIN)/python -m controller demo --keep
+	$(BIN)/python -m controller demo --keep --log-level $(LOG_LEVEL)
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q -n 3

@@ -534,7 +534,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             why = f"it needs the demo extra ({exc.name} is not installed): pip install -e '.[demo]'"
         print(f"error: no demo here: {why}", file=sys.stderr)
         return EXIT_ERROR
-    return demo.main(quiet=args.quiet, keep=args.keep)
+    return demo.main(quiet=args.quiet, keep=args.keep, log_level=args.log_level)
 
 
 def _notes(result: engine.Result) -> dict[str, Any]:
@@ -621,6 +621,9 @@ def parser() -> argparse.ArgumentParser:
     run.set_defaults(fn=cmd_run)
     demo = sub.add_parser("demo", help="the whole story on moto + an emulated Kubernetes API")
     demo.add_argument("--quiet", action="store_true", help="less output (for CI)")
+    demo.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info",
+                      help="the operator's log level once the story is over, with --keep (the story itself shows "
+                           "what a user sees, and only the operator's errors; default info)")
     demo.add_argument("--keep", action="store_true",
                       help="keep AWS, Kubernetes and the operator running afterwards and print a kubeconfig for "
                            "kubectl, until Ctrl-C")

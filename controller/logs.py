@@ -45,6 +45,25 @@ def _kopf_object(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict
     return event_dict
 
 
+class _KopfLines(logging.Filter):
+    """kopf's per-object lines, as the operator's logs should read (the ticks are counted by the fleet's metrics):
+    - "Timer '...' succeeded." comes once per resource per tick (73k of 83k lines in 13 minutes at 1,000
+      resources): a quiet tick is no line; what it found (drift, a correction, an error) is logged by the operator.
+    - "Handler '...' failed permanently" is always a spec the user must fix (the operator raises kopf's
+      PermanentError for a SpecError only, and has logged the field and the fix as a warning): a warning, so an
+      alert on error-level lines fires on the operator's faults, not on a user's typo."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("kopf.objects"):
+            return True
+        message = record.getMessage()
+        if record.levelno == logging.INFO and message.startswith("Timer ") and message.endswith(" succeeded."):
+            return False
+        if record.levelno >= logging.ERROR and " failed permanently" in message:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def configure(fmt: str = "json", level: str = "info") -> None:
     renderer = (structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()) if fmt == "console"
                 else structlog.processors.JSONRenderer(sort_keys=True))
@@ -57,6 +76,7 @@ def configure(fmt: str = "json", level: str = "info") -> None:
     )
     handler = _StderrHandler()
     handler.setLevel(level.upper())
+    handler.addFilter(_KopfLines())
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[structlog.contextvars.merge_contextvars, structlog.stdlib.add_logger_name,
                            _kopf_object, *stamp],

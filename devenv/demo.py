@@ -24,12 +24,15 @@ import kmock
 import yaml
 
 import devenv
+from controller import logs
 from controller.aws import AwsClients
 from controller.crd import build_crd
 from controller.ownership import OWNER_TAG
 from controller.settings import Settings
 
-NS, NAME = "default", "ecs-learning"
+# The story's own EcsAlbService; with --keep, the user is handed the same stack under the tutorial's name (KEPT), so
+# what they apply and its events are not mixed up with the story's.
+NS, NAME, KEPT = "default", "ecs-learning-story", "ecs-learning"
 
 
 class Story:
@@ -100,7 +103,7 @@ async def wait_for_object(emulator: devenv.Emulator, predicate: Any, timeout: fl
     return await devenv.wait_for(check, timeout, interval=0.2, message=f"timed out waiting for {what}")
 
 
-async def story(quiet: bool, keep: bool = False) -> None:
+async def story(quiet: bool, keep: bool = False, log_level: str = "info") -> None:
     s = Story(quiet)
     devenv.use_fake_aws_credentials()
     logging.getLogger("kopf").setLevel(logging.WARNING)
@@ -131,7 +134,7 @@ async def story(quiet: bool, keep: bool = False) -> None:
                 s.say()
                 print(f"demo finished in {time.monotonic() - s.started:.1f} s: every step worked.", flush=True)
                 if keep:
-                    await keep_running(s, emulator, prereqs)
+                    await keep_running(s, emulator, prereqs, settings, log_level)
 
 
 def kubectl_applied(obj: dict[str, Any]) -> dict[str, Any]:
@@ -155,20 +158,27 @@ def kubeconfig(server: str) -> dict[str, Any]:
                           "context": {"cluster": "ecsalb-demo", "user": "ecsalb-demo", "namespace": NS}}]}
 
 
-async def keep_running(s: Story, emulator: devenv.Emulator, prereqs: devenv.Prerequisites) -> None:
-    """The environment stays up for the real kubectl: a kubeconfig and the story's manifest, until Ctrl-C."""
+async def keep_running(s: Story, emulator: devenv.Emulator, prereqs: devenv.Prerequisites, settings: Settings,
+                       log_level: str) -> None:
+    """The environment stays up for the real kubectl: a kubeconfig and the story's stack as a manifest of the
+    user's own (KEPT), until Ctrl-C. From here on the operator logs at `log_level`: the user explores."""
     directory = pathlib.Path(tempfile.mkdtemp(prefix="ecsalb-demo-"))
-    config, example = directory / "kubeconfig", directory / f"{NAME}.yaml"
+    config, example = directory / "kubeconfig", directory / f"{KEPT}.yaml"
     config.write_text(yaml.safe_dump(kubeconfig(str(emulator.url)), sort_keys=False))
-    example.write_text(yaml.safe_dump(story_manifest(prereqs), sort_keys=False))
+    example.write_text(yaml.safe_dump(story_manifest(prereqs, KEPT), sort_keys=False))
+    logs.configure(settings.log_format, log_level)
+    logging.getLogger("kopf").setLevel(log_level.upper())
     s.step("Still running: use kubectl (Ctrl-C stops everything)")
     s.say(f"kubeconfig: {config}", always=True)
     s.say(f"manifest:   {example}   (the story's EcsAlbService, on the VPC and subnets above)", always=True)
     s.say(f"export KUBECONFIG={config}", always=True)
     for command in ("kubectl apply -f crds/", f"kubectl apply -f {example}", "kubectl get eas -w",
-                    f"kubectl wait --for=condition=Ready eas/{NAME}", f"kubectl describe eas {NAME}",
-                    "kubectl get events", "kubectl explain eas.spec.listeners", f"kubectl delete eas {NAME}"):
+                    f"kubectl wait --for=condition=Ready eas/{KEPT}", f"kubectl describe eas {KEPT}",
+                    "kubectl get events --sort-by=.lastTimestamp", "kubectl explain eas.spec.listeners",
+                    f"kubectl delete eas {KEPT}"):
         s.say(f"  {command}", always=True)
+    s.say(f"the operator logs at {log_level} from now on (make demo-keep LOG_LEVEL=debug|info|warning|error)",
+          always=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):  # in place of kopf's: we stop it, on the way out
@@ -180,8 +190,8 @@ async def keep_running(s: Story, emulator: devenv.Emulator, prereqs: devenv.Prer
     s.say("stopping", always=True)
 
 
-def story_manifest(prereqs: devenv.Prerequisites) -> dict[str, Any]:
-    manifest = devenv.example_manifest(prereqs, name=NAME, namespace=NS, https=True)
+def story_manifest(prereqs: devenv.Prerequisites, name: str = NAME) -> dict[str, Any]:
+    manifest = devenv.example_manifest(prereqs, name=name, namespace=NS, https=True)
     https = next(listener for listener in manifest["spec"]["listeners"] if listener["protocol"] == "HTTPS")
     # The tutorial's §5 openssl step, done by the operator: a self-signed certificate imported into ACM.
     https["certificates"] = [{"selfSigned": {"commonName": "ecs-learning.example.internal", "days": 365}}]
@@ -190,14 +200,14 @@ def story_manifest(prereqs: devenv.Prerequisites) -> dict[str, Any]:
 
 async def run_story(s: Story, emulator: devenv.Emulator, aws: AwsClients, prereqs: devenv.Prerequisites) -> None:
     manifest = story_manifest(prereqs)
-    s.step("kubectl apply -f ecs-learning.yaml   (the tutorial's stack, with its HTTPS step, as one EcsAlbService)")
+    s.step(f"kubectl apply -f {NAME}.yaml   (the tutorial's stack, with its HTTPS step, as one EcsAlbService)")
     spec = manifest["spec"]
     s.say(f"load balancer {spec['loadBalancer']['name']}, target group {spec['targetGroups'][0]['name']}, "
           f"listeners HTTP:80 and HTTPS:443 (self-signed certificate for ecs-learning.example.internal), "
           f"service {spec['service']['name']}")
     await devenv.apply(emulator, manifest)
 
-    s.step("kubectl get eas ecs-learning   (wait for READY)")
+    s.step(f"kubectl get eas {NAME}   (wait for READY)")
     obj = await wait_for_object(emulator, lambda o: condition(o, "Ready").get("status") == "True", 30,
                                 "the resource to become Ready")
     st = obj["status"]
@@ -210,7 +220,7 @@ async def run_story(s: Story, emulator: devenv.Emulator, aws: AwsClients, prereq
     await show_https(s, emulator, aws, obj)
     s.step("What now exists on AWS (describe calls)")
     s.table(aws_inventory(aws, f"{NS}/{NAME}"))
-    s.step("kubectl describe eas ecs-learning   (events)")
+    s.step(f"kubectl describe eas {NAME}   (events)")
     for event in await devenv.events_for(emulator, NS, NAME):
         s.say(f"{event['type']:<8} {event['reason']:<16} {event['message'][:110]}")
 
@@ -233,7 +243,7 @@ async def run_story(s: Story, emulator: devenv.Emulator, aws: AwsClients, prereq
         if event["reason"].startswith("Drift"):
             s.say(f"event {event['type']:<8} {event['reason']:<15} {event['message'][:100]}")
 
-    s.step("kubectl delete eas ecs-learning")
+    s.step(f"kubectl delete eas {NAME}")
     await devenv.delete(emulator, NS, NAME)
     await wait_for_object(emulator, lambda o: o is None, 60, "the finalizer to be released")
     s.say("the resource is gone (the finalizer was released after AWS was cleaned up)", always=True)
@@ -275,9 +285,9 @@ async def show_https(s: Story, emulator: devenv.Emulator, aws: AwsClients, obj: 
           f"the EcsAlbService), so a restart of the operator does not mint another one")
 
 
-def main(quiet: bool = False, keep: bool = False) -> int:
+def main(quiet: bool = False, keep: bool = False, log_level: str = "info") -> int:
     try:
-        asyncio.run(story(quiet, keep))
+        asyncio.run(story(quiet, keep, log_level))
     except Exception as exc:  # the demo is a story: end it with one clear line
         print(f"\ndemo FAILED: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         return 1

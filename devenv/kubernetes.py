@@ -33,6 +33,7 @@ import kopf
 
 from controller import GROUP, PLURAL, VERSION
 from controller.settings import Settings
+from devenv import protobuf
 
 RESOURCE = f"{GROUP}/{VERSION}/{PLURAL}"
 CRD_RESOURCE = "apiextensions.k8s.io/v1/customresourcedefinitions"
@@ -215,6 +216,16 @@ class Emulator(kmock.KubernetesEmulator, _DirectMatching):
             payload._requests[:] = [r for r in payload._requests if r.id >= oldest_id]
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        if protobuf.CONTENT_TYPE in raw_request.headers.get("Content-Type", ""):
+            # kubectl's creates of built-in kinds (devenv/protobuf.py): read as the JSON they stand for. The
+            # buffered body of this request is replaced, so kmock parses (and the request log shows) that JSON.
+            try:
+                body = protobuf.decode(await raw_request.read())
+            except (protobuf.NotSupported, UnicodeDecodeError) as exc:  # never the body: a Secret's holds a key
+                return _status_response(415, f"the emulator cannot read this protobuf body ({exc}); send it as "
+                                             "JSON, e.g. kubectl create ... --dry-run=client -o yaml | kubectl "
+                                             "apply -f -", reason="UnsupportedMediaType")
+            raw_request._read_bytes = json.dumps(body).encode()  # aiohttp's buffer of the body read above
         # kmock's path parser reads /api/v1/namespaces/NAME as "in namespace NAME" (and fails on
         # /api/v1/namespaces): requests for Namespace objects themselves are parsed here.
         match = _NAMESPACE_PATH.fullmatch(raw_request.path)
@@ -240,8 +251,6 @@ class Emulator(kmock.KubernetesEmulator, _DirectMatching):
             return _status_response(exc.status, exc.message or repr(exc), reason=exc.reason)
 
     async def _write(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
-        if "protobuf" in request.headers.get("Content-Type", ""):  # e.g. `kubectl create ns`; `apply -f` sends JSON
-            return _status_response(415, "the emulator reads JSON only, not protobuf", reason="UnsupportedMediaType")
         prepared: kmock.Request | aiohttp.web.StreamResponse
         if request.action == kmock.action.CREATE:
             prepared = self._prepare_create(request)
@@ -253,6 +262,8 @@ class Emulator(kmock.KubernetesEmulator, _DirectMatching):
         if isinstance(prepared, aiohttp.web.StreamResponse):
             return prepared
         response = await super()._handle(prepared)
+        if request.action != kmock.action.CREATE and response.status < 300:
+            await self._collect_garbage()
         if request.resource == kmock.resource(CRD_RESOURCE) and response.status < 300:
             key = (request.resource, None, request.name or request.data["metadata"]["name"])
             if key in self.objects and not self.objects[key].deleted:
@@ -343,6 +354,22 @@ class Emulator(kmock.KubernetesEmulator, _DirectMatching):
                  else _merge_diff(old, new))
         return request
 
+    async def _collect_garbage(self) -> None:
+        """kube-controller-manager's garbage collector, background cascading deletion (kubectl's and the API's
+        default): an object whose owners (metadata.ownerReferences, by uid) are all gone is deleted too
+        (kubernetes.io/docs/concepts/architecture/garbage-collection/#owners-dependents). The operator's
+        self-signed certificate Secrets go with their EcsAlbService this way."""
+        async with self._lock:
+            live = {obj.raw.get("metadata", {}).get("uid") for obj in self.objects.values() if not obj.deleted}
+            for (resource, _, _), obj in list(self.objects.items()):
+                owners = [] if obj.deleted else obj.raw.get("metadata", {}).get("ownerReferences") or []
+                if owners and not any(ref.get("uid") in live for ref in owners):
+                    if obj.raw.get("metadata", {}).get("finalizers"):
+                        continue  # waits for its own finalizers, as on a real cluster (not used here)
+                    raw = obj.raw
+                    obj.delete()
+                    await self._buses[resource].put({"type": "DELETED", "object": raw})
+
     async def _mark_for_deletion(self, request: kmock.Request) -> None:
         assert request.resource is not None
         key = (request.resource, request.namespace, request.name)
@@ -372,14 +399,14 @@ class Emulator(kmock.KubernetesEmulator, _DirectMatching):
         result = await super()._serve_list(request)
         items = [item for item in result["items"] if _fields_selected(request, item) and _labels_selected(request, item)]
         if _wants_table(request):
-            return self._table(request.resource, items)
+            return self._table(request, items)
         return {"apiVersion": _api_version(request.resource), "kind": f"{self._kind(request.resource)}List",
                 "metadata": {"resourceVersion": self.resource_version}, "items": items}
 
     async def _serve_fetch(self, request: kmock.Request) -> Any:
         assert request.resource is not None
         result = await super()._serve_fetch(request)
-        return self._table(request.resource, [result]) if _wants_table(request) else result
+        return self._table(request, [result]) if _wants_table(request) else result
 
     async def _serve_watch(self, request: kmock.Request) -> AsyncIterator[Any]:
         # kmock lists first and subscribes afterwards, so a write in between is never streamed
@@ -401,31 +428,35 @@ class Emulator(kmock.KubernetesEmulator, _DirectMatching):
         try:
             for event in existing:
                 if _fields_selected(request, event["object"]):
-                    yield self._table_event(request.resource, event) if table else event
+                    yield self._table_event(request, event) if table else event
             async for event in bus.stream(since=marker):
                 meta = event.get("object", {}).get("metadata", {})
                 if _selected(request, meta.get("namespace"), meta.get("name")) \
                         and _fields_selected(request, event.get("object", {})) \
                         and _labels_selected(request, event.get("object", {})):
-                    yield self._table_event(request.resource, event) if table else event
+                    yield self._table_event(request, event) if table else event
         finally:
             await bus.unmark(marker)
 
     # --- for kubectl: Tables and OpenAPI ---
 
-    def _table(self, resource: kmock.resource, objects: list[dict[str, Any]]) -> dict[str, Any]:
+    def _table(self, request: kmock.Request, objects: list[dict[str, Any]]) -> dict[str, Any]:
+        """A Table of the objects; each row's object as `includeObject` asks (kube-apiserver's Metadata by
+        default; Object for the whole object, which `kubectl get --sort-by` sorts on; None for none)."""
+        resource, include = request.resource, request.params.get("includeObject", "Metadata")
         columns = self._columns(resource)
         return {
             "apiVersion": "meta.k8s.io/v1", "kind": "Table", "metadata": {"resourceVersion": self.resource_version},
             "columnDefinitions": [{"name": c.name, "type": c.type, "format": c.format, "description": "",
                                    "priority": c.priority} for c in columns],
             "rows": [{"cells": [c.cell(obj) for c in columns],
-                      "object": {"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
-                                 "metadata": obj.get("metadata", {})}} for obj in objects],
+                      **({"object": obj} if include == "Object" else {} if include == "None" else
+                         {"object": {"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+                                     "metadata": obj.get("metadata", {})}})} for obj in objects],
         }
 
-    def _table_event(self, resource: kmock.resource, event: dict[str, Any]) -> dict[str, Any]:
-        return {"type": event["type"], "object": self._table(resource, [event["object"]])}
+    def _table_event(self, request: kmock.Request, event: dict[str, Any]) -> dict[str, Any]:
+        return {"type": event["type"], "object": self._table(request, [event["object"]])}
 
     def _columns(self, resource: kmock.resource) -> list[_Column]:
         if resource in self._crd_versions:

@@ -2,6 +2,7 @@
 cluster does (CRD API, printer columns, watch, wait, describe, events, explain, delete)."""
 from __future__ import annotations
 
+import base64
 import pathlib
 import re
 import shutil
@@ -11,6 +12,8 @@ import sys
 import time
 
 import pytest
+
+from tests.tls import issue
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 KUBECTL = shutil.which("kubectl")
@@ -111,3 +114,32 @@ def test_kubectl_applies_gets_watches_waits_describes_and_deletes(demo: Demo):
     gone = subprocess.run(demo.command("get", "eas"), capture_output=True, text=True, timeout=30)
     assert (gone.returncode, gone.stdout, gone.stderr.strip()) == (0, "", "No resources found in default namespace.")
 
+
+
+def test_kubectl_create_namespace_and_secret_tls_work_and_no_error_echoes_a_key(demo: Demo, tmp_path):
+    """kubectl sends built-in kinds as protobuf (devenv/protobuf.py reads them); one it cannot read is refused
+    with the way round, and never with the body (a Secret's holds a private key)."""
+    issued = issue("team-a.example.com")
+    (tmp_path / "tls.crt").write_bytes(issued.tls_crt)
+    (tmp_path / "tls.key").write_bytes(issued.key)
+    assert demo.kubectl("create", "namespace", "team-a").stdout.strip() == "namespace/team-a created"
+    made = demo.kubectl("create", "secret", "tls", "web-tls", "-n", "team-a", "--cert", str(tmp_path / "tls.crt"),
+                        "--key", str(tmp_path / "tls.key"))
+    assert made.stdout.strip() == "secret/web-tls created"
+    got = demo.kubectl("get", "secret", "web-tls", "-n", "team-a", "-o", "jsonpath={.type} {.data.tls\\.key}").stdout
+    kind, key = got.split(" ")
+    assert (kind, base64.b64decode(key)) == ("kubernetes.io/tls", issued.key)
+    refused = subprocess.run(demo.command("create", "serviceaccount", "robot"), capture_output=True, text=True,
+                             timeout=30)
+    assert refused.returncode == 1 and "send it as JSON" in refused.stderr, refused.stderr
+    assert "PRIVATE KEY" not in refused.stderr
+
+
+def test_events_sort_by_time_and_the_story_cleaned_up_after_itself(demo: Demo):
+    """`kubectl get events --sort-by` asks for whole objects in the table (includeObject=Object). The story ran
+    under a name of its own, and its self-signed Secret went with it (the garbage collector, by ownerReferences)."""
+    listed = rows(demo.kubectl("get", "events", "--sort-by=.lastTimestamp").stdout)
+    assert listed[0] == ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"] and len(listed) > 5
+    assert "ecsalbservice/ecs-learning-story" in [r[3] for r in listed]
+    secrets = demo.kubectl("get", "secrets", "-o", "name").stdout.split()
+    assert not [s for s in secrets if "ecs-learning-story" in s], secrets
