@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from controller import GROUP, KIND, VERSION, desired, engine
+from controller import GROUP, KIND, VERSION, desired, engine, logs
 from controller.aws import AwsClients, Registry
 from controller.ownership import Owner
 from controller.settings import Settings, SettingsError, parse_tags
@@ -388,6 +388,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = run_settings(args)
     _endpoints_free(args)
     operator.configure(settings)
+    logs.get().info("ecs-alb-operator starting", version=_version(), region=settings.region,
+                    cluster_name=settings.cluster_name,
+                    namespaces=",".join(settings.namespaces) or "(all)", label_selector=settings.label_selector or None,
+                    leader_election=settings.leader_election, budget=settings.budget or "default",
+                    events_queue=settings.events_queue_url, fleet=settings.fleet, endpoint_url=settings.endpoint_url)
     readiness = Readiness(operator.connected)
     readiness.serve(args.readiness)
     # kopf runs in a thread of its own and the main thread takes SIGTERM/SIGINT: handlers that wait for AWS
@@ -651,6 +656,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
     except Exception as exc:  # an AWS error, a conflict: one clear line, no traceback
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if type(exc).__name__ == "NoCredentialsError":  # botocore's
+            print("  give AWS credentials as boto3 takes them (AWS_PROFILE, AWS_ACCESS_KEY_ID and "
+                  "AWS_SECRET_ACCESS_KEY, SSO, an instance role); against a moto server (--endpoint-url) any values "
+                  "do, e.g. AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing", file=sys.stderr)
         for note in getattr(exc, "__notes__", []):  # e.g. what an apply AWS stopped part-way left (engine.PartWay)
             print(f"  {note}", file=sys.stderr)
     return EXIT_ERROR

@@ -1,6 +1,6 @@
 """The operator's logs as an operations team reads them (`ecsalb run`, JSON lines): a quiet timer tick writes no
 line, and a user's spec that only the user can fix is a warning with the field, never an error-level line (alerts
-on error lines are for the operator's own faults)."""
+on error lines are for the operator's own faults). One line at start says what this operator is."""
 from __future__ import annotations
 
 import asyncio
@@ -40,6 +40,11 @@ async def test_quiet_ticks_write_nothing_and_a_users_bad_spec_is_a_warning(emula
     finally:
         output = stopped(process)
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    [start] = [x for x in lines if x.get("event") == "ecs-alb-operator starting"]
+    assert {k: start[k] for k in ("region", "cluster_name", "namespaces", "budget", "events_queue")} == {
+        "region": "us-east-1", "cluster_name": "test", "namespaces": "(all)", "budget": "default",
+        "events_queue": None}
+    assert start["version"] and "unknown" not in start["version"]
     assert not [x for x in lines if str(x.get("event", "")).startswith("Timer ")], "a quiet tick writes no line"
     assert not [x for x in lines if x.get("level") in ("error", "critical")], [
         x for x in lines if x.get("level") in ("error", "critical")]

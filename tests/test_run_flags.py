@@ -77,3 +77,23 @@ def test_the_flags_win_over_the_environment(monkeypatch):
 def test_a_bad_flag_value_names_the_flag():
     done = run("--default-tags", "Team")
     assert done.returncode == 1 and "--default-tags" in done.stderr and "Key=Value" in done.stderr, done.stderr
+
+
+def test_a_bare_moto_gets_its_prerequisites_and_the_cli_plans_on_them(moto_server, aws, tmp_path):
+    """README, "Trying the CLI on moto": `python -m devenv prerequisites` makes what a user brings and prints the
+    example on it; `ecsalb plan` then plans the stack. Without credentials the CLI says which to give."""
+    from tests.test_cli import ecsalb
+    made = subprocess.run([sys.executable, "-m", "devenv", "prerequisites", "--endpoint-url",
+                           moto_server.endpoint_url], capture_output=True, text=True, timeout=120,
+                          cwd=pathlib.Path(cli.__file__).parent.parent)
+    assert made.returncode == 0, made.stderr
+    assert made.stderr.startswith(f"# on {moto_server.endpoint_url}: VPC vpc-")
+    spec_file = tmp_path / "ecs-learning.yaml"
+    spec_file.write_text(made.stdout)
+    plan = ecsalb(moto_server, "plan", "-f", str(spec_file))
+    assert plan.returncode == 2 and "create loadBalancer" in plan.stdout, plan.stdout + plan.stderr
+
+    bare = ecsalb(moto_server, "plan", "-f", str(spec_file),
+                  env_extra={"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""})
+    assert bare.returncode == 1, bare.stderr
+    assert bare.stderr.startswith("error: NoCredentialsError") and "AWS_ACCESS_KEY_ID=testing" in bare.stderr
