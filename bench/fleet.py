@@ -215,6 +215,23 @@ class OperatorProcess:
         with open(self.log.name, "rb") as f:
             return b"\n".join(f.read().splitlines()[-lines:]).decode(errors="replace")
 
+    def log_size(self) -> int:
+        self.log.flush()
+        return Path(self.log.name).stat().st_size
+
+    def log_lines_since(self, offset: int, top: int = 3) -> tuple[int, list[str]]:
+        """How many lines the operator logged after byte `offset`, and the most frequent of them by event."""
+        self.log.flush()
+        counts: collections.Counter[str] = collections.Counter()
+        with open(self.log.name, "rb") as f:
+            f.seek(offset)
+            for raw in f:
+                try:
+                    counts[str(json.loads(raw).get("event", ""))[:60]] += 1
+                except ValueError:
+                    counts[raw.decode(errors="replace").strip()[:60]] += 1
+        return sum(counts.values()), [f"{n} {event!r}" for event, n in counts.most_common(top)]
+
     def log_summary(self, top: int = 8) -> list[str]:
         """The most frequent warning/error lines of the operator's JSON log, by level and event."""
         self.log.flush()
@@ -322,6 +339,7 @@ def declare_rows(results: Results, args: argparse.Namespace) -> None:
     r("steady_rate", f"steady ({args.steady_seconds:g} s): ELB Describe calls/s, mean", "<= 5")
     r("steady_max", "  ELB Describe in any one second", "<= 20")
     r("steady_throttled", "  throttling answers", "0")
+    r("steady_log_lines", "  operator log lines a minute (nothing changing)", "a few, not one per stack and tick")
     r("sweep", "list-call fields compared every (sweep interval)", "<= 2 min")
     r("deep", "every field compared at least every (deep period)", "<= 30 min")
     r("coverage", "  oldest full check of any stack at the end of steady", "<= the deep period")
@@ -496,6 +514,7 @@ async def phase_steady(args: argparse.Namespace, results: Results, emulator: dev
     before_metrics = await blocking(op.scrape)
     before = api_calls(before_metrics)
     cpu = CpuMeter(op, front)
+    log_offset = op.log_size()
     t0 = time.monotonic()
     while time.monotonic() - t0 < args.steady_seconds:
         op.check_alive()
@@ -517,6 +536,9 @@ async def phase_steady(args: argparse.Namespace, results: Results, emulator: dev
     all_requests = sum(v["requests"] for v in stats["buckets"].values())
     results.notes.append(f"steady: {cpu.text()}; all AWS requests {all_requests / seconds:.1f}/s; "
                          f"not Ready at the end: {not_ready}")
+    logged, most = op.log_lines_since(log_offset)
+    results.set("steady_log_lines", f"{logged / minutes:.0f}")
+    results.notes.append(f"steady: the operator logged {logged / minutes:.0f} lines a minute; most: {'; '.join(most)}")
     if waits := check_waits(before_metrics, after_metrics):
         results.notes.append(f"steady: checks waited for a thread (ecsalb_check_wait_seconds): {waits}")
     if turns := deep_turns(before_metrics, after_metrics, seconds):
