@@ -133,9 +133,10 @@ def build_crd() -> dict[str, Any]:
                             "description": "An ALB with its listeners and target groups, and the ECS service "
                                            "behind it, kept in line with this spec.",
                             "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
+                                "apiVersion": {"type": "string", "description": f"{GROUP}/{VERSION}."},
+                                "kind": {"type": "string", "description": f"{KIND}."},
+                                "metadata": {"type": "object", "description": "Kubernetes object metadata: name, "
+                                                                              "namespace, labels, annotations, ..."},
                                 "spec": spec_schema,
                                 "status": status_schema,
                             },

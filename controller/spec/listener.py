@@ -19,30 +19,41 @@ from controller.spec.types import (ACM_ARN_PATTERN, DEFAULT_SSL_POLICY, MAX_CERT
 class SecretRef(_Model):
     """A kubernetes.io/tls Secret, imported into ACM."""
 
-    name: str = Field(min_length=1)
-    namespace: str | None = Field(None, description="Default: the namespace of this EcsAlbService.")
+    name: str = Field(min_length=1, description=(
+        "The Secret's name: a kubernetes.io/tls Secret (tls.crt with its chain, tls.key), as cert-manager writes it."))
+    namespace: str | None = Field(None, description="The Secret's namespace. Default: the namespace of this "
+                                                    "EcsAlbService.")
 
 
 class SelfSigned(_Model):
     """A self-signed certificate the operator generates and imports into ACM."""
 
-    common_name: str = Field(min_length=1)
-    subject_alternative_names: list[str] = Field(default_factory=list)
-    days: int = Field(365, ge=1, le=825)
+    common_name: str = Field(min_length=1, description=(
+        "The certificate's common name (CN), also its first DNS name, e.g. app.example.internal."))
+    subject_alternative_names: list[str] = Field(default_factory=list, description=(
+        "More DNS names the certificate is valid for. Default: none."))
+    days: int = Field(365, ge=1, le=825, description=(
+        "How long the certificate is valid, in days, 1-825. Default 365. The operator renews it before it expires."))
 
 
 class AcmRequest(_Model):
     """A certificate requested from ACM (DNS validation is up to you)."""
 
-    domain_name: str = Field(min_length=1)
-    subject_alternative_names: list[str] = Field(default_factory=list)
+    domain_name: str = Field(min_length=1, description=(
+        "The name to certify (ACM DomainName), e.g. app.example.com or *.example.com. Changing it requests a new "
+        "certificate."))
+    subject_alternative_names: list[str] = Field(default_factory=list, description=(
+        "More names for the certificate (ACM SubjectAlternativeNames). Default: none. Changing them requests a new "
+        "certificate."))
 
 
 class CertificateSource(_Model):
     """Where a listener certificate comes from: exactly one of secretRef, arn, selfSigned, acm."""
 
     secret_ref: SecretRef | None = None
-    arn: Annotated[str, AfterValidator(_acm_arn), CrdSchema(pattern=ACM_ARN_PATTERN)] | None = None
+    arn: Annotated[str, AfterValidator(_acm_arn), CrdSchema(pattern=ACM_ARN_PATTERN)] | None = Field(
+        None, description="Your ACM certificate (arn:aws:acm:<region>:<account>:certificate/<id>): it must exist and "
+                          "be ISSUED; the operator never modifies or deletes it.")
     self_signed: SelfSigned | None = None
     acm: AcmRequest | None = None
 
@@ -64,9 +75,13 @@ _HTTP_TAKES_NO_POLICY = "only HTTPS listeners take an sslPolicy; remove it or se
 class Listener(_Model):
     """A listener of the load balancer."""
 
-    port: Port
-    protocol: Literal["HTTP", "HTTPS"]
-    ssl_policy: str | None = Field(None, description=f"HTTPS only; default {DEFAULT_SSL_POLICY}.")
+    port: Port = Field(description=(
+        "The port the load balancer listens on (1-65535), one listener per port; the load balancer's security "
+        "group opens it to securityGroup.ingressCidrs. Changing it replaces the listener."))
+    protocol: Literal["HTTP", "HTTPS"] = Field(description=(
+        "HTTP or HTTPS (HTTPS needs certificates). Changed in place."))
+    ssl_policy: str | None = Field(None, description=(
+        f"The TLS security policy (SslPolicy). HTTPS only; default {DEFAULT_SSL_POLICY}."))
     certificates: list[CertificateSource] = Field(
         default_factory=list, description="HTTPS only: the first is the default certificate, the rest are SNI.",
         # maxItems for the API server's CEL cost estimate; the model counts them across the load balancer
@@ -76,6 +91,8 @@ class Listener(_Model):
     default_action: Action
     rules: list[Rule] = Field(
         default_factory=list,
+        description=f"Rules tried before the default action, lowest priority first; each priority once per "
+                    f"listener, at most {MAX_RULES_PER_LOAD_BALANCER} across the listeners. Default: none.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["priority"],
                            "maxItems": MAX_RULES_PER_LOAD_BALANCER},
     )

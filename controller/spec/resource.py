@@ -85,16 +85,21 @@ class EcsAlbServiceSpec(_Model):
             "rule": "self == oldSelf",
             "message": "spec.region cannot be changed: create another EcsAlbService in the new Region and "
                        "delete this one"}]})
-    vpc_id: VpcId
+    vpc_id: VpcId = Field(description=(
+        "The id (vpc-...) of your VPC: the subnets must be in it, and the operator's security groups and target "
+        "groups are made in it. Changing it replaces them."))
     policies: Policies = Field(default_factory=Policies)
     load_balancer: LoadBalancer
     target_groups: list[TargetGroup] = Field(
         min_length=1,
+        description=f"The target groups the listeners forward to, each name once: 1 to {MAX_TARGET_GROUPS_PER_SERVICE} "
+                    "(ECS attaches at most that many to a service); the service registers its tasks in every one.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
                            "maxItems": MAX_TARGET_GROUPS_PER_SERVICE},
     )
     listeners: list[Listener] = Field(
         min_length=1,
+        description=f"The load balancer's listeners: 1 to {MAX_LISTENERS_PER_LOAD_BALANCER}, one per port.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["port"],
                            "maxItems": MAX_LISTENERS_PER_LOAD_BALANCER},
     )

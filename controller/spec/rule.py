@@ -24,8 +24,9 @@ if TYPE_CHECKING:  # an annotation only: listener imports this module
 class WeightedTarget(_Model):
     """A target group and its share of the traffic."""
 
-    name: ElbNameRef
-    weight: int = Field(1, ge=0, le=999)
+    name: ElbNameRef = Field(description="The name of a target group in spec.targetGroups.")
+    weight: int = Field(1, ge=0, le=999, description=(
+        "Its share of the traffic, relative to the other weights: 0-999 (0: none). Default 1."))
 
 
 _NO_FORM = "set targetGroup (one target group) or targetGroups (weighted)"
@@ -35,12 +36,16 @@ _BOTH_FORMS = "set targetGroup or targetGroups, not both; keep one"
 class Forward(_Model):
     """Forward to one target group (targetGroup) or split by weight (targetGroups)."""
 
-    target_group: ElbNameRef | None = None
+    target_group: ElbNameRef | None = Field(None, description=(
+        "The name of the one target group (in spec.targetGroups) to forward to; or targetGroups, not both."))
     target_groups: list[WeightedTarget] = Field(
         default_factory=list, max_length=MAX_TARGET_GROUPS_PER_FORWARD,
+        description=f"Target groups (of spec.targetGroups, each once, at most {MAX_TARGET_GROUPS_PER_FORWARD}) to "
+                    "split the traffic between by weight; or targetGroup, not both.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]})
     stickiness_seconds: int | None = Field(
-        None, ge=1, le=604800, description="Keep a client on the same target group for this long."
+        None, ge=1, le=604800, description="Keep a client on the same target group for this long, in seconds, "
+                                           "1-604800 (TargetGroupStickinessConfig). Unset: off."
     )
 
     model_config = ConfigDict(json_schema_extra=cel_rules(
@@ -76,13 +81,18 @@ class Redirect(_Model):
     """Redirect the request; #{protocol}, #{host}, #{port}, #{path} and #{query} keep the request's value."""
 
     protocol: Annotated[str, AfterValidator(_redirect_protocol),
-                        CrdSchema(enum=list(REDIRECT_PROTOCOLS))] = "#{protocol}"
-    host: str = Field("#{host}", min_length=1)
+                        CrdSchema(enum=list(REDIRECT_PROTOCOLS))] = Field(
+        "#{protocol}", description="HTTP, HTTPS or #{protocol} (the default: the request's).")
+    host: str = Field("#{host}", min_length=1, description="The host to redirect to. Default #{host} (the request's).")
     port: Annotated[IntOrStr, AfterValidator(_redirect_port),
-                    CrdSchema(pattern=REDIRECT_PORT_PATTERN, minimum=1, maximum=65535)] = "#{port}"
-    path: Annotated[str, AfterValidator(_url_path), CrdSchema(pattern=URL_PATH_PATTERN)] = "/#{path}"
-    query: str = "#{query}"
-    status_code: Literal["HTTP_301", "HTTP_302"]
+                    CrdSchema(pattern=REDIRECT_PORT_PATTERN, minimum=1, maximum=65535)] = Field(
+        "#{port}", description="A port number, 1-65535, or #{port} (the default: the request's).")
+    path: Annotated[str, AfterValidator(_url_path), CrdSchema(pattern=URL_PATH_PATTERN)] = Field(
+        "/#{path}", description="The path, beginning with /. Default /#{path} (the request's).")
+    query: str = Field("#{query}", description=(
+        "The query string, without the leading ?. Default #{query} (the request's)."))
+    status_code: Literal["HTTP_301", "HTTP_302"] = Field(description=(
+        "HTTP_301 (moved permanently) or HTTP_302 (found: a temporary redirect)."))
 
     # Compared with constants only, so the rule costs little however long the strings are; string() because
     # port is an int or a string.
@@ -108,11 +118,14 @@ class FixedResponse(_Model):
 
     # A number is only bounded (200-599) by the API server; 302 is left to the model (see HealthCheck.matcher).
     status_code: Annotated[IntOrStr, AfterValidator(_fixed_status_code),
-                           CrdSchema(pattern=FIXED_STATUS_CODE_PATTERN, minimum=200, maximum=599)]
+                           CrdSchema(pattern=FIXED_STATUS_CODE_PATTERN, minimum=200, maximum=599)] = Field(
+        description="The HTTP status code of the answer: a 2XX, 4XX or 5XX code such as 200, 404 or 503.")
     content_type: Literal["text/plain", "text/css", "text/html", "application/javascript", "application/json"] = (
-        "text/plain"
+        Field("text/plain", description="The answer's Content-Type: text/plain (default), text/css, text/html, "
+                                        "application/javascript or application/json.")
     )
-    message_body: str = Field("", max_length=1024)
+    message_body: str = Field("", max_length=1024, description="The answer's body, at most 1024 characters. "
+                                                                "Default: empty.")
 
 
 class Action(_Model):
@@ -139,15 +152,19 @@ _CONDITION_VALUES = {"maxItems": MAX_CONDITION_VALUES_PER_RULE}
 class HttpHeaderCondition(_Model):
     """Match a request header against any of the values (wildcards * and ? allowed)."""
 
-    name: Annotated[str, CrdSchema(maxLength=MAX_HTTP_HEADER_NAME_LENGTH)] = Field(min_length=1)
-    values: list[ConditionValue] = Field(min_length=1, json_schema_extra={"maxItems": MAX_CONDITION_VALUES_PER_RULE})
+    name: Annotated[str, CrdSchema(maxLength=MAX_HTTP_HEADER_NAME_LENGTH)] = Field(min_length=1, description=(
+        f"The header's name, e.g. User-Agent: at most {MAX_HTTP_HEADER_NAME_LENGTH} characters, no wildcards."))
+    values: list[ConditionValue] = Field(min_length=1, json_schema_extra={"maxItems": MAX_CONDITION_VALUES_PER_RULE},
+                                         description="Values to match (any one; not case-sensitive; wildcards * "
+                                                     f"and ?), each at most {MAX_CONDITION_VALUE_LENGTH} characters.")
 
 
 class QueryStringCondition(_Model):
     """Match a query string pair; without key, any key with this value."""
 
-    key: ConditionValue | None = None
-    value: ConditionValue = Field(min_length=1)
+    key: ConditionValue | None = Field(None, description=(
+        "The query parameter's name (wildcards * and ?). Unset: any parameter with this value."))
+    value: ConditionValue = Field(min_length=1, description="The value to match (wildcards * and ?).")
 
 
 _CONDITION_LISTS = ("pathPatterns", "hostHeaders", "httpHeaders", "queryStrings", "httpRequestMethods", "sourceIps")
@@ -169,15 +186,27 @@ def _condition_value_count() -> str:
 
 
 class Conditions(_Model):
-    """Rule conditions; all must match."""
+    """Rule conditions; all must match. At most 5 values in all, each at most 128 characters."""
 
-    path_patterns: list[ConditionValue] = Field(default_factory=list, json_schema_extra=_CONDITION_VALUES)
-    host_headers: list[ConditionValue] = Field(default_factory=list, json_schema_extra=_CONDITION_VALUES)
-    http_headers: list[HttpHeaderCondition] = Field(default_factory=list, json_schema_extra=_CONDITION_VALUES)
-    query_strings: list[QueryStringCondition] = Field(default_factory=list, json_schema_extra=_CONDITION_VALUES)
+    path_patterns: list[ConditionValue] = Field(
+        default_factory=list, json_schema_extra=_CONDITION_VALUES,
+        description="URL paths to match (any one; case-sensitive; wildcards * and ?), e.g. /api/*.")
+    host_headers: list[ConditionValue] = Field(
+        default_factory=list, json_schema_extra=_CONDITION_VALUES,
+        description="Host names to match (any one; not case-sensitive; wildcards * and ?), e.g. *.example.com.")
+    http_headers: list[HttpHeaderCondition] = Field(
+        default_factory=list, json_schema_extra=_CONDITION_VALUES,
+        description="Request headers to match; each entry is a condition of its own (all must match).")
+    query_strings: list[QueryStringCondition] = Field(
+        default_factory=list, json_schema_extra=_CONDITION_VALUES,
+        description="Query string pairs to match; together one condition (any one pair matches).")
     http_request_methods: list[Annotated[str, CrdSchema(pattern=HTTP_METHOD_PATTERN)]] = Field(
-        default_factory=list, json_schema_extra=_CONDITION_VALUES)
-    source_ips: list[Cidr] = Field(default_factory=list, json_schema_extra=_CONDITION_VALUES)
+        default_factory=list, json_schema_extra=_CONDITION_VALUES,
+        description="HTTP methods to match (any one; case-sensitive), e.g. GET, POST.")
+    source_ips: list[Cidr] = Field(
+        default_factory=list, json_schema_extra=_CONDITION_VALUES,
+        description="Client address CIDR blocks to match (any one; IPv4 or IPv6), e.g. 10.0.0.0/16. The address the "
+                    "request comes from (a proxy's, behind one), not X-Forwarded-For.")
 
     model_config = ConfigDict(json_schema_extra=cel_rules(
         cel_rule(" || ".join(f"(has(self.{name}) && size(self.{name}) > 0)" for name in _CONDITION_LISTS),
@@ -246,6 +275,8 @@ class Conditions(_Model):
 class Rule(_Model):
     """A listener rule: when the conditions match, run the action."""
 
-    priority: int = Field(ge=1, le=50000)
+    priority: int = Field(ge=1, le=50000, description=(
+        "1-50000, once per listener: rules are tried from the lowest priority up. A new priority moves the rule "
+        "(nothing is recreated)."))
     conditions: Conditions
     action: Action

@@ -17,25 +17,32 @@ from controller.spec.types import (MAX_DESIRED_COUNT, SERVICE_NAME_PATTERN, ElbN
 class ServiceNetwork(_Model):
     """awsvpc networking of the service's tasks."""
 
-    subnets: list[SubnetId] = Field(min_length=1)
+    subnets: list[SubnetId] = Field(min_length=1, description="Subnet ids (subnet-...) the tasks run in; at least one.")
     security_groups: list[SecurityGroupId] = Field(
         default_factory=list, description="Extra security group ids; the operator adds its own task security group."
     )
-    assign_public_ip: bool = False
+    assign_public_ip: bool = Field(False, description="Give each task a public IP address (assignPublicIp). "
+                                                      "Default false.")
 
 
 class CircuitBreaker(_Model):
     """ECS deployment circuit breaker."""
 
-    enable: bool = False
-    rollback: bool = False
+    enable: bool = Field(False, description="Stop a deployment whose tasks keep failing to reach a steady state "
+                                            "(deploymentCircuitBreaker.enable). Default false.")
+    rollback: bool = Field(False, description="Roll a deployment the circuit breaker stopped back to the last one "
+                                              "that completed (deploymentCircuitBreaker.rollback). Default false.")
 
 
 class Deployment(_Model):
     """ECS rolling deployment settings."""
 
-    minimum_healthy_percent: int = Field(100, ge=0, le=100)
-    maximum_percent: int = Field(200, ge=100, le=200)
+    minimum_healthy_percent: int = Field(100, ge=0, le=100, description=(
+        "The fewest tasks that must keep running during a deployment, in percent of desiredCount, 0-100. "
+        "Default 100."))
+    maximum_percent: int = Field(200, ge=100, le=200, description=(
+        "The most tasks running during a deployment, in percent of desiredCount, 100-200. Default 200; must be "
+        "above minimumHealthyPercent."))
     circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker)
 
     model_config = ConfigDict(json_schema_extra=cel_rules(cel_rule(
@@ -94,8 +101,10 @@ class Autoscaling(_Model):
         None, ge=1, le=INT32_MAX, description="Target ALB requests per task a minute (ALBRequestCountPerTarget).")
     requests_target_group: ElbNameRef | None = Field(
         None, description="The target group whose requests are counted; default: the first of targetGroups.")
-    scale_in_cooldown_seconds: int = Field(300, ge=0, le=INT32_MAX)
-    scale_out_cooldown_seconds: int = Field(300, ge=0, le=INT32_MAX)
+    scale_in_cooldown_seconds: int = Field(300, ge=0, le=INT32_MAX, description=(
+        "Seconds after a scale-in before the next one (ScaleInCooldown), for each policy. Default 300."))
+    scale_out_cooldown_seconds: int = Field(300, ge=0, le=INT32_MAX, description=(
+        "Seconds after a scale-out before the next one (ScaleOutCooldown), for each policy. Default 300."))
 
     model_config = ConfigDict(json_schema_extra=cel_rules(
         cel_rule("self.minCount <= self.maxCount", _MIN_ABOVE_MAX, ".minCount"),
@@ -120,10 +129,17 @@ class Autoscaling(_Model):
 class Service(_Model):
     """The ECS (Fargate) service behind the load balancer."""
 
-    name: Annotated[str, AfterValidator(_service_name), CrdSchema(pattern=SERVICE_NAME_PATTERN, maxLength=255)]
-    cluster: str = Field(min_length=1, description="An existing cluster; the operator does not own clusters.")
-    task_definition: str = Field(min_length=1, description="family, family:revision, or ARN.")
-    desired_count: int = Field(1, ge=0, le=MAX_DESIRED_COUNT)
+    name: Annotated[str, AfterValidator(_service_name), CrdSchema(pattern=SERVICE_NAME_PATTERN, maxLength=255)] = Field(
+        description="The ECS service's name: 1-255 letters, digits, hyphens and underscores. Changing it replaces "
+                    "the service.")
+    cluster: str = Field(min_length=1, description="An existing ECS cluster; the operator does not own clusters. "
+                                                   "Changing it replaces the service.")
+    task_definition: str = Field(min_length=1, description=(
+        "The task definition to run (yours, never changed): family (its latest ACTIVE revision), "
+        "family:revision, or ARN."))
+    desired_count: int = Field(1, ge=0, le=MAX_DESIRED_COUNT, description=(
+        f"How many tasks to run, 0-{MAX_DESIRED_COUNT}. Default 1. With autoscaling (or any scalable target on "
+        "the service) it is only the first count: not drift, never put back."))
     launch_type: Literal["FARGATE"] | None = Field(
         None, description="FARGATE (the default) when capacityProviderStrategy is not set; not both.")
     capacity_provider_strategy: list[CapacityProvider] | None = Field(
@@ -134,10 +150,13 @@ class Service(_Model):
                            **cel_rules(
                                cel_rule("self.filter(p, has(p.base) && p.base > 0).size() <= 1", _ONE_BASE),
                                cel_rule("self.exists(p, !has(p.weight) || p.weight > 0)", _SOME_WEIGHT))})
-    platform_version: str = "LATEST"
+    platform_version: str = Field("LATEST", description="The Fargate platform version (platformVersion). "
+                                                        "Default LATEST.")
     network: ServiceNetwork
     deployment: Deployment = Field(default_factory=Deployment)
-    health_check_grace_period_seconds: int | None = Field(None, ge=0, le=2147483647)
+    health_check_grace_period_seconds: int | None = Field(None, ge=0, le=2147483647, description=(
+        "Seconds ECS ignores failed load balancer health checks of a new task (healthCheckGracePeriodSeconds). "
+        "Unset: ECS's default, not compared."))
     autoscaling: Autoscaling | None = None
 
     model_config = ConfigDict(json_schema_extra=cel_rules(cel_rule(
