@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from controller import GROUP, KIND, VERSION, desired, engine, logs
+from controller import GROUP, KIND, VERSION, desired, engine, logs, status
 from controller.aws import AwsClients, Registry
 from controller.ownership import Owner
 from controller.settings import Settings, SettingsError, parse_tags
@@ -198,8 +198,7 @@ def _context(res: EcsAlbService, registry: Registry, secrets: dict[tuple[str, st
 
 def _waiting(result: engine.Result) -> list[str]:
     """What the status would say about certificates and what waits for them, as CLI lines."""
-    return ([f"  waiting: {key} {why}" if why.startswith("waits") else f"  waiting: {key}: {why}"
-             for key, why in sorted(result.waiting.items()) if key not in result.notes]
+    return ([f"  waiting: {entry}" for entry in status.waiting_entries(result, besides_notes=True)]
             + [f"  {reason}: {message}" for key, (reason, message) in sorted(result.notes.items())])
 
 
@@ -278,7 +277,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
         # once any of the stack exists (a stack never applied is "not created yet", not drift).
         result = engine.reconcile(aws, owner, stack, apply=False, known=None)
         applied = bool(result.resources)
-        entries = [x.as_dict() for x in result.drift] if applied else []
+        entries = status.drift_entries(result.drift) if applied else []
         drifted |= bool(entries)
         report.append({"resource": owner.ref, "drift": entries, "driftCount": len(entries), "applied": applied})
         if not applied:

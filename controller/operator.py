@@ -24,10 +24,9 @@ from controller.fleet import events
 from controller.fleet.inventory import AFTER_LIVE
 from controller.fleet.scheduler import Fleet
 from controller.metrics import Metrics
-from controller.aws import GONE_CODES, NoRegion, Registry, budget, error_code, is_transient
+from controller.aws import NoRegion, Registry, budget, is_transient
 from controller.ownership import Owner
 from controller.resources import target_group
-from controller.resources.base import Conflict, MissingDependency
 from controller.resources.load_balancer import DeletionProtected
 from controller.settings import Settings
 from controller.spec import EcsAlbService, SpecError, parse_spec
@@ -432,12 +431,8 @@ def _ready_now(body: kopf.Body, patch: kopf.Patch, arn: str) -> bool:
     if not (_in_sync(previous, body.meta.get("generation")) and lb.get("arn") == arn
             and conditions.get("Ready", {}).get("reason") == "Provisioning"):
         return False
-    lb["state"] = "active"
-    patch.status["loadBalancer"] = lb
-    old = previous.get("conditions")
-    patch.status["conditions"] = status.set_conditions(
-        old, status.condition(old, "Ready", True, "Ready", f"load balancer {lb.get('dnsName')} is active"),
-        generation=body.meta.get("generation"))
+    for key, value in status.load_balancer_active(previous, generation=body.meta.get("generation")).status.items():
+        patch.status[key] = value
     return True
 
 
@@ -473,15 +468,11 @@ def _parse(body: kopf.Body, patch: kopf.Patch, log: Any) -> EcsAlbService:
         raise kopf.PermanentError(str(exc)) from exc
 
 
+
+
 def _invalid_spec(body: kopf.Body, patch: kopf.Patch, message: str, log: Any) -> None:
-    log.warning("invalid spec", error=message)
-    old = body.get("status", {}).get("conditions")
-    patch.status["conditions"] = status.set_conditions(
-        old, status.condition(old, "Ready", False, "InvalidSpec", message),
-        status.condition(old, "Synced", False, "InvalidSpec", message), generation=body.meta.get("generation"))
-    patch.status["observedGeneration"] = body.meta.get("generation")
-    if not _same_message(old, "Synced", message):
-        kopf.warn(dict(body), reason="InvalidSpec", message=message)
+    _write(body, patch, status.invalid_spec(dict(body.get("status") or {}), message,
+                                            generation=body.meta.get("generation")), log)
 
 
 def _check_region(body: kopf.Body, resource: EcsAlbService) -> None:
@@ -500,8 +491,6 @@ def _check_region(body: kopf.Body, resource: EcsAlbService) -> None:
             f"delete this one (its delete cleans {built_in})"))])
 
 
-def _same_message(conditions: list[dict] | None, type_: str, message: str) -> bool:
-    return any(c.get("type") == type_ and c.get("message") == message for c in conditions or [])
 
 
 def _run(body: kopf.Body, patch: kopf.Patch, *, drift_check: bool, memo: kopf.Memo | None = None) -> None:
@@ -539,11 +528,11 @@ def _run(body: kopf.Body, patch: kopf.Patch, *, drift_check: bool, memo: kopf.Me
     if memo is not None:
         memo.pop("retrying", None)
     _count(drift_check, "drift" if result.drift and drift_check else "clean" if drift_check else "success", started)
-    _succeeded(body, patch, previous, result, resource, drift_check=drift_check and in_sync, log=log)
+    _write(body, patch, status.after_run(previous, result, stack, enforce=resource.spec.policies.drift == "Enforce",
+                                         drift_check=drift_check and in_sync, generation=generation), log)
     _after_live(body, memo, result)
     if reads is not None:
         reads.commit({c.kind for c in result.changes} if result.applied else set())
-    _certificates(body, patch, previous, stack, result, log)
     reported = len(result.drift) if report_only else 0
     metrics().drifted_fields.labels(body.meta.namespace, body.meta.name).set(reported)
 
@@ -583,34 +572,6 @@ def _certificate_secrets(body: kopf.Body, resource: EcsAlbService, owner: Owner,
     return gathered.secrets
 
 
-def _certificates(body: kopf.Body, patch: kopf.Patch, previous: dict, stack: desired.Stack,
-                  result: engine.Result, log: Any) -> None:
-    """status.certificates, the CertificatesReady and CertificateExpiring conditions and their warnings,
-    and what waits for a certificate (Synced and Ready say so: the stack is not whole yet)."""
-    old = previous.get("conditions")
-    conditions = list(patch.status.get("conditions") or old or [])
-    mine = []
-    if stack.certificates:
-        entries = status.certificates_status(stack, result)
-        patch.status["certificates"] = entries
-        ready, soon = status.certificate_conditions(old, entries)
-        mine += [ready, soon]
-        if ready["status"] == "False" and not _same_message(old, "CertificatesReady", ready["message"]):
-            kopf.warn(dict(body), reason=ready["reason"], message=ready["message"])
-            log.warning("certificate not ready", reason=ready["reason"], message=ready["message"])
-        if soon["status"] == "True" and not _same_message(old, "CertificateExpiring", soon["message"]):
-            kopf.warn(dict(body), reason="CertificateExpiring", message=soon["message"])
-    elif previous.get("certificates") is not None:
-        patch.status["certificates"] = None
-        conditions = [c for c in conditions if c.get("type") not in ("CertificatesReady", "CertificateExpiring")]
-    if result.waiting:
-        text = "; ".join(f"{key} {why}" if why.startswith("waits") else f"{key}: {why}"
-                         for key, why in sorted(result.waiting.items()))
-        mine.append(status.condition(old, "Synced", False, "Waiting", text))
-        if any(not key.startswith("certificate/") for key in result.waiting):
-            mine.append(status.condition(old, "Ready", False, "WaitingForCertificate", text))
-    if mine or conditions != list(patch.status.get("conditions") or []):
-        patch.status["conditions"] = status.set_conditions(conditions, *mine, generation=body.meta.get("generation"))
 
 
 def _count(drift_check: bool, result: str, started: float) -> None:
@@ -627,57 +588,18 @@ def _terminal(previous: dict, generation: Any) -> bool:
         c.get("type") == "Synced" and c.get("reason") == "InvalidSpec" for c in previous.get("conditions", []))
 
 
-def _succeeded(body: kopf.Body, patch: kopf.Patch, previous: dict, result: engine.Result,
-               resource: EcsAlbService, *, drift_check: bool, log: Any) -> None:
-    old = previous.get("conditions")
-    stamp = engine.now()
-    names = status.arn_names(result.resources)
-    out = status.resources_status(result)
-    enforce = resource.spec.policies.drift == "Enforce"
-    conditions = []
-    if drift_check and result.drift:
-        entries = status.drift_entries(result.drift, names, stamp, previous.get("drift"))
-        text = status.summary(result.drift)
-        if enforce:
-            out.update(status.bounded([]))
-            out["lastDriftCorrection"] = {"correctedAt": stamp, **status.bounded(entries)}
-            conditions.append(status.condition(old, "Drifted", False, "DriftCorrected",
-                                               f"corrected {len(entries)} drifted field(s): {text}"))
-            kopf.warn(dict(body), reason="DriftDetected", message=f"{len(entries)} field(s) drifted: {text}")
-            kopf.info(dict(body), reason="DriftCorrected", message=f"put back: {text}")
-        else:
-            out.update(status.bounded(entries))
-            conditions.append(status.condition(old, "Drifted", True, "DriftDetected",
-                                               f"{len(entries)} field(s) differ from the spec: {text}"))
-            if {(e["resource"], e["field"]) for e in entries} != {
-                    (e.get("resource"), e.get("field")) for e in previous.get("drift") or []}:
-                kopf.warn(dict(body), reason="DriftDetected", message=f"{len(entries)} field(s) drifted: {text}")
-        log.warning("drift", count=len(entries), fields=text, corrected=enforce)
-    elif drift_check or not previous.get("drift") or enforce or result.applied:
-        if previous.get("driftCount") and drift_check:
-            kopf.info(dict(body), reason="DriftResolved", message="AWS matches the spec again")
-        out.update(status.bounded([]))
-        conditions.append(status.condition(old, "Drifted", False, "NoDrift", "AWS matches the spec"))
-    lb_state = (out.get("loadBalancer") or {}).get("state")
-    # Ready: the whole stack exists and the load balancer serves (drift in Report mode does not change that).
-    ready = lb_state == "active" and (result.applied or not any(c.verb == "create" for c in result.changes))
-    conditions.append(status.condition(old, "Synced", True, "Synced",
-                                       f"{len(result.changes)} change(s) applied" if result.applied
-                                       else "observed (policies.drift: Report)"))
-    conditions.append(status.condition(
-        old, "Ready", ready, "Ready" if ready else "Provisioning",
-        f"load balancer {out.get('loadBalancer', {}).get('dnsName')} is {lb_state}" if lb_state
-        else "waiting for the load balancer"))
-    conditions.append(status.condition(old, "Degraded", bool(result.unsupported),
-                                       "UnsupportedFields" if result.unsupported else "AsExpected",
-                                       "; ".join(result.unsupported) or "all of the spec is applied"))
-    out["conditions"] = status.set_conditions(old, *conditions, generation=body.meta.get("generation"))
-    out["observedGeneration"] = body.meta.get("generation")
-    out["lastSyncTime"] = stamp
-    out["lastFullCheckTime"] = stamp  # a live run compares every managed field
-    out["unsupported"] = result.unsupported
-    for key, value in out.items():
+
+
+
+
+def _write(body: kopf.Body, patch: kopf.Patch, report: status.Report, log: Any) -> None:
+    """What status.* decided for an outcome: into the status patch, the log and the object's events."""
+    for key, value in report.status.items():
         patch.status[key] = value
+    for level, text, fields in report.logs:
+        getattr(log, level)(text, **fields)
+    for event in report.events:
+        (kopf.warn if event.type == "Warning" else kopf.info)(dict(body), reason=event.reason, message=event.message)
 
 
 def _failed(body: kopf.Body, patch: kopf.Patch, previous: dict, exc: Exception, log: Any,
@@ -686,47 +608,19 @@ def _failed(body: kopf.Body, patch: kopf.Patch, previous: dict, exc: Exception, 
         if raise_for_retry:
             raise kopf.TemporaryError(str(exc), delay=1) from exc
         return
-    old = previous.get("conditions")
-    slow, fast = _state["settings"].slow_retry_seconds, _state["settings"].transient_retry_seconds
     if isinstance(exc, SpecError):  # pre-flight: a reference only a spec change can fix (controller/preflight.py)
         _invalid_spec(body, patch, str(exc), log)
         if raise_for_retry:
             raise kopf.PermanentError(str(exc)) from exc
         return
-    if isinstance(exc, Conflict):  # AdoptionRefused too, with its own reason
-        reason, message, delay = exc.reason, str(exc), slow
-    elif isinstance(exc, MissingDependency):
-        reason, message, delay = "MissingDependency", str(exc), slow
-    elif is_transient(exc):
-        reason, message, delay = "AwsUnavailable", f"AWS is throttling or unavailable, retrying: {exc}", fast
-    elif error_code(exc) in GONE_CODES:
-        reason, message, delay = "ChangedElsewhere", (
-            f"a resource was deleted while the operator changed it (by someone else?); observing again: {exc}"), fast
-    elif error_code(exc):
-        reason, message, delay = "AwsError", f"AWS refused a call: {exc}", slow
-    else:
+    failure = status.after_failure(previous, exc, generation=body.meta.get("generation"))
+    if failure.internal:
         log.exception("reconcile failed")
-        reason, message, delay = "InternalError", f"{type(exc).__name__}: {exc}", slow
-    part = engine.part_way(exc)
-    if part is not None:  # what exists now, and that the next reconcile or a delete finishes or removes it
-        message += " " + part.message()
-        patch.status["resources"] = {key: rid for key, rid in part.standing}
-    half_built = part is not None and any(verb == "Created" for verb, _, _ in part.done)
-    log.warning("reconcile failed", reason=reason, error=message)
-    patch.status["conditions"] = status.set_conditions(
-        old, status.condition(old, "Synced", False, reason, message),
-        # Ready says what stands in the way when nothing else does (a first create that failed, a stack left
-        # half-built); a stack that was Ready stays Ready through a failed check of AWS, as its load balancer serves.
-        *([status.condition(old, "Ready", False, reason, message)]
-          if reason in ("Conflict", "AdoptionRefused", "MissingDependency") or half_built
-          or not any(c.get("type") == "Ready" for c in old or []) else []), generation=body.meta.get("generation"))
-    # Every outcome is an answer about this generation (kstatus reads the conditions only when it matches).
-    patch.status["observedGeneration"] = body.meta.get("generation")
-    patch.status["lastSyncTime"] = engine.now()
-    if not _same_message(old, "Synced", message):
-        kopf.warn(dict(body), reason=reason, message=message)
+    _write(body, patch, failure.report, log)
     if raise_for_retry:
-        raise kopf.TemporaryError(message, delay=delay) from exc
+        settings = _state["settings"]
+        delay = settings.slow_retry_seconds if failure.slow else settings.transient_retry_seconds
+        raise kopf.TemporaryError(failure.message, delay=delay) from exc
 
 
 def _remove(body: kopf.Body, patch: kopf.Patch) -> None:
@@ -754,7 +648,7 @@ def _remove(body: kopf.Body, patch: kopf.Patch) -> None:
             with contextlib.suppress(KeyError):
                 metrics().drifted_fields.remove(body.meta.namespace, body.meta.name)
         except DeletionProtected as exc:
-            _delete_blocked(body, patch, "DeletionProtected", str(exc))
+            _delete_blocked(body, patch, "DeletionProtected", str(exc), log)
             raise kopf.TemporaryError(str(exc), delay=min(30.0, _state["settings"].slow_retry_seconds)) from exc
         except Exception as exc:
             transient = is_transient(exc)
@@ -763,17 +657,13 @@ def _remove(body: kopf.Body, patch: kopf.Patch) -> None:
                 "Retain to release this resource and leave what remains on AWS (remove it later with "
                 "`ecsalb delete`)"))
             log.warning("delete failed, will retry", error=str(exc))
-            _delete_blocked(body, patch, "Deleting" if transient else "DeleteFailed", message, warn=not transient)
+            _delete_blocked(body, patch, "Deleting" if transient else "DeleteFailed", message, log, warn=not transient)
             settings = _state["settings"]
             delay = settings.dependency_retry_seconds if transient else settings.slow_retry_seconds
             raise kopf.TemporaryError(message, delay=delay) from exc
 
 
-def _delete_blocked(body: kopf.Body, patch: kopf.Patch, reason: str, message: str, *, warn: bool = True) -> None:
-    """A delete that cannot finish says so where a user looks (the Ready condition, and one Warning event
-    per distinct message), rather than leaving the resource Terminating in silence."""
-    old = (body.get("status") or {}).get("conditions")
-    patch.status["conditions"] = status.set_conditions(
-        old, status.condition(old, "Ready", False, reason, message), generation=body.meta.get("generation"))
-    if warn and not _same_message(old, "Ready", message):
-        kopf.warn(dict(body), reason=reason, message=message)
+def _delete_blocked(body: kopf.Body, patch: kopf.Patch, reason: str, message: str, log: Any, *,
+                    warn: bool = True) -> None:
+    _write(body, patch, status.delete_blocked(dict(body.get("status") or {}), reason, message,
+                                              generation=body.meta.get("generation"), warn=warn), log)

@@ -1,13 +1,17 @@
-"""Result -> the custom resource's status: conditions, ARNs, drift. Pure; shared by the operator and the CLI."""
+"""Result -> the custom resource's status: conditions, ARNs, drift, certificates, what waits; and the events
+and log lines that go with each outcome (after_run, after_failure, invalid_spec, delete_blocked). Pure: the
+operator writes what these return, the CLI prints the same drift entries and waiting lines."""
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from typing import Any
 
 from controller import certs
 from controller import desired as d
-from controller.engine import Result, now
-from controller.resources.base import FieldDiff, Observed
+from controller.aws import GONE_CODES, error_code, is_transient
+from controller.engine import Result, now, part_way
+from controller.resources.base import Conflict, FieldDiff, MissingDependency, Observed
 
 MAX_DRIFT_ENTRIES = 20
 
@@ -89,12 +93,14 @@ def arn_names(resources: dict[str, Observed]) -> dict[str, str]:
     return {o.id: o.key for o in resources.values() if o.kind == "targetGroup" and o.key}
 
 
-def drift_entries(drift: list[FieldDiff], names: dict[str, str], detected_at: str,
+def drift_entries(drift: list[FieldDiff], names: dict[str, str] | None = None, detected_at: str | None = None,
                   previous: list[dict] | None = None) -> list[dict[str, Any]]:
-    """Entries keep the time they were first seen, so `detectedAt` means what it says."""
+    """One entry per drifted field. The status's keep the time they were first seen, so `detectedAt` means what
+    it says; without `detected_at` (the CLI, which remembers no earlier run) there is none."""
     seen = {(e.get("resource"), e.get("field")): e.get("detectedAt") for e in previous or []}
-    return [{"resource": x.resource, "field": x.field, "desired": display(x.desired, names),
-             "actual": display(x.actual, names), "detectedAt": seen.get((x.resource, x.field), detected_at)}
+    return [{"resource": x.resource, "field": x.field, "desired": display(x.desired, names or {}),
+             "actual": display(x.actual, names or {}),
+             **({"detectedAt": seen.get((x.resource, x.field), detected_at)} if detected_at is not None else {})}
             for x in drift]
 
 
@@ -194,3 +200,219 @@ def parse_time(text: str | None) -> float | None:
         return _parse_time(text).timestamp() if text else None
     except ValueError:
         return None
+
+
+# --- one outcome -> what a user sees: the status, the events, the log lines ---------------------------------
+
+
+@dataclasses.dataclass
+class Event:
+    type: str  # Normal | Warning, as Kubernetes events have it
+    reason: str
+    message: str
+
+
+@dataclasses.dataclass
+class Report:
+    """What one outcome changes where a user looks, in order: status fields to set (None removes one), events
+    to post, log lines (level, message, fields). The operator writes it; the CLI prints parts of it."""
+    status: dict[str, Any] = dataclasses.field(default_factory=dict)
+    events: list[Event] = dataclasses.field(default_factory=list)
+    logs: list[tuple[str, str, dict[str, Any]]] = dataclasses.field(default_factory=list)
+
+    def warn(self, reason: str, message: str) -> None:
+        self.events.append(Event("Warning", reason, message))
+
+    def info(self, reason: str, message: str) -> None:
+        self.events.append(Event("Normal", reason, message))
+
+    def log(self, level: str, text: str, /, **fields: Any) -> None:  # fields may be named message
+        self.logs.append((level, text, fields))
+
+
+def same_message(conditions: list[dict] | None, type_: str, message: str) -> bool:
+    return any(c.get("type") == type_ and c.get("message") == message for c in conditions or [])
+
+
+def waiting_entries(result: Result, *, besides_notes: bool = False) -> list[str]:
+    """What waits, one `key why` (or `key: why`) entry each, by key; `besides_notes` leaves out the keys that
+    have a note (the CLI prints those apart)."""
+    return [f"{key} {why}" if why.startswith("waits") else f"{key}: {why}"
+            for key, why in sorted(result.waiting.items()) if not (besides_notes and key in result.notes)]
+
+
+def after_run(previous: dict, result: Result, stack: d.Stack, *, enforce: bool, drift_check: bool,
+              generation: Any) -> Report:
+    """A run that got through: resources, drift, Synced, Ready, Degraded; then the certificates and what
+    waits for them. `drift_check`: a periodic check of a stack whose last spec change was applied (so a
+    difference is drift); `enforce`: policies.drift is Enforce."""
+    report = Report()
+    old = previous.get("conditions")
+    stamp = now()
+    names = arn_names(result.resources)
+    out = resources_status(result)
+    conditions = []
+    if drift_check and result.drift:
+        entries = drift_entries(result.drift, names, stamp, previous.get("drift"))
+        text = summary(result.drift)
+        if enforce:
+            out.update(bounded([]))
+            out["lastDriftCorrection"] = {"correctedAt": stamp, **bounded(entries)}
+            conditions.append(condition(old, "Drifted", False, "DriftCorrected",
+                                        f"corrected {len(entries)} drifted field(s): {text}"))
+            report.warn("DriftDetected", f"{len(entries)} field(s) drifted: {text}")
+            report.info("DriftCorrected", f"put back: {text}")
+        else:
+            out.update(bounded(entries))
+            conditions.append(condition(old, "Drifted", True, "DriftDetected",
+                                        f"{len(entries)} field(s) differ from the spec: {text}"))
+            if {(e["resource"], e["field"]) for e in entries} != {
+                    (e.get("resource"), e.get("field")) for e in previous.get("drift") or []}:
+                report.warn("DriftDetected", f"{len(entries)} field(s) drifted: {text}")
+        report.log("warning", "drift", count=len(entries), fields=text, corrected=enforce)
+    elif drift_check or not previous.get("drift") or enforce or result.applied:
+        if previous.get("driftCount") and drift_check:
+            report.info("DriftResolved", "AWS matches the spec again")
+        out.update(bounded([]))
+        conditions.append(condition(old, "Drifted", False, "NoDrift", "AWS matches the spec"))
+    lb_state = (out.get("loadBalancer") or {}).get("state")
+    # Ready: the whole stack exists and the load balancer serves (drift in Report mode does not change that).
+    ready = lb_state == "active" and (result.applied or not any(c.verb == "create" for c in result.changes))
+    conditions.append(condition(old, "Synced", True, "Synced",
+                                f"{len(result.changes)} change(s) applied" if result.applied
+                                else "observed (policies.drift: Report)"))
+    conditions.append(condition(
+        old, "Ready", ready, "Ready" if ready else "Provisioning",
+        f"load balancer {out.get('loadBalancer', {}).get('dnsName')} is {lb_state}" if lb_state
+        else "waiting for the load balancer"))
+    conditions.append(condition(old, "Degraded", bool(result.unsupported),
+                                "UnsupportedFields" if result.unsupported else "AsExpected",
+                                "; ".join(result.unsupported) or "all of the spec is applied"))
+    out["conditions"] = set_conditions(old, *conditions, generation=generation)
+    out["observedGeneration"] = generation
+    out["lastSyncTime"] = stamp
+    out["lastFullCheckTime"] = stamp  # a live run compares every managed field
+    out["unsupported"] = result.unsupported
+    report.status.update(out)
+    _certificates_and_waiting(report, previous, stack, result, generation)
+    return report
+
+
+def _certificates_and_waiting(report: Report, previous: dict, stack: d.Stack, result: Result,
+                              generation: Any) -> None:
+    """status.certificates, the CertificatesReady and CertificateExpiring conditions and their warnings,
+    and what waits for a certificate (Synced and Ready say so: the stack is not whole yet)."""
+    out = report.status
+    old = previous.get("conditions")
+    conditions = list(out.get("conditions") or old or [])
+    mine = []
+    if stack.certificates:
+        entries = certificates_status(stack, result)
+        out["certificates"] = entries
+        ready, soon = certificate_conditions(old, entries)
+        mine += [ready, soon]
+        if ready["status"] == "False" and not same_message(old, "CertificatesReady", ready["message"]):
+            report.warn(ready["reason"], ready["message"])
+            report.log("warning", "certificate not ready", reason=ready["reason"], message=ready["message"])
+        if soon["status"] == "True" and not same_message(old, "CertificateExpiring", soon["message"]):
+            report.warn("CertificateExpiring", soon["message"])
+    elif previous.get("certificates") is not None:
+        out["certificates"] = None
+        conditions = [c for c in conditions if c.get("type") not in ("CertificatesReady", "CertificateExpiring")]
+    if result.waiting:
+        text = "; ".join(waiting_entries(result))
+        mine.append(condition(old, "Synced", False, "Waiting", text))
+        if any(not key.startswith("certificate/") for key in result.waiting):
+            mine.append(condition(old, "Ready", False, "WaitingForCertificate", text))
+    if mine or conditions != list(out.get("conditions") or []):
+        out["conditions"] = set_conditions(conditions, *mine, generation=generation)
+
+
+@dataclasses.dataclass
+class Failure:
+    """A run that AWS (or the operator) stopped: how it is reported, and whether it is retried slowly."""
+    reason: str
+    message: str
+    slow: bool  # waits for a person (retried at the slow interval); else AWS is busy: soon
+    internal: bool  # a fault of the operator's own: its traceback belongs in the log
+    report: Report
+
+
+def after_failure(previous: dict, exc: Exception, *, generation: Any) -> Failure:
+    """A run that failed (not for a spec error: see invalid_spec): Synced False with the reason, Ready too when
+    nothing else stands in its way, what stands on AWS after a run stopped part-way."""
+    old = previous.get("conditions")
+    internal = False
+    if isinstance(exc, Conflict):  # AdoptionRefused too, with its own reason
+        reason, message, slow = exc.reason, str(exc), True
+    elif isinstance(exc, MissingDependency):
+        reason, message, slow = "MissingDependency", str(exc), True
+    elif is_transient(exc):
+        reason, message, slow = "AwsUnavailable", f"AWS is throttling or unavailable, retrying: {exc}", False
+    elif error_code(exc) in GONE_CODES:
+        reason, message, slow = "ChangedElsewhere", (
+            f"a resource was deleted while the operator changed it (by someone else?); observing again: {exc}"), False
+    elif error_code(exc):
+        reason, message, slow = "AwsError", f"AWS refused a call: {exc}", True
+    else:
+        internal = True
+        reason, message, slow = "InternalError", f"{type(exc).__name__}: {exc}", True
+    report = Report()
+    part = part_way(exc)
+    if part is not None:  # what exists now, and that the next reconcile or a delete finishes or removes it
+        message += " " + part.message()
+        report.status["resources"] = {key: rid for key, rid in part.standing}
+    half_built = part is not None and any(verb == "Created" for verb, _, _ in part.done)
+    report.log("warning", "reconcile failed", reason=reason, error=message)
+    report.status["conditions"] = set_conditions(
+        old, condition(old, "Synced", False, reason, message),
+        # Ready says what stands in the way when nothing else does (a first create that failed, a stack left
+        # half-built); a stack that was Ready stays Ready through a failed check of AWS, as its load balancer serves.
+        *([condition(old, "Ready", False, reason, message)]
+          if reason in ("Conflict", "AdoptionRefused", "MissingDependency") or half_built
+          or not any(c.get("type") == "Ready" for c in old or []) else []), generation=generation)
+    # Every outcome is an answer about this generation (kstatus reads the conditions only when it matches).
+    report.status["observedGeneration"] = generation
+    report.status["lastSyncTime"] = now()
+    if not same_message(old, "Synced", message):
+        report.warn(reason, message)
+    return Failure(reason, message, slow, internal, report)
+
+
+def invalid_spec(previous: dict, message: str, *, generation: Any) -> Report:
+    """A spec that cannot work: Ready and Synced False, InvalidSpec (terminal until the spec changes)."""
+    report = Report()
+    report.log("warning", "invalid spec", error=message)
+    old = previous.get("conditions")
+    report.status["conditions"] = set_conditions(
+        old, condition(old, "Ready", False, "InvalidSpec", message),
+        condition(old, "Synced", False, "InvalidSpec", message), generation=generation)
+    report.status["observedGeneration"] = generation
+    if not same_message(old, "Synced", message):
+        report.warn("InvalidSpec", message)
+    return report
+
+
+def delete_blocked(previous: dict, reason: str, message: str, *, generation: Any, warn: bool = True) -> Report:
+    """A delete that cannot finish says so where a user looks (the Ready condition, and one Warning event
+    per distinct message), rather than leaving the resource Terminating in silence."""
+    report = Report()
+    old = previous.get("conditions")
+    report.status["conditions"] = set_conditions(
+        old, condition(old, "Ready", False, reason, message), generation=generation)
+    if warn and not same_message(old, "Ready", message):
+        report.warn(reason, message)
+    return report
+
+
+def load_balancer_active(previous: dict, *, generation: Any) -> Report:
+    """The load balancer turned active and nothing else was awaited: Ready, with no AWS call."""
+    report = Report()
+    lb = dict(previous.get("loadBalancer") or {})
+    lb["state"] = "active"
+    report.status["loadBalancer"] = lb
+    old = previous.get("conditions")
+    report.status["conditions"] = set_conditions(
+        old, condition(old, "Ready", True, "Ready", f"load balancer {lb.get('dnsName')} is active"),
+        generation=generation)
+    return report
