@@ -20,8 +20,7 @@ from typing import Any, TypeVar
 import kopf
 
 from controller import GROUP, PLURAL, VERSION, certificate_secrets, desired, engine, kube, logs, status
-from controller.fleet import events
-from controller.fleet.inventory import AFTER_LIVE
+from controller.fleet import checks, events
 from controller.fleet.scheduler import Fleet
 from controller.metrics import Metrics
 from controller.aws import NoRegion, Registry, budget, is_transient
@@ -190,10 +189,10 @@ def _register(registry: kopf.OperatorRegistry, tick: int) -> None:
         if fleet() is not None:
             await _fleet_check(body, patch, memo)
             return
-        interval = _drift_interval(body)
-        if time.monotonic() - memo.get("last_drift_check", 0.0) < interval:
+        interval, schedule = _drift_interval(body), checks.of(memo)
+        if time.monotonic() - schedule.last_drift_check < interval:
             return
-        memo["last_drift_check"] = time.monotonic()
+        schedule.last_drift_check = time.monotonic()
         await _checking(_run, body, patch, drift_check=True, memo=memo)
 
     @kopf.on.delete(*RESOURCE, registry=registry)
@@ -214,17 +213,12 @@ def _in_sync(previous: dict, generation: Any) -> bool:
         c.get("type") == "Synced" and c.get("status") == "True" for c in previous.get("conditions", []))
 
 
-def _schedule(body: kopf.Body, memo: kopf.Memo) -> None:
-    """Put the stack into the fleet's schedule: its next deep check a period after its last full one (kept in
-    the status across restarts), or at a slot of its own when that is past."""
-    inv = fleet().inventory(_region(body))  # type: ignore[union-attr]
-    ref = _owner(body).ref
-    inv.register(ref)
-    if "full_at" not in memo:
-        last_full = status.parse_time((body.get("status") or {}).get("lastFullCheckTime"))
-        ago = time.time() - last_full if last_full is not None else None
-        memo["full_at"], memo["deep_after"] = inv.first_deep(ref, time.monotonic() - ago if ago is not None else None)
-        memo.setdefault("live_at", 0.0)
+def _schedule(body: kopf.Body, memo: kopf.Memo) -> checks.Schedule:
+    """The stack's place in the fleet's checks (controller/fleet/checks.py), placed at the first ask."""
+    schedule = checks.of(memo)
+    checks.place(schedule, fleet().inventory(_region(body)), _owner(body).ref,  # type: ignore[union-attr]
+                 status.parse_time((body.get("status") or {}).get("lastFullCheckTime")))
+    return schedule
 
 
 async def _checking(fn: Callable[..., T], *args: Any, pool: str = "checks", **kwargs: Any) -> T:
@@ -277,7 +271,7 @@ async def _fleet_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> N
     when the inventory shows a difference or cannot answer."""
     the_fleet = fleet()
     assert the_fleet is not None
-    _schedule(body, memo)
+    schedule = _schedule(body, memo)
     ref = _owner(body).ref
     # Out of turn, on threads of their own: periodic checks waiting for low-priority tokens never hold them up.
     if why := the_fleet.woken(ref):
@@ -288,24 +282,10 @@ async def _fleet_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> N
         await _checking(_run_now, body, patch, memo, budget.NORMAL, pool="urgent")
         return
     inv = the_fleet.inventory(_region(body))
-    fresh = _sweep_for(inv, memo) is not None  # a sweep this stack has not been compared with
-    # A deep check that is due tries at every tick (not once a sweep) until it gets its turn: else a stack
-    # refused one would wait a whole sweep interval, and deep checks would fall behind their derived period.
     per_resource = (body.get("spec", {}).get("policies") or {}).get("driftCheckIntervalSeconds")
-    every = _own_deep_period(per_resource, inv)
-    due = inv.due(memo["full_at"], memo["deep_after"], every)
-    deep = time.monotonic() >= due and \
-        _sweep_for(inv, memo, again=True) is not None and \
-        not _handled_elsewhere(body, memo)  # (its turn would be spent on no read)
-    if not fresh and not deep:
+    deep = checks.next_check(schedule, inv, ref, per_resource, lambda: _handled_elsewhere(body, memo))
+    if deep is None:
         return
-    if per_resource and time.monotonic() - memo.get("live_at", 0.0) < float(per_resource) or \
-            per_resource and time.monotonic() - memo.get("last_check", 0.0) < float(per_resource):
-        return  # the resource's own interval: compared that often, not at every sweep
-    if deep and not inv.deep_turn(ref, due):  # paced: compared from the sweep alone, in full at a later tick
-        if not fresh:
-            return
-        deep = False
     await _checking(_inventory_check, body, patch, memo, inv, deep=deep, per_resource=per_resource)
 
 
@@ -319,24 +299,8 @@ def _handled_elsewhere(body: kopf.Body, memo: kopf.Memo) -> bool:
     """A spec change not applied yet (its own handler and kopf's retries of it do that), or a load balancer
     being provisioned (the poll says when it is active): no periodic check of this stack now."""
     return (body.get("status") or {}).get("observedGeneration") != body.meta.get("generation") or \
-        memo.get("retrying") == body.meta.get("generation") or \
+        checks.of(memo).retrying == body.meta.get("generation") or \
         fleet() is not None and fleet().provisioning(_owner(body).ref)  # type: ignore[union-attr]
-
-
-def _own_deep_period(per_resource: Any, inv: Any) -> float | None:
-    """A resource's own driftCheckIntervalSeconds as the period of its full checks (never shorter than the
-    configured deep interval), or None: the fleet's derived period."""
-    return max(float(per_resource), inv.deep_interval) if per_resource else None
-
-
-def _sweep_for(inv: Any, memo: kopf.Memo, *, again: bool = False) -> Any:
-    """The latest sweep, if this stack has not been compared with it yet (or `again`: a deep check may use
-    it once more) and it may stand for the stack: one that started before the stack's last live run may not
-    have seen what that run wrote."""
-    sweep = inv.latest
-    if sweep is None or not again and sweep.id == memo.get("last_sweep") or sweep.started < memo.get("live_at", 0.0):
-        return None
-    return sweep
 
 
 def _inventory_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, inv: Any, *,
@@ -363,12 +327,12 @@ def _compare_with_inventory(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo,
     # The sweep is taken when the check runs, not when it was queued: checks waiting for a thread hold no
     # sweep of their own (at 1,000 stacks each one is some 20 MB, and a backlog kept several alive), and one
     # that waited compares the newest.
-    sweep = _sweep_for(inv, memo, again=deep)
+    schedule = checks.of(memo)
+    sweep = checks.sweep_for(schedule, inv, again=deep)
     if sweep is None:
         return
     previous = dict(body.get("status") or {})
-    memo["last_sweep"] = sweep.id
-    memo["last_check"] = now = time.monotonic()
+    now = checks.compared(schedule, sweep)
     if _handled_elsewhere(body, memo):
         return
     if not _in_sync(previous, body.meta.get("generation")) or previous.get("drift") or _not_ready(previous):
@@ -410,8 +374,8 @@ def _compare_with_inventory(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo,
         groups = status.resources_status(result)["targetGroups"]
         if groups != previous.get("targetGroups"):
             patch.status["targetGroups"] = groups
-        period = _own_deep_period(per_resource, inv) or inv.deep_period()
-        memo["full_at"], memo["deep_after"] = time.monotonic(), 1.0
+        period = checks.own_deep_period(per_resource, inv) or inv.deep_period()
+        checks.checked_in_full(schedule)
         patch.status["lastFullCheckTime"] = engine.now()
         patch.status["fullCheckPeriodSeconds"] = round(period)
         log.debug("full check from the inventory", elb_calls=kept.elb_calls)
@@ -522,11 +486,11 @@ def _run(body: kopf.Body, patch: kopf.Patch, *, drift_check: bool, memo: kopf.Me
             _count(drift_check, "error", started)
             _after_live(body, memo, None)
             if memo is not None and not drift_check:
-                memo["retrying"] = generation  # kopf retries the spec's handler: periodic checks leave it be
+                checks.of(memo).retrying = generation  # kopf retries the spec's handler: periodic checks leave it be
             _failed(body, patch, previous, exc, log, raise_for_retry=not drift_check)
             return
     if memo is not None:
-        memo.pop("retrying", None)
+        checks.of(memo).retrying = None
     _count(drift_check, "drift" if result.drift and drift_check else "clean" if drift_check else "success", started)
     _write(body, patch, status.after_run(previous, result, stack, enforce=resource.spec.policies.drift == "Enforce",
                                          drift_check=drift_check and in_sync, generation=generation), log)
@@ -538,18 +502,14 @@ def _run(body: kopf.Body, patch: kopf.Patch, *, drift_check: bool, memo: kopf.Me
 
 
 def _after_live(body: kopf.Body, memo: kopf.Memo | None, result: engine.Result | None) -> None:
-    """A live run compared every field: the fleet's next deep check of this stack is due AFTER_LIVE of a
-    period later, and no sweep that started before now may stand for it (it has not seen what this run
-    wrote)."""
+    """A live run compared every field (checks.ran_live); a load balancer it left provisioning is watched."""
     the_fleet = fleet()
     if the_fleet is None or memo is None:
         return
-    inv = the_fleet.inventory(_region(body))
-    inv.register(_owner(body).ref)
-    memo["live_at"] = time.monotonic()
+    the_fleet.inventory(_region(body)).register(_owner(body).ref)
+    checks.ran_live(checks.of(memo), succeeded=result is not None)
     if result is None:
         return
-    memo["full_at"], memo["deep_after"] = time.monotonic(), AFTER_LIVE
     lb = result.resources.get(desired.LOAD_BALANCER)
     if lb is not None and lb.info.get("state") == "provisioning":  # Ready as soon as AWS says active
         the_fleet.watch_load_balancer(_region(body), lb.id, _owner(body).ref)
