@@ -1,4 +1,5 @@
-"""kopf handlers: parse, call the engine, write the status. Nothing else lives here.
+"""kopf handlers: parse, call the engine (or the fleet's check, controller/fleet/checks.py), write what
+controller/status.py makes of the outcome. The Runtime they read is built in controller/wiring.py.
 
 Spec changes converge at once; a timer checks for drift every interval (and, under `policies.drift:
 Enforce`, puts AWS back). Deletion runs behind a finalizer. One lock per object keeps the timer and the
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 
 import kopf
 
-from controller import GROUP, PLURAL, VERSION, certificate_secrets, desired, engine, kube, logs, status
+from controller import GROUP, PLURAL, VERSION, certificate_secrets, desired, engine, kube, logs, status, wiring
 from controller.fleet import checks, events
 from controller.fleet.scheduler import Fleet
 from controller.metrics import Metrics
@@ -34,32 +35,36 @@ FINALIZER = "ecsalb.io/finalizer"
 COMPONENT = "ecs-alb-operator"  # the events' source, as the Deployment is named
 RESOURCE = (GROUP, VERSION, PLURAL)
 
-_state: dict[str, Any] = {"settings": Settings(), "aws": None, "registered": set()}
+# The one Runtime the handlers read (controller/wiring.py): made by configure(), or bare at the first ask.
+_runtime: wiring.Runtime | None = None
+_registered: set[int] = set()  # kopf registries our handlers are in (once each)
 T = TypeVar("T")
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
 
 def configure(settings: Settings, registry: kopf.OperatorRegistry | None = None) -> None:
-    """The composition root for the operator: settings, AWS clients, logging, handlers (registered once)."""
-    if _state.get("fleet") is not None:
-        _state["fleet"].close()  # a new configuration (tests configure once per operator run)
-    for name in ("executor", "checks", "urgent"):
-        if _state.get(name) is not None:
-            _state.pop(name).shutdown(wait=True)
-    _state["settings"] = settings
-    _state["aws"] = Registry(settings)
-    _state["fleet"] = Fleet(_state["aws"], settings.cluster_name, sweep_interval=settings.sweep_interval_seconds
-                            or settings.drift_interval_seconds, deep_interval=settings.deep_interval_seconds) \
-        if settings.fleet else None
-    _state["metrics"] = Metrics(_state["aws"].counter, _state["aws"].budget, fleet=_state["fleet"])
-    if settings.metrics_port is not None:
-        _state["metrics"].serve(settings.metrics_port, settings.metrics_address)
+    """Configure the operator: its Runtime (the composition root, controller/wiring.py), logging, and the
+    handlers (registered once per kopf registry)."""
+    global _runtime
+    if _runtime is not None:
+        _runtime.close()  # a new configuration (tests configure once per operator run)
+    _runtime = wiring.build(settings)
     logs.configure(settings.log_format, settings.log_level)
     registry = registry or kopf.get_default_registry()
-    if id(registry) not in _state["registered"]:
+    if id(registry) not in _registered:
         _register(registry, tick=max(1, min(settings.drift_interval_seconds, 10)))
-        _state["registered"].add(id(registry))
+        _registered.add(id(registry))
+
+
+def runtime() -> wiring.Runtime:
+    """The configured Runtime; before configure() (a module imported on its own), one from the environment."""
+    global _runtime
+    if _runtime is None:
+        settings = Settings()
+        aws = Registry(settings)
+        _runtime = wiring.Runtime(settings=settings, aws=aws, metrics=Metrics(aws.counter, aws.budget))
+    return _runtime
 
 
 def kopf_scope(settings: Settings) -> dict[str, Any]:
@@ -69,12 +74,12 @@ def kopf_scope(settings: Settings) -> dict[str, Any]:
 
 def connected() -> bool:
     """The login handler gave kopf a connection to the Kubernetes API (readiness)."""
-    return _state.get("kube") is not None
+    return runtime().kube is not None
 
 
 def connection_info(**kwargs: Any) -> kopf.ConnectionInfo | None:
     """kopf's login (in-cluster, else kubeconfig), or the URL given; also leader election's, before kopf runs."""
-    url = _state["settings"].kube_url
+    url = runtime().settings.kube_url
     if url:
         return kopf.ConnectionInfo(server=url, default_namespace="default")
     kwargs.setdefault("settings", kopf.OperatorSettings())
@@ -82,42 +87,38 @@ def connection_info(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 
 def fleet() -> Fleet | None:
-    return _state.get("fleet")
+    return runtime().fleet
 
 
 def stopping() -> None:
     """SIGTERM: calls waiting for budget tokens give up at once (budget.Closed), the fleet's threads stop,
     so the handlers end and kopf exits within the pod's grace period. Every step is safe to re-run."""
-    if _state.get("aws") is not None:
-        _state["aws"].budget.close()
-    if fleet() is not None:
+    if _runtime is not None:
+        _runtime.aws.budget.close()
+    if _runtime is not None and _runtime.fleet is not None:
         fleet().close()
 
 
 def _start_events(log: Any) -> None:
     """The optional SQS queue of AWS events (manifests/events/): a change made in the console reaches the
     stack it touched in seconds instead of at its next periodic check."""
-    settings, the_fleet = _state["settings"], fleet()
+    settings, the_fleet = runtime().settings, fleet()
     if not settings.events_queue_url or the_fleet is None:
         return
     aws = aws_registry().for_region(events.queue_region(settings.events_queue_url) or settings.region)
     own = events.own_principal_arns(aws.sts)
     queue = events.EventQueue(aws.sqs, settings.events_queue_url, the_fleet.on_ids, own, log=log)
-    _state["events"] = queue
+    runtime().events = queue
     queue.start(the_fleet.stop)
     log.info("reading AWS events", queue=settings.events_queue_url, own_principals=sorted(own))
 
 
 def metrics() -> Metrics:
-    if _state.get("metrics") is None:
-        _state["metrics"] = Metrics(aws_registry().counter, aws_registry().budget)
-    return _state["metrics"]
+    return runtime().metrics
 
 
 def aws_registry() -> Registry:
-    if _state["aws"] is None:
-        _state["aws"] = Registry(_state["settings"])
-    return _state["aws"]
+    return runtime().aws
 
 
 def _lock(uid: str) -> threading.Lock:
@@ -132,22 +133,23 @@ def _register(registry: kopf.OperatorRegistry, tick: int) -> None:
         # `kubectl describe` shows who posted an event (its "From" column): this operator, on this pod.
         settings.posting.reporting_component = COMPONENT
         settings.posting.reporting_instance = socket.gethostname()
-        if _state["settings"].namespaces:
+        if runtime().settings.namespaces:
             # Namespaced: the namespaces are given, so kopf need not list or watch Namespaces and CRDs (which a
             # Role cannot grant). The cost: a CRD installed after the operator started is served after a restart.
             settings.scanning.disabled = True
-        if _state["settings"].label_selector:  # a shard by label: the API server sends only those objects
-            settings.watching.label_selectors[GROUP, PLURAL] = _state["settings"].label_selector
+        if runtime().settings.label_selector:  # a shard by label: the API server sends only those objects
+            settings.watching.label_selectors[GROUP, PLURAL] = runtime().settings.label_selector
         # Handlers block while their AWS calls wait for budget tokens: enough threads that a spec change
         # finds one free while periodic checks wait (deep checks take at most Fleet.deep_slots of them).
         # Ours, so that a new configuration (tests run the operator many times in one process) can wait for
         # the handlers of the last run to finish before they see the new one's clients.
-        settings.execution.executor = _state["executor"] = concurrent.futures.ThreadPoolExecutor(
+        pools = runtime().pools
+        settings.execution.executor = pools["executor"] = concurrent.futures.ThreadPoolExecutor(
             max_workers=32, thread_name_prefix="ecsalb-handler")
         # The periodic checks' own threads (see drift_check): a few are enough, they mostly compare in memory.
-        _state["checks"] = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="ecsalb-check")
+        pools["checks"] = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="ecsalb-check")
         # Checks out of turn (an AWS event, a load balancer turned active): never queued behind periodic ones.
-        _state["urgent"] = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="ecsalb-urgent")
+        pools["urgent"] = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="ecsalb-urgent")
         _start_events(logs.get())
 
     @kopf.on.cleanup(registry=registry)
@@ -159,7 +161,7 @@ def _register(registry: kopf.OperatorRegistry, tick: int) -> None:
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         info = connection_info(**kwargs)
         # The same connection for the Secrets of listener certificates (kopf gives handlers no client).
-        _state["kube"] = kube.Client(info) if info is not None else None
+        runtime().kube = kube.Client(info) if info is not None else None
         return info
 
     @kopf.on.resume(*RESOURCE, registry=registry)
@@ -240,7 +242,7 @@ async def _checking(fn: Callable[..., T], *args: Any, pool: str = "checks", **kw
 
     waiting.inc()
     try:
-        return await asyncio.get_running_loop().run_in_executor(_state.get(pool), call)
+        return await asyncio.get_running_loop().run_in_executor(runtime().pools.get(pool), call)
     except budget.Closed:  # the operator is stopping: the next one checks again, nothing to report
         return None  # type: ignore[return-value]
     finally:
@@ -251,8 +253,8 @@ async def _secrets_changed(body: kopf.Body, memo: kopf.Memo) -> bool:
     """Whether a Secret that a secretRef names was written since the last run read it. The operator watches no
     Secrets (RBAC would have to let it list and watch all of them): it reads the few it uses, by name, at most
     every secret_check_interval_seconds (None: at every tick)."""
-    client, seen = _state.get("kube"), memo.get("certificate_secrets")
-    interval = _state["settings"].secret_check_interval_seconds or 0
+    client, seen = runtime().kube, memo.get("certificate_secrets")
+    interval = runtime().settings.secret_check_interval_seconds or 0
     if not seen or client is None or time.monotonic() - memo.get("secrets_checked_at", 0.0) < interval:
         return False
     memo["secrets_checked_at"] = time.monotonic()
@@ -344,7 +346,7 @@ def _compare_with_inventory(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo,
         owner = _owner(body)
         with _lock(owner.ref):  # a Secret may be minted: not twice at once
             secrets = _certificate_secrets(body, resource, owner, memo, log)
-        stack = desired.build(resource, owner, secrets, default_tags=_state["settings"].default_tags)
+        stack = desired.build(resource, owner, secrets, default_tags=runtime().settings.default_tags)
         reads = inv.reads(owner, sweep, deep=deep)
         # Read-only: no lock, so a spec change to this stack never waits for a periodic check's tokens.
         with budget.priority(budget.LOW):
@@ -414,11 +416,11 @@ def _announcer(body: kopf.Body, log: Any) -> Callable[[str, str, str], None]:
 
 def _drift_interval(body: kopf.Body) -> float:
     per_resource = (body.get("spec", {}).get("policies") or {}).get("driftCheckIntervalSeconds")
-    return float(per_resource or _state["settings"].drift_interval_seconds)
+    return float(per_resource or runtime().settings.drift_interval_seconds)
 
 
 def _owner(body: kopf.Body) -> Owner:
-    return Owner(_state["settings"].cluster_name, body.meta.namespace or "default", body.meta.name, body.meta.uid)
+    return Owner(runtime().settings.cluster_name, body.meta.namespace or "default", body.meta.name, body.meta.uid)
 
 
 def _parse(body: kopf.Body, patch: kopf.Patch, log: Any) -> EcsAlbService:
@@ -478,7 +480,7 @@ def _run(body: kopf.Body, patch: kopf.Patch, *, drift_check: bool, memo: kopf.Me
     with _lock(owner.ref):  # also keeps the timer and a spec change from minting two self-signed certificates
         try:
             secrets = _certificate_secrets(body, resource, owner, memo, log)
-            stack = desired.build(resource, owner, secrets, default_tags=_state["settings"].default_tags)
+            stack = desired.build(resource, owner, secrets, default_tags=runtime().settings.default_tags)
             result = engine.reconcile(aws, owner, stack, apply=not report_only,
                                       known=set((previous.get("resources") or {}).keys()), on_change=on_change,
                                       reads=reads)
@@ -518,7 +520,7 @@ def _after_live(body: kopf.Body, memo: kopf.Memo | None, result: engine.Result |
 def _certificate_secrets(body: kopf.Body, resource: EcsAlbService, owner: Owner, memo: kopf.Memo | None,
                          log: Any) -> dict | None:
     """The Secrets of the listener certificates (read; the self-signed ones written when minted)."""
-    client = _state.get("kube")
+    client = runtime().kube
     if not certificate_secrets.needed(resource) or client is None:
         return None if client is None else {}
     gathered = certificate_secrets.gather(resource, owner, client)
@@ -578,7 +580,7 @@ def _failed(body: kopf.Body, patch: kopf.Patch, previous: dict, exc: Exception, 
         log.exception("reconcile failed")
     _write(body, patch, failure.report, log)
     if raise_for_retry:
-        settings = _state["settings"]
+        settings = runtime().settings
         delay = settings.slow_retry_seconds if failure.slow else settings.transient_retry_seconds
         raise kopf.TemporaryError(failure.message, delay=delay) from exc
 
@@ -594,7 +596,7 @@ def _remove(body: kopf.Body, patch: kopf.Patch) -> None:
     stack = None  # an invalid spec must still be deletable: find everything by its tags alone
     try:
         resource: EcsAlbService | None = parse_spec(dict(body))
-        stack = desired.build(resource, owner, default_tags=_state["settings"].default_tags)
+        stack = desired.build(resource, owner, default_tags=runtime().settings.default_tags)
     except SpecError:
         resource = None
     # Where the stack was built, whatever the spec says now (a refused Region edit, or a spec that no longer parses).
@@ -609,7 +611,7 @@ def _remove(body: kopf.Body, patch: kopf.Patch) -> None:
                 metrics().drifted_fields.remove(body.meta.namespace, body.meta.name)
         except DeletionProtected as exc:
             _delete_blocked(body, patch, "DeletionProtected", str(exc), log)
-            raise kopf.TemporaryError(str(exc), delay=min(30.0, _state["settings"].slow_retry_seconds)) from exc
+            raise kopf.TemporaryError(str(exc), delay=min(30.0, runtime().settings.slow_retry_seconds)) from exc
         except Exception as exc:
             transient = is_transient(exc)
             message = f"deleting AWS resources: {exc}" + ("" if transient else (
@@ -618,7 +620,7 @@ def _remove(body: kopf.Body, patch: kopf.Patch) -> None:
                 "`ecsalb delete`)"))
             log.warning("delete failed, will retry", error=str(exc))
             _delete_blocked(body, patch, "Deleting" if transient else "DeleteFailed", message, log, warn=not transient)
-            settings = _state["settings"]
+            settings = runtime().settings
             delay = settings.dependency_retry_seconds if transient else settings.slow_retry_seconds
             raise kopf.TemporaryError(message, delay=delay) from exc
 

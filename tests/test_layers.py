@@ -31,8 +31,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("one module per AWS kind, and the read port they own", ("controller.resources",)),
     ("observe -> diff -> ordered plan -> apply", ("controller.engine", "controller.preflight")),
     ("the fleet: inventory (implements the read port), schedule, events", ("controller.fleet",)),
-    ("status and what the operator runs beside the engine",
-     ("controller.status", "controller.metrics", "controller.certificate_secrets", "controller.leader")),
+    ("status and what the operator runs beside the engine, and the composition root that wires it",
+     ("controller.status", "controller.metrics", "controller.certificate_secrets", "controller.leader",
+      "controller.wiring")),
     ("the faces, and the dev environment that drives them",
      ("controller.operator", "controller.cli", "controller.__main__", "devenv")),
 ]
