@@ -398,3 +398,53 @@ async def test_deleting_a_protected_resource_stops_with_a_condition_and_keeps_se
     assert len(aws.elbv2.describe_listeners(LoadBalancerArn=the_listener(aws)["LoadBalancerArn"])["Listeners"]) == 1
     svc = aws.ecs.describe_services(cluster="ecs-learning-cluster", services=["ecs-learning-service"])["services"][0]
     assert svc["status"] == "ACTIVE"
+
+
+# --- the order of the calls, as AWS sees it ------------------------------------------------------------
+
+
+def test_a_rule_to_be_deleted_that_holds_the_priority_another_moves_to_is_moved_out_of_the_way(aws, manifest):
+    """moto, like AWS, refuses a priority in use: the rule being deleted gets a temporary priority too."""
+    manifest["spec"]["listeners"][0]["rules"] = RULES[:2]  # 10: /api/* -> green, 20: old.example.com -> redirect
+    converge(aws, manifest)
+    before = {p: r["RuleArn"] for p, r in rules_by_priority(aws).items()}
+    changed = copy.deepcopy(manifest)
+    redirect = dict(changed["spec"]["listeners"][0]["rules"][1], priority=10)  # the redirect moves to 10 ...
+    health = {"priority": 20, "conditions": {"pathPatterns": ["/health"]},  # ... and 20 gets a new rule
+              "action": {"fixedResponse": {"statusCode": 200, "messageBody": "ok"}}}
+    changed["spec"]["listeners"][0]["rules"] = [redirect, health]  # ... and /api/* goes
+    aws.counter.reset()
+    result = converge(aws, changed)
+    assert [(c.verb, c.key) for c in result.changes] == [("update", "rules/80")]
+    after = rules_by_priority(aws)
+    assert sorted(after) == [10, 20]
+    assert after[10]["RuleArn"] == before[20] and after[10]["Actions"][0]["Type"] == "redirect", "moved, not recreated"
+    assert after[20]["Conditions"][0]["PathPatternConfig"]["Values"] == ["/health"]
+    assert before[10] not in {r["RuleArn"] for r in after.values()}
+    assert aws.counter.mutating() == {"elbv2.SetRulePriorities": 2, "elbv2.CreateRule": 1, "elbv2.DeleteRule": 1}
+    assert plan_of(aws, changed).changes == []
+
+
+def test_traffic_always_has_a_rule_while_a_rule_is_replaced_by_one_at_another_priority(aws, moto_server, manifest):
+    """Creates before deletes: at every rule call the operator makes, as moto answers describe_rules at that moment
+    (botocore's before-call event on this test's own client), /api/* has a rule."""
+    manifest["spec"]["listeners"][0]["rules"] = RULES[:1]  # 10: /api/* -> green
+    converge(aws, manifest)
+    listener_arn = the_listener(aws)["ListenerArn"]
+    changed = copy.deepcopy(manifest)
+    changed["spec"]["listeners"][0]["rules"] = [  # to blue, at another priority: a new rule, and the old one goes
+        {"priority": 15, "conditions": {"pathPatterns": ["/api/*", "/v2/*"]}, "action": {"forward": {"targetGroup": BLUE}}}]
+    observer = boto3.client("elbv2", endpoint_url=moto_server.endpoint_url, region_name="us-east-1")
+    seen: list[tuple[str, list[int]]] = []
+
+    def api_rules(model, **_) -> None:
+        if model.name in ("CreateRule", "DeleteRule", "ModifyRule", "SetRulePriorities"):
+            rules = observer.describe_rules(ListenerArn=listener_arn)["Rules"]
+            seen.append((model.name, sorted(int(r["Priority"]) for r in rules if not r["IsDefault"] and any(
+                "/api/*" in c.get("PathPatternConfig", {}).get("Values", []) for c in r["Conditions"]))))
+
+    aws.elbv2.meta.events.register("before-call.*.*", api_rules)
+    converge(aws, changed)
+    seen.append(("after", sorted(p for p, r in rules_by_priority(aws).items())))
+    assert seen == [("CreateRule", [10]), ("DeleteRule", [10, 15]), ("after", [15])]
+    assert rules_by_priority(aws)[15]["Actions"][0]["TargetGroupArn"] == arns(aws)[BLUE]
