@@ -285,6 +285,7 @@ class Lifecycle:
         # (IAM action, the call's parameters, the tags of each resource it acts on, read just before the call;
         # None where aws:ResourceTag does not apply)
         self.requests: list[tuple[str, dict, list[dict[str, str]] | None]] = []
+        self._scalable_target_tags: dict[tuple[str, str], dict[str, str]] = {}
         self._on_resource_tag = {a for s in statements(load_policy()) if f"aws:ResourceTag/{CLUSTER_TAG}" in
                                  condition_keys(s) for a in as_list(s["Action"])}
 
@@ -298,6 +299,8 @@ class Lifecycle:
         action = iam_action(f"{model.service_model.service_name}.{model.name}")
         tags = self._target_tags(action, params) if action in self._on_resource_tag else None
         self.requests.append((action, copy.deepcopy(params), tags))
+        if action == "application-autoscaling:RegisterScalableTarget" and params.get("Tags"):
+            self._scalable_target_tags[params["ServiceNamespace"], params["ResourceId"]] = dict(params["Tags"])
 
     def _target_tags(self, action: str, params: dict) -> list[dict[str, str]] | None:
         """The tags of each resource (or parent, for CreateListener and CreateRule) the call names, as AWS would
@@ -319,6 +322,10 @@ class Lifecycle:
             [svc] = admin.ecs.describe_services(cluster=params["cluster"], services=[params["service"]],
                                                include=["TAGS"])["services"]
             return [from_aws(svc.get("tags"))]
+        if service == "application-autoscaling":
+            # The scalable target's tags: moto answers Application Auto Scaling's ListTagsForResource with HTTP 500,
+            # so they are those its RegisterScalableTarget sent (AWS keeps a target's tags across re-registers).
+            return [self._scalable_target_tags.get((params["ServiceNamespace"], params["ResourceId"]), {})]
         if "CertificateArn" in params:
             return [from_aws(admin.acm.list_tags_for_certificate(CertificateArn=params["CertificateArn"])["Tags"])]
         return None  # a new import: aws:RequestTag applies (test_every_create_sends_the_cluster_tag_in_the_same_call)
@@ -589,6 +596,94 @@ def test_every_change_acts_on_a_resource_that_carries_the_cluster_tag(under_poli
                        "ecs:DeleteService", "acm:DeleteCertificate", "acm:ImportCertificate"}, checked
 
 
+# What AWS authorises besides a create that carries tags: the tags, as this action, with this condition key naming
+# the create (the EC2, ELB and ECS guides, "Grant permission to tag resources during creation"; Application Auto
+# Scaling has no such key). ACM's tags on import are not modelled: the policy gives them no statement of their own.
+TAGS_ON_CREATE = {
+    "ec2:CreateSecurityGroup": ("ec2:CreateTags", "ec2:CreateAction"),
+    **{f"elasticloadbalancing:{name}": ("elasticloadbalancing:AddTags", "elasticloadbalancing:CreateAction")
+       for name in ("CreateLoadBalancer", "CreateTargetGroup", "CreateListener", "CreateRule")},
+    "ecs:CreateService": ("ecs:TagResource", "ecs:CreateAction"),
+    "application-autoscaling:RegisterScalableTarget": ("application-autoscaling:TagResource", None),
+}
+
+
+def _request_context(action: str, params: dict, resource_tags: list[dict[str, str]] | None) -> list[tuple[str, dict]]:
+    """The condition keys AWS evaluates for one call: (the action authorised, {key: value}), once per resource it acts
+    on, and once more for the tags of a create. aws:ResourceTag is that resource's tags (the parent's, for a listener
+    or rule created), absent for a resource that does not exist yet; aws:RequestTag is the tags the call sends."""
+    sent = {f"aws:RequestTag/{key}": "sent" for key in _tag_keys(params)}
+    for param, key in (("ServiceNamespace", "application-autoscaling:service-namespace"),
+                       ("AWSServiceName", "iam:AWSServiceName")):
+        if param in params:
+            sent[key] = params[param]
+    contexts = [(action, sent | {f"aws:ResourceTag/{k}": v for k, v in tags.items()})
+                for tags in (resource_tags if resource_tags is not None else [{}])]
+    if action in TAGS_ON_CREATE and _tag_keys(params):
+        tag_action, create_key = TAGS_ON_CREATE[action]
+        contexts.append((tag_action, sent | ({create_key: action.split(":", 1)[1]} if create_key else {})))
+    return contexts
+
+
+def _condition_holds(operator: str, key: str, expected: str | list[str], context: dict) -> bool:
+    """IAM's condition operators, as the policies use them (the IAM User Guide, "IAM JSON policy elements:
+    Condition operators"): Null "true" means the key is absent, "false" that it is present; StringEquals is false
+    for an absent key and true when the value is any of those listed."""
+    if operator == "Null":
+        return (key not in context) == (expected == "true")
+    if operator == "StringEquals":
+        return key in context and context[key] in as_list(expected)
+    raise AssertionError(f"condition operator {operator} is not modelled here: add it")
+
+
+def allowing(policy: dict, action: str, context: dict) -> list[str]:
+    """The Sids of the statements that allow `action` in `context`: every condition of the statement holds. Resources
+    are not matched (test_resources_are_partition_neutral_and_fit_the_actions checks them), except that a statement
+    on the VPC alone speaks for the VPC a security group goes into, not for the group."""
+    return [s["Sid"] for s in statements(policy) if s["Effect"] == "Allow" and action in as_list(s["Action"])
+            and as_list(s["Resource"]) != ["arn:*:ec2:*:*:vpc/*"]
+            and all(_condition_holds(operator, key, value, context)
+                    for operator, conditions in s.get("Condition", {}).items() for key, value in conditions.items())]
+
+
+def denied_calls(policy: dict, requests: list[tuple[str, dict, list[dict[str, str]] | None]]) -> list[tuple[str, list]]:
+    denied, previous = [], ("", {})
+    for action, params, tags in requests:
+        # moto wipes a certificate's tags on re-import (AWS keeps them), and the operator puts them back at once.
+        retag_after_reimport = action == "acm:AddTagsToCertificate" and previous[0] == "acm:ImportCertificate" \
+            and previous[1].get("CertificateArn") == params["CertificateArn"]
+        previous = (action, params)
+        if retag_after_reimport or action in NEEDS_NO_PERMISSION:
+            continue
+        for authorised, context in _request_context(action, params, tags):
+            if not allowing(policy, authorised, context) and (authorised, sorted(context)) not in denied:
+                denied.append((authorised, sorted(context)))
+    return denied
+
+
+def test_the_condition_model_denies_what_aws_would() -> None:
+    """The model above is what the next test relies on: it tells tagged from untagged, creates from changes."""
+    policy, tag = load_policy(), f"aws:ResourceTag/{CLUSTER_TAG}"
+    assert allowing(policy, "elasticloadbalancing:ModifyRule", {tag: "test"}) == ["ChangeOwnedLoadBalancing"]
+    assert allowing(policy, "elasticloadbalancing:ModifyRule", {}) == []
+    assert allowing(policy, "elasticloadbalancing:AddTags", {f"aws:RequestTag/{CLUSTER_TAG}": "sent"}) == []
+    assert allowing(policy, "elasticloadbalancing:AddTags", {f"aws:RequestTag/{CLUSTER_TAG}": "sent",
+                                                             "elasticloadbalancing:CreateAction": "CreateRule"}) \
+        == ["TagLoadBalancingOnCreate"]
+    assert allowing(policy, "ec2:CreateSecurityGroup", {}) == []
+    assert allowing(policy, "application-autoscaling:DeregisterScalableTarget",
+                    {tag: "test", "application-autoscaling:service-namespace": "ec2"}) == []
+
+
+def test_every_call_is_allowed_by_a_statement_whose_conditions_hold(under_policy) -> None:
+    """What IAM decides on AWS (moto checks the action and passes every condition): each call of the lifecycle, with
+    the tags it sends and those already on what it acts on, is allowed by a statement whose every condition holds,
+    operator and value alike. A Null flipped to "true", a StringEquals naming the wrong create, fail here."""
+    assert len(under_policy.run.requests) > 100
+    denied = denied_calls(load_policy(), under_policy.run.requests)
+    assert denied == [], "\n".join(map(str, denied))
+
+
 def test_the_policy_grants_exactly_the_actions_the_lifecycle_calls(under_policy) -> None:
     called = {iam_action(op) for op in under_policy.run.counter.snapshot()} - NEEDS_NO_PERMISSION
     # What AWS authorises along with a call: elasticloadbalancing:AddTags for a create with Tags, ec2:CreateTags
@@ -654,3 +749,4 @@ def test_adoption_runs_under_the_policy_with_the_adoption_policy(under_policy) -
     assert "elasticloadbalancing:DeleteListener" in {action for action, _ in changed}
     assert [(action, tags) for action, tags in changed if any(CLUSTER_TAG not in t for t in tags)] == [], \
         "everything else acts on what is ours by then"
+    assert denied_calls({"Statement": every_statement()}, run.requests) == []
