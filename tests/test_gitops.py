@@ -22,22 +22,27 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 HEALTH_LUA = ROOT / "manifests" / "argocd" / "health.lua"
 
 
-def kstatus(obj: dict, *, flux: bool = False) -> str:
-    """kstatus's generic rules for a custom resource, in their order. Upstream falls back to Current; Flux's
-    fork (fluxcd/cli-utils) falls back to the Ready condition instead."""
+def kstatus(obj: dict) -> str:
+    """kstatus's rules for a custom resource, in their order: Compute() in pkg/kstatus/status/status.go after
+    checkGenericProperties() and checkGeneration() in pkg/kstatus/status/generic.go, sigs.k8s.io/cli-utils v0.37.2
+    (unchanged at 5895ad6, Oct 2025). Flux's fork (fluxcd/cli-utils v1.2.1) has the same rules in both files.
+    GetLegacyConditionsFn is for built-in kinds only: a custom resource goes on to the Ready condition."""
     meta, st = obj.get("metadata") or {}, obj.get("status") or {}
     if meta.get("deletionTimestamp"):
         return "Terminating"
-    if st.get("observedGeneration") != meta.get("generation"):
+    # checkGeneration: only when both are there ("Resource does not have this field, so we can't do this check").
+    if "generation" in meta and "observedGeneration" in st and st["observedGeneration"] != meta["generation"]:
         return "InProgress"
-    by_type = {c["type"]: c for c in st.get("conditions") or []}
-    if by_type.get("Reconciling", {}).get("status") == "True":
-        return "InProgress"
-    if by_type.get("Stalled", {}).get("status") == "True":
-        return "Failed"
-    if flux and "Ready" in by_type:
-        return "Current" if by_type["Ready"]["status"] == "True" else "InProgress"
-    return "Current"
+    conditions = st.get("conditions") or []
+    for c in conditions:  # in the object's order: the first of the two that is True decides
+        if c.get("type") == "Reconciling" and c.get("status") == "True":
+            return "InProgress"
+        if c.get("type") == "Stalled" and c.get("status") == "True":
+            return "Failed"
+    for c in conditions:  # checkReadyCondition
+        if c.get("type") == "Ready" and c.get("status") in ("True", "False", "Unknown"):
+            return "Current" if c["status"] == "True" else "InProgress"
+    return "Current"  # "the absence of any known conditions means the resource is current"
 
 
 def argocd_health(obj: dict) -> tuple[str, str]:
@@ -53,8 +58,7 @@ class Row:
     ready: str
     reconciling: str
     stalled: str
-    kstatus: str
-    flux: str
+    kstatus: str  # upstream's and Flux's alike
     argocd: str
     reason: str | None = None  # Ready's reason, or Stalled's/Reconciling's where that is the point
     drifted: str | None = None
@@ -69,7 +73,7 @@ def check(obj: dict, row: Row) -> None:
                               conditions["Reconciling"]["reason"]}, obj["status"]["conditions"]
     if row.drifted:
         assert conditions["Drifted"]["status"] == row.drifted
-    assert (kstatus(obj), kstatus(obj, flux=True)) == (row.kstatus, row.flux)
+    assert kstatus(obj) == row.kstatus
     status, message = argocd_health(obj)
     assert status == row.argocd, message
     assert message  # Argo CD shows it: never empty
@@ -88,8 +92,18 @@ def test_the_argocd_cm_snippet_carries_health_lua_verbatim():
     assert data == {"resource.customizations.health.ecsalb.io_EcsAlbService": HEALTH_LUA.read_text()}
 
 
-def test_no_status_yet_is_progressing_everywhere():
+def test_no_status_yet_is_progressing_for_argo_and_current_for_kstatus():
+    """kstatus cannot tell an object its controller has not seen yet from one without status (its own comment in
+    checkGeneration): it says Current. Argo CD's health.lua waits for the operator's first status."""
     obj = {"metadata": {"generation": 1}}
+    assert argocd_health(obj)[0] == "Progressing" and kstatus(obj) == "Current"
+
+
+def test_a_spec_change_not_yet_reconciled_is_in_progress_everywhere():
+    obj = {"metadata": {"generation": 2}, "status": {"observedGeneration": 1, "conditions": [
+        {"type": "Ready", "status": "True", "reason": "Ready", "message": "ready", "observedGeneration": 1},
+        {"type": "Reconciling", "status": "False", "reason": "NotReconciling", "message": "", "observedGeneration": 1},
+        {"type": "Stalled", "status": "False", "reason": "NotStalled", "message": "", "observedGeneration": 1}]}}
     assert argocd_health(obj)[0] == "Progressing" and kstatus(obj) == "InProgress"
 
 
@@ -103,21 +117,21 @@ async def test_provisioning(emulator, settings, manifest):
     async with devenv.operator_running(emulator, settings):
         await devenv.apply(emulator, manifest)
         obj = await until(emulator, lambda o: condition(o, "Synced").get("status") == "True")
-        check(obj, Row("False", "True", "False", "InProgress", "InProgress", "Progressing", reason="Provisioning"))
+        check(obj, Row("False", "True", "False", "InProgress", "Progressing", reason="Provisioning"))
 
 
 async def test_converged(emulator, settings, manifest):
     async with devenv.operator_running(emulator, settings):
         await devenv.apply(emulator, manifest)
         obj = await until(emulator, ready)
-        check(obj, Row("True", "False", "False", "Current", "Current", "Healthy", drifted="False"))
+        check(obj, Row("True", "False", "False", "Current", "Healthy", drifted="False"))
 
 
 @pytest.mark.parametrize("policy, drifted, row", [
     ("Report", lambda o: condition(o, "Drifted").get("status") == "True",
-     Row("True", "False", "False", "Current", "Current", "Degraded", drifted="True")),
+     Row("True", "False", "False", "Current", "Degraded", drifted="True")),
     ("Enforce", lambda o: condition(o, "Drifted").get("reason") == "DriftCorrected",
-     Row("True", "False", "False", "Current", "Current", "Healthy", drifted="False")),
+     Row("True", "False", "False", "Current", "Healthy", drifted="False")),
 ])
 async def test_drift(emulator, settings, aws, manifest, policy, drifted, row):
     manifest["spec"]["policies"]["drift"] = policy
@@ -137,7 +151,7 @@ async def test_invalid_spec(emulator, settings, manifest):
         await devenv.patch_spec(emulator, NS, NAME, {"loadBalancer": {"subnets": manifest["spec"]["loadBalancer"]
                                                                       ["subnets"][:1]}})
         obj = await until(emulator, lambda o: condition(o, "Ready").get("reason") == "InvalidSpec")
-        check(obj, Row("False", "False", "True", "Failed", "Failed", "Degraded", reason="InvalidSpec"))
+        check(obj, Row("False", "False", "True", "Failed", "Degraded", reason="InvalidSpec"))
         assert condition(obj, "Drifted")["status"] == "Unknown" and condition(obj, "Degraded")["status"] == "Unknown"
 
 
@@ -147,7 +161,7 @@ async def test_conflict(emulator, settings, aws, prereqs, manifest):
     async with devenv.operator_running(emulator, settings):
         await devenv.apply(emulator, manifest)
         obj = await until(emulator, lambda o: condition(o, "Ready").get("reason") == "Conflict")
-        check(obj, Row("False", "False", "True", "Failed", "Failed", "Degraded", reason="Conflict"))
+        check(obj, Row("False", "False", "True", "Failed", "Degraded", reason="Conflict"))
 
 
 async def test_missing_dependency(emulator, settings, manifest):
@@ -155,7 +169,7 @@ async def test_missing_dependency(emulator, settings, manifest):
     async with devenv.operator_running(emulator, settings):
         await devenv.apply(emulator, manifest)
         obj = await until(emulator, lambda o: condition(o, "Ready").get("reason") == "MissingDependency")
-        check(obj, Row("False", "False", "True", "Failed", "Failed", "Degraded", reason="MissingDependency"))
+        check(obj, Row("False", "False", "True", "Failed", "Degraded", reason="MissingDependency"))
 
 
 async def test_aws_unavailable(emulator, settings, faults, manifest):
@@ -164,7 +178,7 @@ async def test_aws_unavailable(emulator, settings, faults, manifest):
     async with devenv.operator_running(emulator, settings):
         await devenv.apply(emulator, manifest)
         obj = await until(emulator, lambda o: condition(o, "Synced").get("reason") == "AwsUnavailable")
-        check(obj, Row("False", "True", "False", "InProgress", "InProgress", "Progressing", reason="AwsUnavailable"))
+        check(obj, Row("False", "True", "False", "InProgress", "Progressing", reason="AwsUnavailable"))
 
 
 async def test_waiting_for_a_certificate(emulator, settings, prereqs):
@@ -172,7 +186,7 @@ async def test_waiting_for_a_certificate(emulator, settings, prereqs):
     async with devenv.operator_running(emulator, settings):
         await devenv.apply(emulator, manifest)
         obj = await until(emulator, lambda o: condition(o, "Ready").get("reason") == "WaitingForCertificate")
-        check(obj, Row("False", "True", "False", "InProgress", "InProgress", "Progressing",
+        check(obj, Row("False", "True", "False", "InProgress", "Progressing",
                        reason="WaitingForCertificate"))
 
 
@@ -184,7 +198,7 @@ async def test_deleting(emulator, settings, faults, manifest):
         faults.injector.add(Fault("elasticloadbalancing", "DeleteLoadBalancer", "Throttling"))
         await devenv.delete(emulator, NS, NAME)
         obj = await until(emulator, lambda o: condition(o, "Ready").get("reason") == "Deleting", timeout=30)
-        check(obj, Row("False", "True", "False", "Terminating", "Terminating", "Progressing", reason="Deleting"))
+        check(obj, Row("False", "True", "False", "Terminating", "Progressing", reason="Deleting"))
         faults.injector.clear()
         await until(emulator, lambda o: o is None, timeout=30)
 
@@ -197,6 +211,18 @@ async def test_delete_blocked(emulator, settings, faults, manifest):
         faults.injector.add(Fault("elasticloadbalancing", "DeleteLoadBalancer", "AccessDenied", status=403))
         await devenv.delete(emulator, NS, NAME)
         obj = await until(emulator, lambda o: condition(o, "Ready").get("reason") == "DeleteFailed")
-        check(obj, Row("False", "False", "True", "Terminating", "Terminating", "Degraded", reason="DeleteFailed"))
+        check(obj, Row("False", "False", "True", "Terminating", "Degraded", reason="DeleteFailed"))
         faults.injector.clear()
         await until(emulator, lambda o: o is None)
+
+
+async def test_delete_stopped_by_deletion_protection(emulator, settings, manifest):
+    """Stalled (a person must turn protection off), Terminating for kstatus, Degraded for Argo CD with the fix."""
+    manifest["spec"]["loadBalancer"]["attributes"]["deletionProtection"] = True
+    async with devenv.operator_running(emulator, settings):
+        await devenv.apply(emulator, manifest)
+        await until(emulator, ready)
+        await devenv.delete(emulator, NS, NAME)
+        obj = await until(emulator, lambda o: condition(o, "Ready").get("reason") == "DeletionProtected")
+        check(obj, Row("False", "False", "True", "Terminating", "Degraded", reason="DeletionProtected"))
+        assert "deletionProtection: false" in argocd_health(obj)[1]
