@@ -139,6 +139,13 @@ class Metrics:
     def serve(self, port: int, address: str = "0.0.0.0") -> int:
         """Start the /metrics endpoint once; returns the port (useful with port 0)."""
         if self.port is None:
-            server, _ = start_http_server(port, address, registry=self.registry)
-            self.port = server.server_port
+            self._server, _ = start_http_server(port, address, registry=self.registry)
+            self.port = self._server.server_port
         return self.port
+
+    def close(self) -> None:
+        """Stop serving (the operator's run ended); safe to re-run."""
+        if getattr(self, "_server", None) is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server, self.port = None, None

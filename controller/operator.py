@@ -15,6 +15,7 @@ import functools
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -37,7 +38,8 @@ RESOURCE = (GROUP, VERSION, PLURAL)
 
 # The one Runtime the handlers read (controller/wiring.py): made by configure(), or bare at the first ask.
 _runtime: wiring.Runtime | None = None
-_registered: set[int] = set()  # kopf registries our handlers are in (once each)
+# The kopf registries our handlers are in, once each (weakly: a registry's id is reused once it is freed).
+_registered: weakref.WeakSet[kopf.OperatorRegistry] = weakref.WeakSet()
 T = TypeVar("T")
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
@@ -45,16 +47,25 @@ _locks_guard = threading.Lock()
 
 def configure(settings: Settings, registry: kopf.OperatorRegistry | None = None) -> None:
     """Configure the operator: its Runtime (the composition root, controller/wiring.py), logging, and the
-    handlers (registered once per kopf registry)."""
+    handlers (registered once a registry: the timer's tick is the first configuration's, so a run with other
+    settings brings a new registry, as devenv.operator_running does)."""
     global _runtime
-    if _runtime is not None:
-        _runtime.close()  # a new configuration (tests configure once per operator run)
+    shutdown()  # a new configuration (tests configure once per operator run)
     _runtime = wiring.build(settings)
     logs.configure(settings.log_format, settings.log_level)
     registry = registry or kopf.get_default_registry()
-    if id(registry) not in _registered:
+    if registry not in _registered:
         _register(registry, tick=max(1, min(settings.drift_interval_seconds, 10)))
-        _registered.add(id(registry))
+        _registered.add(registry)
+
+
+def shutdown() -> None:
+    """Everything a run started stops: budget waits, the fleet's threads and the events queue (stopping()), then
+    the handlers' and checks' threads finish, and /metrics stops serving. Safe to re-run."""
+    stopping()
+    if _runtime is not None:
+        _runtime.close()
+        _runtime.metrics.close()
 
 
 def runtime() -> wiring.Runtime:

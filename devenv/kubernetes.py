@@ -813,8 +813,12 @@ async def operator_running(emulator: Emulator, settings: Settings, *,
     """
     from controller import operator
 
-    if registry is None:
-        operator.configure(dataclasses.replace(settings, kube_url=str(emulator.url)))
+    ours = registry is None
+    if ours:
+        # A registry of its own: the handlers (and the drift timer's tick) follow these settings, not those of
+        # the first operator run in this process.
+        registry = kopf.OperatorRegistry()
+        operator.configure(dataclasses.replace(settings, kube_url=str(emulator.url)), registry)
     watched = kmock.resource(RESOURCE)
     seen = emulator.request_count  # by id, not by position: a bounded log drops the oldest requests
     ready, stop = asyncio.Event(), asyncio.Event()
@@ -840,6 +844,8 @@ async def operator_running(emulator: Emulator, settings: Settings, *,
         stop.set()
         task.cancel()
         await asyncio.wait([task])
+        if ours:  # the fleet, the events queue, the handler and check threads stop with it (in a thread: they
+            await asyncio.to_thread(operator.shutdown)  # may be waiting for this loop's emulator)
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):  # kopf's, bound to the stopped operator
                 asyncio.get_running_loop().remove_signal_handler(signum)

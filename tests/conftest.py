@@ -13,6 +13,15 @@ from controller.settings import Settings
 from tests.faults import FaultServer
 
 REGION = "us-east-1"
+FAKES = {"moto_server", "aws", "emulator", "fault_server", "faults", "prereqs", "settings"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks `fakes` on every test that talks to moto or the emulator: `-m "not fakes"` runs the pure ones
+    (make mutate does)."""
+    for item in items:
+        if FAKES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.fakes)
 
 
 @pytest.fixture(scope="session")

@@ -334,11 +334,14 @@ def test_closing_the_budget_ends_every_wait_at_once():
         except b.Closed as exc:
             failures.append(exc)
 
-    threads = [threading.Thread(target=waiter) for _ in range(3)]
+    threads = [threading.Thread(target=waiter, daemon=True) for _ in range(3)]  # daemon: a failure here never hangs
     for t in threads:
         t.start()
-    while bucket.pending() < 3:
-        time.sleep(0.01)
+    try:
+        eventually(lambda: bucket.pending() >= 3, timeout=10)
+    except AssertionError:
+        bucket.close()
+        raise
     whole = b.Budget({"elb-describe": (0.001, 1)})
     whole.close()
     bucket.close()

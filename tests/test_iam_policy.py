@@ -18,7 +18,6 @@ import json
 import os
 import pathlib
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -42,6 +41,7 @@ from controller.fleet import events
 from controller.ownership import CLUSTER_TAG, Owner, from_aws
 from controller.settings import Settings
 from controller.spec import parse_spec
+from tests.test_run_command import free_port
 from tests.tls import issue, tls_secret
 
 POLICY_PATH = pathlib.Path(__file__).resolve().parent.parent / "manifests" / "iam-policy.json"
@@ -210,9 +210,7 @@ class EnforcingMoto:
     """moto's server in its own process; IAM enforced once `enforce()` is called."""
 
     def __init__(self) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "MOTO_ACM_VALIDATION_WAIT": "1"}
         self.process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],

@@ -27,10 +27,23 @@ from tests.test_operator_secrets import by_the_operator
 NS, NAME = "default", "ecs-learning"
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port for a subprocess to serve on (the CLI binds its own). Free now, never handed out before in this
+    process, and of this xdist worker's residue class: two workers can never pick the same one between the
+    check and the subprocess's bind (the race of `-n 3`)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
+    for _ in range(1000):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port % workers == worker and port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+    raise RuntimeError("no free port found")
 
 
 def run_operator(emulator, moto_server, env: dict, *flags: str) -> subprocess.Popen:
