@@ -103,6 +103,46 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 
+def _attributes(call, **arn) -> dict[str, str]:
+    return {a["Key"]: a["Value"] for a in call(**arn)["Attributes"]}
+
+
+def _service(aws: AwsClients) -> dict:
+    return aws.ecs.describe_services(cluster="ecs-learning-cluster", services=["ecs-learning-service"])["services"][0]
+
+
+def _listener_ports(aws: AwsClients) -> list[int]:
+    return sorted(l["Port"] for l in aws.elbv2.describe_listeners(LoadBalancerArn=lb(aws)["LoadBalancerArn"])["Listeners"])
+
+
+# After Enforce: what a user reads back from AWS with boto3, and what the spec says it should be.
+PUT_BACK: dict[str, tuple[Callable[[AwsClients], Any], Any]] = {
+    "health-check-path": (lambda aws: tg(aws)["HealthCheckPath"], "/"),
+    "target-group-attribute": (lambda aws: _attributes(aws.elbv2.describe_target_group_attributes, TargetGroupArn=tg(
+        aws)["TargetGroupArn"])["deregistration_delay.timeout_seconds"], "300"),
+    "load-balancer-attribute": (lambda aws: _attributes(aws.elbv2.describe_load_balancer_attributes, LoadBalancerArn=lb(
+        aws)["LoadBalancerArn"])["idle_timeout.timeout_seconds"], "60"),
+    "ingress-opened-by-hand": (lambda aws: sorted((p["FromPort"], p["ToPort"]) for p in aws.ec2.describe_security_groups(
+        GroupIds=[lb_security_group(aws)])["SecurityGroups"][0]["IpPermissions"]), [(80, 80)]),
+    "service-scaled-by-hand": (lambda aws: _service(aws)["desiredCount"], 1),
+    "service-deployment": (lambda aws: (_service(aws)["deploymentConfiguration"]["minimumHealthyPercent"],
+                                        _service(aws)["deploymentConfiguration"]["maximumPercent"]), (100, 200)),
+    "listener-deleted": (_listener_ports, [80]),
+    "listener-action": (lambda aws: [(a["Type"], a.get("TargetGroupArn") == tg(aws)["TargetGroupArn"])
+                                     for a in listener(aws)["DefaultActions"]], [("forward", True)]),
+    "listener-added-by-hand": (_listener_ports, [80]),
+    "target-group-deleted": (lambda aws: [a.get("TargetGroupArn") == tg(aws)["TargetGroupArn"]
+                                          for a in listener(aws)["DefaultActions"]], [True]),
+    "ownership-tag": (lambda aws: {t["Key"]: t["Value"] for t in aws.elbv2.describe_tags(ResourceArns=[tg(aws)[
+        "TargetGroupArn"]])["TagDescriptions"][0]["Tags"]}.get("ecsalb.io/uid") != "edited-by-hand", True),
+    "load-balancer-security-groups": (lambda aws: lb(aws)["SecurityGroups"] == [lb_security_group(aws)], True),
+}
+
+
+def test_every_scenario_says_what_a_user_reads_back():
+    assert set(PUT_BACK) == set(SCENARIOS)
+
+
 def condition(obj: dict, type_: str) -> dict:
     return next((c for c in (obj.get("status") or {}).get("conditions", []) if c["type"] == type_), {})
 
@@ -143,5 +183,7 @@ async def test_an_out_of_band_change_is_reported_then_corrected(scenario, emulat
                                 o["status"].get("observedGeneration") == o["metadata"]["generation"],
                                 message=f"{scenario}: drift never corrected")
     owner = Owner(settings.cluster_name, NS, NAME, obj["metadata"]["uid"])
+    read, want = PUT_BACK[scenario]
+    assert read(aws) == want, f"{scenario}: not put back on AWS"
     stack = desired.build(parse_spec(devenv.example_manifest(prereqs)), owner)
     assert engine.reconcile(aws, owner, stack, apply=False).changes == [], "AWS matches the spec again"

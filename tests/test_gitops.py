@@ -141,6 +141,8 @@ async def test_drift(emulator, settings, aws, manifest, policy, drifted, row):
         tg = aws.elbv2.describe_target_groups(Names=["ECS-Learning-TargetGroup"])["TargetGroups"][0]
         aws.elbv2.modify_target_group(TargetGroupArn=tg["TargetGroupArn"], HealthCheckPath="/changed-by-hand")
         check(await until(emulator, drifted), row)
+    [after] = aws.elbv2.describe_target_groups(TargetGroupArns=[tg["TargetGroupArn"]])["TargetGroups"]
+    assert after["HealthCheckPath"] == ("/" if policy == "Enforce" else "/changed-by-hand")
 
 
 async def test_invalid_spec(emulator, settings, manifest):
