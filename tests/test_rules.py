@@ -12,7 +12,7 @@ from controller import desired, engine
 from controller.aws import AwsClients
 from controller.ownership import Owner
 from controller.resources.load_balancer import DeletionProtected
-from controller.resources.rule import plan
+from controller.resources.rule import canonical_conditions, plan
 from controller.spec import parse_spec
 
 OWNER = Owner("test", "default", "ecs-learning", "uid-1")
@@ -183,6 +183,8 @@ def test_removing_every_rule_deletes_them_and_keeps_the_listener(aws, manifest):
     ({10: "b", 20: "a"}, [("A", 10, "a"), ("B", 20, "b")], 2),    # swap: both out of the way, then in place
     ({20: "a"}, [("A", 10, "a")], 1),                             # to a free priority: one call
     ({10: "b", 20: "c"}, [("A", 10, "a"), ("B", 20, "b")], 2),    # a rule to be deleted blocks a move
+    # The rule at 50000 goes (deletes run last): no temporary priority may be its, nor a wanted one.
+    ({10: "b", 20: "a", 49999: "y"}, [("A", 10, "a"), ("B", 20, "b"), ("Z", 50000, "z")], 2),
 ])
 def test_priority_plan_never_asks_for_a_priority_in_use(want, have, moves):
     steps = plan(want, have)
@@ -195,6 +197,32 @@ def test_priority_plan_never_asks_for_a_priority_in_use(want, have, moves):
     occupied.update({f"new{p}": p for p in steps.create})
     assert len(set(occupied.values())) == len(occupied)
     assert (len(steps.vacate) > 0) + (len(steps.move) > 0) == moves
+
+
+def test_priority_plan_leaves_unchanged_rules_and_modifies_in_place_at_the_same_priority():
+    have = [("A", 10, "a"), ("B", 20, "b"), ("C", 30, "c")]
+    assert not plan({10: "a", 20: "b", 30: "c"}, have), "nothing to do"
+    steps = plan({10: "a", 20: "b2", 40: "d"}, have)
+    assert (steps.vacate, steps.move, steps.create, steps.modify, steps.delete) == ([], [], [40], [("B", 20)], ["C"])
+
+
+def test_conditions_compare_in_one_form_whichever_way_aws_echoes_them():
+    """describe_rules echoes `Values` or the *Config as sent, in any order; every condition counts."""
+    by_values = [{"Field": "path-pattern", "Values": ["/b", "/a"]}, {"Field": "host-header", "Values": ["x.example"]}]
+    by_config = [{"Field": "host-header", "HostHeaderConfig": {"Values": ["x.example"]}},
+                 {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/a", "/b"]}}]
+    assert canonical_conditions(by_values) == canonical_conditions(by_config) == [
+        {"hostHeaders": ["x.example"]}, {"pathPatterns": ["/a", "/b"]}]
+    assert canonical_conditions([
+        {"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Env", "Values": ["b", "a"]}},
+        {"Field": "query-string", "QueryStringConfig": {"Values": [{"Key": "debug", "Value": "1"}, {"Value": "v"}]}},
+        {"Field": "http-request-method", "HttpRequestMethodConfig": {"Values": ["HEAD", "GET"]}},
+        {"Field": "source-ip", "SourceIpConfig": {"Values": ["10.0.0.0/8"]}}]) == [
+        {"httpHeader": "X-Env", "values": ["a", "b"]},
+        {"httpRequestMethods": ["GET", "HEAD"]},
+        {"queryStrings": [{"key": "debug", "value": "1"}, {"value": "v"}]},
+        {"sourceIps": ["10.0.0.0/8"]}]
+    assert canonical_conditions(by_values[:1]) != canonical_conditions(by_values), "a condition added counts"
 
 
 @pytest.mark.parametrize("edit, replaced", [
