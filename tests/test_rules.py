@@ -12,6 +12,7 @@ from controller import desired, engine
 from controller.aws import AwsClients
 from controller.ownership import Owner
 from controller.resources.load_balancer import DeletionProtected
+from controller.resources.rule import _content as rule_content
 from controller.resources.rule import canonical_conditions, plan
 from controller.spec import parse_spec
 
@@ -223,6 +224,11 @@ def test_conditions_compare_in_one_form_whichever_way_aws_echoes_them():
         {"queryStrings": [{"key": "debug", "value": "1"}, {"value": "v"}]},
         {"sourceIps": ["10.0.0.0/8"]}]
     assert canonical_conditions(by_values[:1]) != canonical_conditions(by_values), "a condition added counts"
+    # A field AWS added that the operator does not know yet, and one echoed without values: compared, not a crash.
+    assert canonical_conditions([{"Field": "new-kind", "Values": ["x"]}, {"Field": "path-pattern"}]) == [
+        {"new-kind": ["x"]}, {"pathPatterns": []}]
+    # What a rule does compares whatever order AWS gives the keys in.
+    assert rule_content([{"a": 1, "b": 2}], {"x": 1, "y": 2}) == rule_content([{"b": 2, "a": 1}], {"y": 2, "x": 1})
 
 
 @pytest.mark.parametrize("edit, replaced", [
