@@ -229,6 +229,7 @@ def test_conditions_compare_in_one_form_whichever_way_aws_echoes_them():
         {"new-kind": ["x"]}, {"pathPatterns": []}]
     # What a rule does compares whatever order AWS gives the keys in.
     assert rule_content([{"a": 1, "b": 2}], {"x": 1, "y": 2}) == rule_content([{"b": 2, "a": 1}], {"y": 2, "x": 1})
+    assert rule_content([{"a": 1}], {"x": 1}) != rule_content([{"a": 1}], {"x": 2}) != rule_content([{"a": 2}], {"x": 2})
 
 
 @pytest.mark.parametrize("edit, replaced", [
