@@ -732,19 +732,22 @@ def test_adoption_runs_under_the_policy_with_the_adoption_policy(under_policy) -
     owner = Owner("test", "default", "ecs-learning-service")
     stack = desired.build(parse_spec(manifest), owner)
     result = engine.reconcile(adopter, owner, stack, apply=True)
-    assert {c.key for c in result.changes if c.verb == "adopt"} == {
-        "securityGroup/loadBalancer", "targetGroup/ECS-Learning-TargetGroup", "loadBalancer", "listener/80", "service",
-        "listener/8080"}
-    assert engine.reconcile(adopter, owner, stack, apply=False).changes == []
-    called = {iam_action(op) for op in run.counter.snapshot()}
-    assert sorted(granted(load_adoption_policy()) - called) == [], "in the adoption policy, but never called"
-    adoptions = [(action, params, tags) for action, params, tags in run.requests
-                 if action.endswith(TAGGING) and tags is not None and any(CLUSTER_TAG not in t for t in tags)]
-    assert {action for action, _, _ in adoptions} == {"ec2:CreateTags", "elasticloadbalancing:AddTags",
-                                                      "ecs:TagResource"}
-    assert [params for _, params, _ in adoptions if CLUSTER_TAG not in _tag_keys(params)] == []
-    changed = [(action, tags) for action, _, tags in run.requests if tags is not None and not action.endswith(TAGGING)]
-    assert "elasticloadbalancing:DeleteListener" in {action for action, _ in changed}
-    assert [(action, tags) for action, tags in changed if any(CLUSTER_TAG not in t for t in tags)] == [], \
-        "everything else acts on what is ours by then"
-    assert denied_calls({"Statement": every_statement()}, run.requests) == []
+    try:  # the module's moto is shared: the adopted stack goes, whatever the order the tests run in
+        assert {c.key for c in result.changes if c.verb == "adopt"} == {
+            "securityGroup/loadBalancer", "targetGroup/ECS-Learning-TargetGroup", "loadBalancer", "listener/80",
+            "service", "listener/8080"}
+        assert engine.reconcile(adopter, owner, stack, apply=False).changes == []
+        called = {iam_action(op) for op in run.counter.snapshot()}
+        assert sorted(granted(load_adoption_policy()) - called) == [], "in the adoption policy, but never called"
+        adoptions = [(action, params, tags) for action, params, tags in run.requests
+                     if action.endswith(TAGGING) and tags is not None and any(CLUSTER_TAG not in t for t in tags)]
+        assert {action for action, _, _ in adoptions} == {"ec2:CreateTags", "elasticloadbalancing:AddTags",
+                                                          "ecs:TagResource"}
+        assert [params for _, params, _ in adoptions if CLUSTER_TAG not in _tag_keys(params)] == []
+        changed = [(action, tags) for action, _, tags in run.requests if tags is not None and not action.endswith(TAGGING)]
+        assert "elasticloadbalancing:DeleteListener" in {action for action, _ in changed}
+        assert [(action, tags) for action, tags in changed if any(CLUSTER_TAG not in t for t in tags)] == [], \
+            "everything else acts on what is ours by then"
+        assert denied_calls({"Statement": every_statement()}, run.requests) == []
+    finally:
+        engine.delete_all(adopter, owner, stack)
