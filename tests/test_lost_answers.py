@@ -22,7 +22,7 @@ from controller.spec import parse_spec
 from tests.faults import FaultServer, lost_answer
 
 OWNER = Owner("test", "default", "ecs-learning", "uid-1")
-POLICY = pathlib.Path(__file__).parent.parent / "manifests" / "iam-policy.json"
+POLICIES = pathlib.Path(__file__).parent.parent / "manifests" / "iam"  # the operator's IAM policies
 SIGNING_NAME = {"ec2": "ec2", "elasticloadbalancing": "elasticloadbalancing", "ecs": "ecs", "acm": "acm",
                 "wafv2": "wafv2", "application-autoscaling": "application-autoscaling"}
 # Not part of a reconcile: the events queue (controller/fleet/events.py) and the role AWS creates once.
@@ -158,7 +158,7 @@ REIMPORT = Case("acm:ImportCertificate", edit(https, lambda s: https_listener(s)
 
 
 def _policy_operations() -> set[str]:
-    statements = json.loads(POLICY.read_text())["Statement"]
+    statements = [s for path in sorted(POLICIES.glob("*.json")) for s in json.loads(path.read_text())["Statement"]]
     actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
     return {a for a in actions if not a.split(":")[1].startswith(("Describe", "List", "Get"))} - NOT_RECONCILE \
         - AUTHORISED_WITH
