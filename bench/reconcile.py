@@ -4,7 +4,7 @@
     python bench/reconcile.py [--stacks N] [--rounds R] [--all-ops]
 
 moto_server runs as its own process on 127.0.0.1 (a free port), so it does not share the GIL with the
-engine (shared/reference/moto-fidelity.md §5). The prerequisites (VPC, subnets, cluster, task definition)
+engine (tests/README.md, moto 5). The prerequisites (VPC, subnets, cluster, task definition)
 are created once; then N stacks (one EcsAlbService each, distinct names) go through four phases, each
 phase over all stacks before the next starts:
 

@@ -77,7 +77,7 @@ def observe(ctx: Context, stack: d.Stack | None, wanted: dict[str, list[Any]] | 
 
 CLOUDFORMATION_TAGS = ("aws:cloudformation:stack-id", "aws:cloudformation:stack-name")
 GONE_STACK = "DELETE_COMPLETE"
-ACCESS_DENIED = {"AccessDenied", "AccessDeniedException", "403"}  # moto: '403' (shared/reference, §3)
+ACCESS_DENIED = {"AccessDenied", "AccessDeniedException", "403"}  # moto: '403' (tests/README.md, moto 3)
 
 
 def _ours(o: Observed) -> bool:

@@ -1,4 +1,4 @@
-"""Moving an existing stack in: the tutorial's stack, built by CloudFormation from the seed's template, imported
+"""Moving an existing stack in: the tutorial's stack, built by CloudFormation from its template (manifests/example/ecs-template.yml), imported
 (`ecsalb import`) and adopted in place (policies.adoption: Adopt), through the CLI and through the operator.
 And the refusals: each with its message, and not one mutating call."""
 from __future__ import annotations
@@ -17,7 +17,7 @@ from controller.aws import AwsClients
 from controller.ownership import CLUSTER_TAG, OWNER_TAG, RESOURCE_TAG, Owner, from_aws
 from controller.resources.base import AdoptionRefused, Conflict
 from controller.spec import SpecError, parse_spec
-from tests.seed_template import template_text
+from tests.tutorial_template import template_text
 from tests.test_cli import ecsalb
 from tests.test_operator import condition, event_reasons, ready, until
 
@@ -30,7 +30,7 @@ PARAMS = ["ECSCluster=ecs-learning-cluster", "ECSTaskDefinition=ecs-learning-tas
 
 @dataclasses.dataclass
 class Tutorial:
-    template: str          # the seed's template, its placeholders replaced
+    template: str          # the tutorial's template, its placeholders replaced
     stack_id: str
     lb: dict
     target_group_arn: str
@@ -42,7 +42,7 @@ class Tutorial:
 def build_tutorial(aws: AwsClients, prereqs: devenv.Prerequisites, *, retain: bool = False) -> Tutorial:
     """The stack as the tutorial's user has it. CloudFormation (moto's) builds the security group and its
     ingress rule, the ALB, the target group and the listener; the ECS service it cannot build realistically
-    (../shared/reference/moto-fidelity.md §4), so boto3 makes it as the template says. `retain` puts
+    (tests/README.md, moto 4), so boto3 makes it as the template says. `retain` puts
     DeletionPolicy: Retain on every resource: the template after the first step of detaching (moto's
     update_stack fails on this template, so the stack is made that way)."""
     tasks_sg = aws.ec2.create_security_group(GroupName="ecs-learning-tasks", Description="the tutorial's tasks",

@@ -79,7 +79,7 @@ def test_create_from_nothing_builds_what_the_cloudformation_template_built(aws, 
     attrs = {a["Key"]: a["Value"] for a in aws.elbv2.describe_load_balancer_attributes(
         LoadBalancerArn=lb["LoadBalancerArn"])["Attributes"]}
     # The example's attributes are AWS's defaults, so creating sets none (one call less per stack). AWS lists
-    # every key with its value; moto only those that were set (shared/reference/moto-fidelity.md).
+    # every key with its value; moto only those that were set (tests/README.md, moto 6).
     assert attrs.get("idle_timeout.timeout_seconds", "60") == "60" and attrs.get("routing.http2.enabled", "true") == "true"
     assert "elbv2.ModifyLoadBalancerAttributes" not in aws.counter.snapshot()
 

@@ -1,4 +1,4 @@
-"""AWS refusals that moto never makes (shared/reference/moto-fidelity.md §2), injected through the front door in
+"""AWS refusals that moto never makes (tests/README.md, moto 2), injected through the front door in
 the shape AWS sends them, and what the operator answers: a condition, an event, a retry with backoff; never a
 duplicate, never a loss."""
 from __future__ import annotations

@@ -8,7 +8,7 @@
 
 Imported and requested certificates are found by their ownership tags, like every other owned resource.
 A certificate a listener of this stack still uses is not deleted yet (AWS would refuse with
-ResourceInUseException; moto deletes it and leaves the listener dangling, ../shared/reference/moto-fidelity.md).
+ResourceInUseException; moto deletes it and leaves the listener dangling: tests/README.md, moto 2).
 """
 from __future__ import annotations
 

@@ -123,7 +123,7 @@ class Listeners(Kind):
 
     def _drop_twins(self, ctx: Context, lb_arn: str, port: int, arn: str) -> None:
         """After a retried create: AWS answers the retry with the listener the lost attempt made; moto makes a
-        second one on the same port (shared/reference/moto-fidelity.md). On our load balancer, on this port,
+        second one on the same port (tests/README.md, moto 1). On our load balancer, on this port,
         made in this very call: it goes. On AWS there is none."""
         before = {o.id for o in ctx.observed.get(self.kind, [])}
         for listener in ctx.aws.elbv2.describe_listeners(LoadBalancerArn=lb_arn)["Listeners"]:

@@ -131,7 +131,7 @@ class LoadBalancers(TaggedByArn, Kind):
 
     def _drop_twins(self, ctx: Context, key: str, arn: str) -> None:
         """After a retried create: AWS answers the retry with the load balancer the lost attempt made; moto
-        makes a second one with the same name (shared/reference/moto-fidelity.md). Ours, with this key and
+        makes a second one with the same name (tests/README.md, moto 1). Ours, with this key and
         made in this very call, it goes; on AWS there is none."""
         before = {o.id for o in ctx.observed.get(self.kind, [])}
         for twin in LiveReads(ctx.aws, ctx.owner).owned_with_key(key, "elasticloadbalancing:loadbalancer"):
@@ -195,7 +195,7 @@ class LoadBalancers(TaggedByArn, Kind):
         actual.fields[path] = "false"
 
     def check_deletable(self, actual: Observed) -> None:
-        # moto deletes a protected load balancer anyway (shared/reference/moto-fidelity.md): check it here.
+        # moto deletes a protected load balancer anyway (tests/README.md, moto 2): check it here.
         if actual.fields.get("attributes.deletionProtection") == "true":
             raise DeletionProtected(
                 f"load balancer {actual.name} ({actual.id}) has deletion protection on; set "
