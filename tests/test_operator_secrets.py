@@ -174,6 +174,8 @@ def test_the_namespaced_component_replaces_the_cluster_role_with_a_role_in_the_o
     docs = build(tmp_path / "overlay")
     kinds = {d["kind"]: d for d in docs}
     assert not {"ClusterRole", "ClusterRoleBinding"} & set(kinds)
+    # The namespace is the team's: not created, relabelled or owned (kubectl delete -k would delete it).
+    assert "Namespace" not in kinds and "Namespace" in {d["kind"] for d in build(MANIFESTS)}
     assert kinds["Role"]["metadata"]["namespace"] == "my-team"
     assert kinds["RoleBinding"]["subjects"] == [{"kind": "ServiceAccount", "name": "ecs-alb-operator",
                                                  "namespace": "my-team"}]
