@@ -1,19 +1,27 @@
-# ecs-alb-operator image: `docker build -t ecs-alb-operator:0.1.0 .`
+# ecs-alb-operator image: `make image` (docker build -t ecs-alb-operator:<version> .).
 # Two stages so the image carries the installed virtualenv and nothing of the build (sources, pip's build env).
+# The runtime dependencies come from requirements.lock, pinned with their hashes (`make lock` regenerates it), so
+# two builds of one commit install the same packages. Pin the base image by digest for the same reason:
+# `make image PYTHON_IMAGE=python:3.11-slim@sha256:...`.
+ARG PYTHON_IMAGE=python:3.11-slim
 
-FROM python:3.11-slim AS build
+FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/venv
 WORKDIR /src
 # README.md* : setuptools reads it for the package metadata (pyproject `readme`); the glob keeps the build
 # working while the file does not exist yet.
+# Runtime dependencies only: the `demo`/`dev` extras (moto, kmock, pytest) stay out of the image. The lock
+# first, in a layer of its own: it changes less often than the code.
+COPY requirements.lock ./
+RUN /opt/venv/bin/pip install --no-cache-dir --require-hashes -r requirements.lock
 COPY pyproject.toml README.md* ./
 COPY controller ./controller
-# Runtime dependencies only: the `demo`/`dev` extras (moto, kmock, pytest) stay out of the image.
-RUN /opt/venv/bin/pip install --no-cache-dir .
+# --no-deps: everything it needs is installed from the lock above; nothing is resolved anew.
+RUN /opt/venv/bin/pip install --no-cache-dir --no-deps .
 
-FROM python:3.11-slim
+FROM ${PYTHON_IMAGE}
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -3,7 +3,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do command 
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo demo-keep test lint crd bench mutate clean
+.PHONY: demo demo-keep test lint crd bench mutate image lock clean
 
 $(BIN)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or newer is needed (set PYTHON=/path/to/python3.11)"; exit 1; }
@@ -50,6 +50,17 @@ mutate: $(BIN)/.installed
 	$(BIN)/mutmut run $(if $(filter all,$(MUTATE)),,$(foreach m,$(MUTATE),"$(m)")) > mutants.log 2>&1 || { tail -30 mutants.log; exit 1; }
 	@$(BIN)/mutmut results $(if $(filter all,$(MUTATE)),,| grep -E '$(subst *,,$(subst $(eval) ,|,$(MUTATE)))')
 	@tr '\r' '\n' < mutants.log | grep -E '^. [0-9]+/[0-9]+ ' | tail -1
+
+# The operator's image, from requirements.lock (README "Image"): make image IMAGE=<registry>/ecs-alb-operator:<tag>
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE ?= ecs-alb-operator:$(VERSION)
+PYTHON_IMAGE ?= python:3.11-slim
+image:
+	docker build --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) -t $(IMAGE) .
+
+# requirements.lock again, after a change of pyproject.toml's dependencies (every platform, Python 3.11+).
+lock: $(BIN)/.installed
+	$(BIN)/uv pip compile pyproject.toml --quiet --generate-hashes --universal --python-version 3.11 -o requirements.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache mutants mutants.log
