@@ -1,8 +1,8 @@
 """Kubernetes of the tests and of `make demo`: kmock's emulator on 127.0.0.1 in this process, kopf running
 against it, and the calls a user makes (apply, get, patch, delete, wait).
 
-kmock comes with the `demo` extra; the operator itself never imports this package. See
-../shared/reference/kopf-on-kmock.md for why `Emulator` exists.
+kmock comes with the `demo` extra; the operator itself never imports this package. tests/README.md says what
+kmock lacks and why `Emulator` exists.
 """
 from __future__ import annotations
 
