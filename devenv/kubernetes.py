@@ -33,7 +33,7 @@ import kopf
 
 from controller import GROUP, PLURAL, VERSION
 from controller.settings import Settings
-from devenv import protobuf
+from devenv import admission, protobuf
 
 RESOURCE = f"{GROUP}/{VERSION}/{PLURAL}"
 CRD_RESOURCE = "apiextensions.k8s.io/v1/customresourcedefinitions"
@@ -157,6 +157,15 @@ class Emulator(kmock.KubernetesEmulator, _DirectMatching):
     Kubernetes error answers (404, 409, 422) are answers, not server failures: they are returned as
     Status bodies and kept out of `errors`, which then lists only real failures of the emulator.
 
+    Admission, as kube-apiserver's for a custom resource (`_admit`, devenv/admission.py): a create or update
+    of a resource whose CRD has a schema is validated against it and its CEL rules, after null pruning and
+    defaulting (what is stored is what was sent, without the defaults: the operator applies the same ones), and
+    refused with a 422 Status (reason Invalid, one `details.causes` entry a field, in kube-apiserver's words). On
+    an update, only fields it changes are held to the schema (validation ratcheting). Unknown fields: refused
+    (400, "strict decoding error") under `fieldValidation=Strict`, which kubectl sends; else pruned, with a
+    `Warning` header unless `Ignore`. `dryRun=All` on a create, update or delete answers as the write would and
+    stores nothing, so no watch event goes out and the operator never sees it.
+
     For the real kubectl (`make demo-keep`), what kmock lacks and is filled in here:
     - the CRD API (`apiextensions.k8s.io/v1 customresourcedefinitions`): creating or updating a CRD serves
       its resource (`install_crd`), with the status conditions Established and NamesAccepted. Deleting a
@@ -170,7 +179,7 @@ class Emulator(kmock.KubernetesEmulator, _DirectMatching):
     - `fieldSelector` on lists and watches (`kubectl describe` lists Events by involvedObject, `kubectl
       delete` waits by metadata.name): `=`, `==` and `!=` on dotted paths.
     - OpenAPI v3 (`/openapi/v3`): per group-version, a PATCH operation per resource that takes
-      `fieldValidation` (so `kubectl apply` validates on the server, which here accepts everything) and a
+      `fieldValidation` (so `kubectl apply` sends `fieldValidation=Strict`; admission, above) and a
       CRD's schema (so `kubectl explain` works). No OpenAPI v2.
     kopf sends none of these (no Table, no fieldSelector, ignores the watch's Content-Type), so what it
     is answered does not change; the CRD API it does see, as on a real cluster.
@@ -251,17 +260,31 @@ class Emulator(kmock.KubernetesEmulator, _DirectMatching):
             return _status_response(exc.status, exc.message or repr(exc), reason=exc.reason)
 
     async def _write(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        dry_run = request.params.get("dryRun")
+        if dry_run not in (None, "All"):
+            return _status_response(400, f"Invalid dry run value: {dry_run!r}: supported values: \"All\"")
+        warnings: list[str] = []
         prepared: kmock.Request | aiohttp.web.StreamResponse
         if request.action == kmock.action.CREATE:
-            prepared = self._prepare_create(request)
+            prepared = self._prepare_create(request, warnings)
+            if isinstance(prepared, kmock.Request) and dry_run:
+                if (request.resource, request.namespace, request.data["metadata"]["name"]) in self._live_keys():
+                    return _status_response(409, f'{self._kind(request.resource)} "{request.data["metadata"]["name"]}"'
+                                                 f' already exists', reason="AlreadyExists")
+                return _warned(aiohttp.web.json_response(request.data, status=201), warnings)
         elif request.action == kmock.action.UPDATE:
-            prepared = self._prepare_update(request)
+            prepared = self._prepare_update(request, warnings, dry_run=bool(dry_run))
+        elif dry_run:  # a delete: answered with the object, which stays
+            key = (request.resource, request.namespace, request.name)
+            if key not in self._live_keys():
+                return _status_response(404, f'{self._kind(request.resource)} "{request.name}" not found')
+            return aiohttp.web.json_response(self.objects[key].raw)
         else:
             await self._mark_for_deletion(request)
             prepared = request
         if isinstance(prepared, aiohttp.web.StreamResponse):
-            return prepared
-        response = await super()._handle(prepared)
+            return _warned(prepared, warnings)
+        response = _warned(await super()._handle(prepared), warnings)
         if request.action != kmock.action.CREATE and response.status < 300:
             await self._collect_garbage()
         if request.resource == kmock.resource(CRD_RESOURCE) and response.status < 300:
@@ -270,7 +293,41 @@ class Emulator(kmock.KubernetesEmulator, _DirectMatching):
                 install_crd(self, self.objects[key].raw)  # the API server serves a CRD's resource once created
         return response
 
-    def _prepare_create(self, request: kmock.Request) -> kmock.Request | aiohttp.web.StreamResponse:
+    def _live_keys(self) -> set[tuple[Any, Any, Any]]:
+        return {key for key, obj in self.objects.items() if not obj.deleted}
+
+    def _admit(self, request: kmock.Request, new: dict[str, Any], old: dict[str, Any] | None,
+               warnings: list[str]) -> dict[str, Any] | aiohttp.web.StreamResponse:
+        """As kube-apiserver admits a write of a custom resource: against its CRD's schema and CEL rules
+        (devenv/admission.py). Unknown fields are refused under `fieldValidation=Strict` (what kubectl sends),
+        else pruned, with a Warning header unless `Ignore`. Returns the object to store, or the refusal."""
+        assert request.resource is not None
+        schema = (self._crd_versions.get(request.resource, {}).get("schema") or {}).get("openAPIV3Schema")
+        if not schema or request.subresource not in (None, "status"):
+            return new
+        kind, name = self._kind(request.resource), new.get("metadata", {}).get("name")
+        unknown = [path for path in admission.unknown_fields(schema, new)
+                   if old is None or path not in admission.unknown_fields(schema, old)]
+        validation = request.params.get("fieldValidation") or "Warn"
+        if unknown and validation == "Strict":
+            found = ", ".join(f'unknown field "{path}"' for path in unknown)
+            if old is None:  # a create: the body cannot be decoded strictly
+                return _status_response(400, f'{kind} in version "{request.resource.version}" cannot be handled as '
+                                             f'a {kind}: strict decoding error: {found}', reason="BadRequest")
+            cause = admission.Cause("patch", "FieldValueInvalid",
+                                    f"Invalid value: {json.dumps(request.body.decode(errors='replace'))}: "
+                                    f"strict decoding error: {found}")
+            return _invalid_response(request.resource, kind, name, [cause])
+        if unknown:
+            warnings += [f'unknown field "{path}"' for path in unknown] if validation == "Warn" else []
+            new = admission.prune(schema, new, unknown)
+        causes = admission.invalid(schema, new, old)
+        if request.subresource == "status":
+            causes = [c for c in causes if c.field == "status" or c.field.startswith(("status.", "status["))]
+        return _invalid_response(request.resource, kind, name, causes) if causes else new
+
+    def _prepare_create(self, request: kmock.Request,
+                        warnings: list[str]) -> kmock.Request | aiohttp.web.StreamResponse:
         assert request.resource is not None
         if not isinstance(request.data, dict) or not isinstance(request.data.get("metadata", {}), dict):
             return _status_response(400, "the body must be a JSON object with an object in metadata")
@@ -294,10 +351,14 @@ class Emulator(kmock.KubernetesEmulator, _DirectMatching):
         if request.resource == kmock.resource(CRD_RESOURCE):
             body["status"] = _crd_status(body)
         head = {"apiVersion": _api_version(request.resource), "kind": self._kind(request.resource)}
-        _rewrite(request, _fold_string_data(request.resource, {**head, **body}))
+        admitted = self._admit(request, _fold_string_data(request.resource, {**head, **body}), None, warnings)
+        if isinstance(admitted, aiohttp.web.StreamResponse):
+            return admitted
+        _rewrite(request, admitted)
         return request
 
-    def _prepare_update(self, request: kmock.Request) -> kmock.Request | aiohttp.web.StreamResponse:
+    def _prepare_update(self, request: kmock.Request, warnings: list[str], *,
+                        dry_run: bool = False) -> kmock.Request | aiohttp.web.StreamResponse:
         assert request.resource is not None
         key = (request.resource, request.namespace, request.name)
         if key not in self.objects or self.objects[key].deleted:
@@ -344,12 +405,19 @@ class Emulator(kmock.KubernetesEmulator, _DirectMatching):
             if field in old["metadata"]:
                 new_meta[field] = old["metadata"][field]
         new_meta["resourceVersion"] = current_version
+        admitted = self._admit(request, new, old, warnings)
+        if isinstance(admitted, aiohttp.web.StreamResponse):
+            return admitted
+        new = admitted
+        new_meta = new["metadata"]
         if new == old:  # the API server writes nothing for a no-op patch: same version, no event
             return aiohttp.web.json_response(old)
 
         new_meta["resourceVersion"] = self._next_version()
         if _content(new) != _content(old):  # what CRDs count: everything but metadata and status
             new_meta["generation"] = old["metadata"].get("generation", 0) + 1
+        if dry_run:  # what would be stored, and nothing is
+            return aiohttp.web.json_response(new)
         _rewrite(request, jsonpatch.make_patch(old, new).patch if isinstance(request.data, list)
                  else _merge_diff(old, new))
         return request
@@ -788,6 +856,26 @@ def _merge_diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
         elif key not in old or old[key] != value:
             diff[key] = value
     return diff
+
+
+def _invalid_response(resource: kmock.resource, kind: str, name: str | None,
+                      causes: list[admission.Cause]) -> aiohttp.web.StreamResponse:
+    """kube-apiserver's 422 for a write its validation refuses: reason Invalid, a cause a field."""
+    texts = [cause.text() for cause in causes]
+    said = texts[0] if len(texts) == 1 else f"[{', '.join(texts)}]"
+    return aiohttp.web.json_response({
+        "apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure", "code": 422, "reason": "Invalid",
+        "message": f'{kind}.{resource.group} "{name}" is invalid: {said}',
+        "details": {"name": name, "group": resource.group, "kind": kind,
+                    "causes": [{"reason": c.reason, "message": c.message, "field": c.field} for c in causes]},
+    }, status=422)
+
+
+def _warned(response: aiohttp.web.StreamResponse, warnings: list[str]) -> aiohttp.web.StreamResponse:
+    """The API server's warnings, one Warning header each (RFC 7234 form, code 299), as kubectl prints them."""
+    for warning in warnings:
+        response.headers.add("Warning", f"299 - {json.dumps(warning)}")
+    return response
 
 
 def _status_response(code: int, message: str, *, reason: str | None = None) -> aiohttp.web.StreamResponse:

@@ -1,7 +1,7 @@
 """The CRD's CEL rules (x-kubernetes-validations): each compiles, each is decided both ways by the examples here,
 and where the model checks the same thing it refuses the same examples, at the same field, with the same fix.
 
-The rules are evaluated by cel-python (tests/admission.py), after the API server's null pruning and defaulting.
+The rules are evaluated by cel-python (devenv/admission.py, as the demo's API server does), after the API server's null pruning and defaulting.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import yaml
 
 from controller.crd import build_crd
 from controller.spec import SpecError, parse_spec
-from tests.admission import Outcomes, admit, compile_rule, rules_in
+from devenv.admission import Outcomes, admit, compile_rule, rules_in
 
 EXAMPLE = Path(__file__).parent / "data" / "example.yaml"
 TG = "ECS-Learning-TargetGroup"

@@ -14,7 +14,7 @@ from controller import GROUP, KIND, PLURAL, SHORT_NAME, VERSION
 from controller import spec as spec_module
 from controller.crd import build_crd, render_crd, structural
 from controller.spec import EcsAlbServiceSpec, SpecError, parse_spec
-from tests.admission import admit, draft7, nodes
+from devenv.admission import admit, draft7, nodes
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = Path(__file__).parent / "data" / "example.yaml"

@@ -51,11 +51,12 @@ async def test_a_delete_aws_refuses_is_a_condition_and_a_warning_that_say_what_t
 async def test_a_region_edit_is_refused_and_the_delete_cleans_the_region_the_stack_is_in(
         emulator, settings, aws, prereqs, moto_server):
     async with devenv.operator_running(emulator, settings):
-        await devenv.apply(emulator, devenv.example_manifest(prereqs, region="us-east-1"))
+        await devenv.apply(emulator, devenv.example_manifest(prereqs))  # no spec.region: the operator's default
         obj = await until(emulator, ready, message="the resource never became Ready")
         assert obj["status"]["region"] == "us-east-1"
-        # The API server refuses this edit (the CRD's transition rule); the emulator does not run CEL, as a
-        # cluster without it would not, so the operator's own refusal is what is seen here.
+        # Adding spec.region is no edit the CRD's transition rule (self == oldSelf) can see: the operator's own
+        # refusal is what stops it. An edit of a spec.region already set, the API server refuses
+        # (tests/test_admission.py).
         await devenv.patch_spec(emulator, NS, NAME, {"region": "eu-west-1"})
         obj = await until(emulator, lambda o: condition(o, "Ready").get("reason") == "InvalidSpec",
                           message="the Region edit was not refused")

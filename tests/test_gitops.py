@@ -149,9 +149,9 @@ async def test_invalid_spec(emulator, settings, manifest):
     async with devenv.operator_running(emulator, settings):
         await devenv.apply(emulator, manifest)
         await until(emulator, ready)
-        # An edit that can never work: the conditions about the previous generation do not stay behind.
-        await devenv.patch_spec(emulator, NS, NAME, {"loadBalancer": {"subnets": manifest["spec"]["loadBalancer"]
-                                                                      ["subnets"][:1]}})
+        # An edit that can never work (one the CRD admits: a CIDR with host bits): the conditions about the
+        # previous generation do not stay behind.
+        await devenv.patch_spec(emulator, NS, NAME, {"loadBalancer": {"securityGroup": {"ingressCidrs": ["10.0.0.1/16"]}}})
         obj = await until(emulator, lambda o: condition(o, "Ready").get("reason") == "InvalidSpec")
         check(obj, Row("False", "False", "True", "Failed", "Degraded", reason="InvalidSpec"))
         assert condition(obj, "Drifted")["status"] == "Unknown" and condition(obj, "Degraded")["status"] == "Unknown"

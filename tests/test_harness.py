@@ -4,11 +4,14 @@ These tests use their own small kopf registry, so they prove the harness, not th
 """
 from __future__ import annotations
 
+import copy
+import pathlib
 from typing import Any
 
 import kmock
 import kopf
 import pytest
+import yaml
 
 import devenv
 from controller import GROUP, KIND, PLURAL, VERSION
@@ -18,9 +21,13 @@ MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
 JSON_PATCH = {"Content-Type": "application/json-patch+json"}
 
 
+# A spec the CRD admits (the emulator admits as the API server does), in VPC vpc-1.
+SPEC = {**yaml.safe_load((pathlib.Path(__file__).parent / "data" / "example.yaml").read_text())["spec"], "vpcId": "vpc-1"}
+
+
 def manifest(name: str = "web", **spec: Any) -> dict[str, Any]:
     return {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND,
-            "metadata": {"name": name, "namespace": "default"}, "spec": {"vpcId": "vpc-1", **spec}}
+            "metadata": {"name": name, "namespace": "default"}, "spec": {**copy.deepcopy(SPEC), **spec}}
 
 
 @pytest.fixture()
@@ -138,11 +145,11 @@ async def test_the_emulator_stamps_objects_like_an_api_server(emulator):
         unchanged = await response.json()  # the object's endpoint writes no status, uid is the server's
     assert unchanged == status_written  # a no-op: same resourceVersion
 
-    applied = await devenv.apply(emulator, manifest(extra=1))
+    applied = await devenv.apply(emulator, manifest(tags={"extra": "1"}))
     assert applied["metadata"]["generation"] == 2
-    assert applied["spec"] == {"vpcId": "vpc-1", "extra": 1}
+    assert applied["spec"] == {**SPEC, "tags": {"extra": "1"}}
     applied = await devenv.apply(emulator, manifest())  # apply makes the spec exactly the manifest's
-    assert applied["spec"] == {"vpcId": "vpc-1"}
+    assert applied["spec"] == SPEC
     assert applied["metadata"]["generation"] == 3
     assert applied["status"] == {"phase": "Ready"}
 
@@ -282,7 +289,8 @@ async def test_for_kubectl_a_crd_posted_is_served_with_its_printer_columns_as_a_
            "spec": {"group": "example.com", "scope": "Namespaced",
                     "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "shortNames": ["wd"]},
                     "versions": [{"name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
-                                  "schema": {"openAPIV3Schema": {"type": "object", "description": "A widget."}},
+                                  "schema": {"openAPIV3Schema": {"type": "object", "description": "A widget.",
+                                                                 "x-kubernetes-preserve-unknown-fields": True}},
                                   "additionalPrinterColumns": [
                                       {"name": "READY", "type": "string",
                                        "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},

@@ -1,5 +1,6 @@
 """`make demo-keep` with the real kubectl: the environment the demo leaves running answers kubectl the way a
-cluster does (CRD API, printer columns, watch, wait, describe, events, explain, delete)."""
+cluster does (CRD API, printer columns, watch, wait, describe, events, explain, delete), and refuses what a
+cluster refuses (a bad spec, naming the field; a server-side dry run stores nothing)."""
 from __future__ import annotations
 
 import base64
@@ -11,7 +12,9 @@ import subprocess
 import sys
 import time
 
+import boto3
 import pytest
+import yaml
 
 from tests.tls import issue
 
@@ -22,8 +25,10 @@ pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installe
 
 
 class Demo:
-    def __init__(self, process: subprocess.Popen, kubeconfig: str, manifest: str, cache: pathlib.Path) -> None:
+    def __init__(self, process: subprocess.Popen, kubeconfig: str, manifest: str, cache: pathlib.Path,
+                 aws_url: str) -> None:
         self.process, self.kubeconfig, self.manifest, self.cache = process, kubeconfig, manifest, cache
+        self.aws_url = aws_url  # the demo's moto
 
     def command(self, *args: str) -> list[str]:
         return [KUBECTL, "--kubeconfig", self.kubeconfig, "--cache-dir", str(self.cache), *args]
@@ -49,10 +54,13 @@ def demo(tmp_path_factory) -> Demo:
         lines.append(line)
         if match := re.match(r"\s*(kubeconfig|manifest):\s+(\S+)", line):
             printed[match[1]] = match[2]
+        if match := re.match(r"\s*AWS \(moto, server mode\):\s+(\S+)", line):
+            printed["aws"] = match[1]
     if "manifest" not in printed:
         process.kill()
         pytest.fail("the demo printed no kubeconfig:\n" + "".join(lines) + process.stdout.read())
-    yield Demo(process, printed["kubeconfig"], printed["manifest"], tmp_path_factory.mktemp("kube-cache"))
+    yield Demo(process, printed["kubeconfig"], printed["manifest"], tmp_path_factory.mktemp("kube-cache"),
+               printed["aws"])
     process.send_signal(signal.SIGINT)  # Ctrl-C
     try:
         rest = process.communicate(timeout=30)[0]
@@ -143,3 +151,35 @@ def test_events_sort_by_time_and_the_story_cleaned_up_after_itself(demo: Demo):
     assert "ecsalbservice/ecs-learning-story" in [r[3] for r in listed]
     secrets = demo.kubectl("get", "secrets", "-o", "name").stdout.split()
     assert not [s for s in secrets if "ecs-learning-story" in s], secrets
+
+
+def test_kubectl_is_refused_a_bad_spec_with_the_field_named_and_a_dry_run_builds_nothing(demo: Demo, tmp_path):
+    manifest = yaml.safe_load(pathlib.Path(demo.manifest).read_text())
+    lb = manifest["spec"]["loadBalancer"]
+
+    def applied(edit, *flags: str) -> subprocess.CompletedProcess:
+        doc = yaml.safe_load(yaml.safe_dump(manifest))
+        edit(doc["spec"]["loadBalancer"])
+        path = tmp_path / "bad.yaml"
+        path.write_text(yaml.safe_dump(doc))
+        return subprocess.run(demo.command("apply", *flags, "-f", str(path)), capture_output=True, text=True,
+                              timeout=60)
+
+    typo = applied(lambda b: b.update(subnet=b["subnets"]))
+    assert typo.returncode == 1 and 'strict decoding error: unknown field "spec.loadBalancer.subnet"' in typo.stderr, \
+        typo.stderr
+    one = applied(lambda b: b.update(subnets=b["subnets"][:1]))
+    assert one.returncode == 1, one.stdout
+    assert 'The EcsAlbService "ecs-learning" is invalid: spec.loadBalancer.subnets: Invalid value: 1: ' \
+           'spec.loadBalancer.subnets in body should have at least 2 items' in one.stderr, one.stderr
+
+    elbv2 = boto3.client("elbv2", endpoint_url=demo.aws_url, region_name="us-east-1", aws_access_key_id="testing",
+                         aws_secret_access_key="testing")
+    before = [b["LoadBalancerName"] for b in elbv2.describe_load_balancers()["LoadBalancers"]]
+    assert lb["name"] not in before
+    dry = demo.kubectl("apply", "--dry-run=server", "-f", demo.manifest)
+    assert dry.stdout.strip() == "ecsalbservice.ecsalb.io/ecs-learning created (server dry run)"
+    time.sleep(5)  # the operator had built the whole stack four seconds after a dry run that was stored
+    gone = subprocess.run(demo.command("get", "eas", "ecs-learning"), capture_output=True, text=True, timeout=30)
+    assert gone.returncode == 1 and "NotFound" in gone.stderr, gone.stderr
+    assert [b["LoadBalancerName"] for b in elbv2.describe_load_balancers()["LoadBalancers"]] == before

@@ -110,26 +110,23 @@ async def test_retain_leaves_aws_as_it_is(emulator, settings, aws, manifest):
 
 
 async def test_an_invalid_spec_is_a_terminal_condition_that_names_the_field(emulator, settings, aws, manifest):
-    manifest["spec"]["loadBalancer"]["subnets"] = manifest["spec"]["loadBalancer"]["subnets"][:1]
+    # What the CRD admits but the model refuses (tests/test_crd.py, LEFT_TO_THE_MODEL): a CIDR with host bits.
+    # What the CRD refuses never reaches the operator (tests/test_admission.py).
+    field = "spec.loadBalancer.securityGroup.ingressCidrs[0]"
+    cidrs = manifest["spec"]["loadBalancer"]["securityGroup"]["ingressCidrs"]
+    manifest["spec"]["loadBalancer"]["securityGroup"]["ingressCidrs"] = ["10.0.0.1/16"]
     async with devenv.operator_running(emulator, settings):
         await devenv.apply(emulator, manifest)
         obj = await until(emulator, lambda o: condition(o, "Ready").get("reason") == "InvalidSpec")
-        assert "spec.loadBalancer.subnets" in condition(obj, "Ready")["message"]
+        assert field in condition(obj, "Ready")["message"]
         await event_reasons(emulator, lambda r: r == ["InvalidSpec"])
         events = await devenv.events_for(emulator, NS, NAME)
-        assert [e["type"] for e in events] == ["Warning"] and "spec.loadBalancer.subnets" in events[0]["message"]
+        assert [e["type"] for e in events] == ["Warning"] and field in events[0]["message"]
         counter = operator.aws_registry().counter
         assert counter.mutating() == {}
         # The fix converges: a spec error is not a dead end.
-        await devenv.patch_spec(emulator, NS, NAME, {"loadBalancer": {"subnets": devenv_subnets(manifest, aws)}})
+        await devenv.patch_spec(emulator, NS, NAME, {"loadBalancer": {"securityGroup": {"ingressCidrs": cidrs}}})
         await until(emulator, ready, message="fixing the spec did not converge")
-
-
-def devenv_subnets(manifest, aws) -> list[str]:
-    vpc = manifest["spec"]["vpcId"]
-    subnets = aws.ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]},
-                                                {"Name": "tag:Name", "Values": ["ecs-learning-public-*"]}])["Subnets"]
-    return sorted(s["SubnetId"] for s in subnets)
 
 
 async def test_a_conflict_is_reported_with_the_arn_and_nothing_is_touched(emulator, settings, aws, prereqs, manifest):

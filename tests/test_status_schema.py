@@ -8,7 +8,7 @@ import jsonschema
 
 import devenv
 from controller.crd import build_crd
-from tests.admission import draft7
+from devenv.admission import draft7
 from tests.test_https import https_manifest
 from tests.test_operator import condition, ready, until
 
@@ -58,7 +58,7 @@ async def test_status_after_a_drift_correction_fits(emulator, settings, aws, pre
 
 async def test_status_of_an_invalid_spec_fits(emulator, settings, aws, prereqs):
     manifest = devenv.example_manifest(prereqs)
-    manifest["spec"]["loadBalancer"]["subnets"] = manifest["spec"]["loadBalancer"]["subnets"][:1]
+    manifest["spec"]["loadBalancer"]["securityGroup"]["ingressCidrs"] = ["10.0.0.1/16"]  # the CRD admits it
     async with devenv.operator_running(emulator, settings):
         await devenv.apply(emulator, manifest)
         obj = await until(emulator, lambda o: condition(o, "Ready").get("reason") == "InvalidSpec")
