@@ -4,7 +4,8 @@ starts `ecsalb run --help`; the dev environment (devenv/) is not in it.
 Offline: the wheel is built with this virtualenv's setuptools (no build isolation), installed with
 `pip --no-index --no-deps`, and its runtime dependencies (the closure of its requirements without extras, read
 from the installed distributions' metadata) are made visible to the clean virtualenv from this one's files, so
-moto, kmock and pytest are not among them. The Dockerfile's `pip install .` does the same with an index.
+moto, kmock and pytest are not among them. The Dockerfile installs the same dependencies pinned from
+requirements.lock (tests/test_image.py), then the project with `pip install --no-deps .`.
 """
 from __future__ import annotations
 
