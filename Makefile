@@ -34,9 +34,11 @@ test: $(BIN)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/python -m pyflakes controller devenv tests bench
 	$(BIN)/python -m controller crd | diff -u crds/ecsalbservices.yaml -
+	$(BIN)/python -m controller crd --kind EcsAlbPolicy | diff -u crds/ecsalbpolicies.yaml -
 
 crd: $(BIN)/.installed
 	$(BIN)/python -m controller crd > crds/ecsalbservices.yaml
+	$(BIN)/python -m controller crd --kind EcsAlbPolicy > crds/ecsalbpolicies.yaml
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/reconcile.py

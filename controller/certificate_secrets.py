@@ -13,14 +13,18 @@ No AWS here. Nothing here logs or raises with Secret content.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from controller import GROUP, KIND, VERSION, certs, desired
+from controller import GROUP, KIND, VERSION, certs, desired, tenancy
 from controller.kube import Client, KubeError
 from controller.ownership import OWNER_TAG, RESOURCE_TAG, Owner
 
 MANAGED_BY = ("app.kubernetes.io/managed-by", "ecs-alb-operator")
+# A Secret in another namespace that does not grant the reference (controller/tenancy.py) is never read: its
+# "version" is this, so that a grant written or revoked since the last run starts a new one.
+NOT_GRANTED = "not-granted"
+Refused = Callable[[tuple[str, str]], "str | None"]  # (namespace, name) -> why it may not be read, or None
 
 
 @dataclasses.dataclass
@@ -36,12 +40,15 @@ def needed(resource: Any) -> bool:
                for l in resource.spec.listeners for c in l.certificates)
 
 
-def gather(resource: Any, owner: Owner, client: Client) -> Gathered:
+def gather(resource: Any, owner: Owner, client: Client, refused: Refused = lambda key: None) -> Gathered:
     namespace = resource.metadata.namespace
     out = Gathered(secrets={}, versions={})
     names = {(c.secret_ref.namespace or namespace, c.secret_ref.name)
              for l in resource.spec.listeners for c in l.certificates if c.secret_ref is not None}
     for key in sorted(names):
+        if (why := refused(key)) is not None:  # before any read of it
+            out.secrets[key], out.versions[key] = desired.NotReadable(why, reason=tenancy.REFUSED), NOT_GRANTED
+            continue
         try:
             body = client.get_secret(*key)
         except KubeError as exc:
@@ -62,11 +69,16 @@ def gather(resource: Any, owner: Owner, client: Client) -> Gathered:
     return out
 
 
-def versions(client: Client, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
-    """The resourceVersion of each Secret now (None: missing or unreadable), one GET each, by name: compared
-    with what `gather` saw, it tells whether a Secret was written, created or deleted since."""
-    out = {}
+def versions(client: Client, keys: Iterable[tuple[str, str]],
+             refused: Refused = lambda key: None) -> dict[tuple[str, str], str | None]:
+    """The resourceVersion of each Secret now (None: missing or unreadable; NOT_GRANTED: not to be read), one
+    GET each, by name: compared with what `gather` saw, it tells whether a Secret was written, created or
+    deleted since, or its grant written or revoked."""
+    out: dict[tuple[str, str], str | None] = {}
     for key in sorted(keys):
+        if refused(key) is not None:
+            out[key] = NOT_GRANTED
+            continue
         try:
             out[key] = _version(client.get_secret(*key))
         except KubeError:

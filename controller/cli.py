@@ -320,7 +320,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_crd(args: argparse.Namespace) -> int:
     from controller.crd import render_crd
-    print(render_crd(), end="")
+    print(render_crd(args.kind), end="")
     return EXIT_OK
 
 
@@ -594,7 +594,10 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("--namespace", default="default", help="metadata.namespace (default: default)")
     imp.add_argument("--load-balancer", metavar="LOGICAL_ID", help="the load balancer to import, if several")
     imp.set_defaults(fn=cmd_import)
-    sub.add_parser("crd", help="print the CustomResourceDefinition").set_defaults(fn=cmd_crd)
+    crd = sub.add_parser("crd", help="print a CustomResourceDefinition (crds/)")
+    # EcsAlbPolicy: the platform team's policy for namespaces (README "Several teams in one cluster").
+    crd.add_argument("--kind", choices=[KIND, "EcsAlbPolicy"], default=KIND, help=f"default {KIND}")
+    crd.set_defaults(fn=cmd_crd)
     run = sub.add_parser("run", parents=[aws_flags], help="run the operator (kopf)")
     run.add_argument("--drift-interval", type=int, help="seconds between drift checks (default: "
                                                         "ECSALB_DRIFT_INTERVAL, else 60)")

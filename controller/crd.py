@@ -149,6 +149,41 @@ def build_crd() -> dict[str, Any]:
     }
 
 
-def render_crd() -> str:
-    """The CRD as YAML text, ending with one newline (print it with end="" or write it as is)."""
-    return yaml.safe_dump(build_crd(), sort_keys=False)
+def build_policy_crd() -> dict[str, Any]:
+    """The cluster-scoped EcsAlbPolicy CRD (controller/tenancy.py): what the platform team allows namespaces."""
+    from controller import tenancy
+
+    spec_schema = structural(tenancy.EcsAlbPolicySpec.model_json_schema(by_alias=True))
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{tenancy.POLICY_PLURAL}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "names": {"kind": tenancy.POLICY_KIND, "listKind": f"{tenancy.POLICY_KIND}List",
+                      "plural": tenancy.POLICY_PLURAL, "singular": tenancy.POLICY_KIND.lower(),
+                      "shortNames": [tenancy.POLICY_SHORT_NAME]},
+            "scope": "Cluster",
+            "versions": [{
+                "name": VERSION, "served": True, "storage": True,
+                "additionalPrinterColumns": [
+                    {"name": "ADOPTION", "type": "boolean", "jsonPath": ".spec.allowAdoption"},
+                    {"name": "AGE", "type": "date", "jsonPath": ".metadata.creationTimestamp"}],
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "description": "What the EcsAlbServices of the namespaces it selects may use on AWS "
+                                   "(README \"Several teams in one cluster\").",
+                    "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
+                                   "metadata": {"type": "object"}, "spec": spec_schema},
+                    "required": ["spec"]}},
+            }],
+        },
+    }
+
+
+CRDS = {KIND: build_crd, "EcsAlbPolicy": build_policy_crd}
+
+
+def render_crd(kind: str = KIND) -> str:
+    """A CRD as YAML text, ending with one newline (print it with end="" or write it as is)."""
+    return yaml.safe_dump(CRDS[kind](), sort_keys=False)

@@ -357,6 +357,15 @@ def _bool(value: bool) -> str:
     return "true" if value else "false"
 
 
+class NotReadable(str):
+    """Why a Secret was not read, with the CertificatesReady reason to give (a str is SecretNotFound's)."""
+
+    def __new__(cls, why: str, *, reason: str) -> NotReadable:
+        self = super().__new__(cls, why)
+        self.reason = reason
+        return self
+
+
 SecretContent = Mapping[str, Any] | str | None  # a Secret's body; None: not found; str: why it could not be read
 
 
@@ -547,7 +556,7 @@ def certificate(source: Any, key: str, resource_name: str, namespace: str,
     if secrets is None:
         cert.problem, cert.problem_reason = f"{name} was not read", "SecretNotFound"
     elif isinstance(content, str):
-        cert.problem, cert.problem_reason = f"{name}: {content}", "SecretNotFound"
+        cert.problem, cert.problem_reason = f"{name}: {content}", getattr(content, "reason", "SecretNotFound")
     elif content is None:
         cert.problem = f"{name} not found; create it (a kubernetes.io/tls Secret with tls.crt and tls.key)"
         cert.problem_reason = "SecretNotFound"

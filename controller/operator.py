@@ -23,6 +23,7 @@ import kopf
 
 from controller import GROUP, PLURAL, VERSION, certificate_secrets, desired, engine, kube, logs, status, wiring
 from controller.fleet import checks, events
+from controller import tenancy, tenancy_reads
 from controller.fleet.scheduler import Fleet
 from controller.metrics import Metrics
 from controller.aws import NoRegion, Registry, budget, is_transient
@@ -173,6 +174,10 @@ def _register(registry: kopf.OperatorRegistry, tick: int) -> None:
         info = connection_info(**kwargs)
         # The same connection for the Secrets of listener certificates (kopf gives handlers no client).
         runtime().kube = kube.Client(info) if info is not None else None
+        # --- tenancy (controller/tenancy.py): policies and grants, read once a tick for the whole fleet. A
+        # namespaced operator reads no policy: its Role reaches nothing cluster-scoped.
+        runtime().lanes = tenancy_reads.Reader(runtime().kube, ttl=tick, policies=not runtime().settings.namespaces) \
+            if runtime().kube is not None else None
         return info
 
     @kopf.on.resume(*RESOURCE, registry=registry)
@@ -196,8 +201,11 @@ def _register(registry: kopf.OperatorRegistry, tick: int) -> None:
     async def drift_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
         if body.meta.get("deletionTimestamp"):
             return
-        if await _secrets_changed(body, memo):  # a certificate's Secret changed: converge now
+        # A certificate's Secret (or its grant) changed, or a policy now says otherwise of this spec: converge now.
+        if await _secrets_changed(body, memo) or await _lane_changed(body, memo):
             await _checking(_run, body, patch, drift_check=False, memo=memo)
+            return
+        if _refused_by_policy(body):  # nothing on AWS to check (no call at all) until the spec or a policy changes
             return
         if fleet() is not None:
             await _fleet_check(body, patch, memo)
@@ -269,13 +277,67 @@ async def _secrets_changed(body: kopf.Body, memo: kopf.Memo) -> bool:
     if not seen or client is None or time.monotonic() - memo.get("secrets_checked_at", 0.0) < interval:
         return False
     memo["secrets_checked_at"] = time.monotonic()
-    now = await _checking(certificate_secrets.versions, client, seen)
+    now = await _checking(certificate_secrets.versions, client, seen, _refused(body.meta.namespace))
     changed = [f"{ns}/{name}" for (ns, name), version in now.items() if seen.get((ns, name)) != version]
     if changed:
         # Once per change, even if the run it starts fails: a failed run is retried as any other is.
         memo["certificate_secrets"] = now
         logs.get(namespace=body.meta.namespace, name=body.meta.name).info("certificate Secret changed", secrets=changed)
     return bool(changed)
+
+
+# --- tenancy hooks (controller/tenancy.py, tenancy_reads.py) -----------------------------------------------
+
+def _refused(namespace: str) -> certificate_secrets.Refused:
+    """Why a Secret (namespace, name) may not be read for an EcsAlbService of `namespace` (no grant), or None."""
+    reader = runtime().lanes
+    return (lambda key: None) if reader is None else functools.partial(tenancy_reads.secret_refusal, reader, namespace)
+
+
+async def _lane_changed(body: kopf.Body, memo: kopf.Memo) -> bool:
+    """Whether the policies of the namespace (or its labels) now refuse this spec when the status says they did
+    not, or the other way round: a policy written, changed or deleted takes effect within a tick. Nothing is
+    read or parsed while no policy exists and the status shows no refusal."""
+    reader = runtime().lanes
+    if reader is None or (body.get("status") or {}).get("observedGeneration") != body.meta.get("generation"):
+        return False  # a spec change not applied yet: its own handler checks the policies
+    was = _refused_by_policy(body)
+    interval = runtime().settings.secret_check_interval_seconds or 0
+    if was is None and reader.fresh_and_no_policies() or \
+            time.monotonic() - memo.get("lane_checked_at", 0.0) < interval:
+        return False
+    memo["lane_checked_at"] = time.monotonic()
+    try:
+        now = await _checking(tenancy_reads.verdict, reader, body)
+    except tenancy_reads.Unreadable:
+        return False  # the next run says so (PolicyUnreadable); a tick does not guess
+    return now != was
+
+
+def _refused_by_policy(body: kopf.Body) -> str | None:
+    """The refusal the status shows for the current spec (Synced: NotPermitted), if any."""
+    previous = body.get("status") or {}
+    synced = next((c for c in previous.get("conditions") or [] if c.get("type") == "Synced"), {})
+    current = previous.get("observedGeneration") == body.meta.get("generation")
+    return synced.get("message") if current and synced.get("reason") == tenancy.NOT_PERMITTED else None
+
+
+def _check_lane(body: kopf.Body, patch: kopf.Patch, resource: EcsAlbService, log: Any) -> None:
+    """Before any AWS call: tenancy.NotPermitted (terminal, a SpecError) when a policy refuses the spec."""
+    if runtime().lanes is None:
+        return
+    try:
+        tenancy_reads.check(runtime().lanes, resource)
+    except tenancy_reads.Unreadable as exc:
+        message = f"the {tenancy.POLICY_KIND}s or this namespace's labels could not be read ({exc}); retrying"
+        log.warning("policies unreadable", error=str(exc))
+        old = (body.get("status") or {}).get("conditions")
+        patch.status["conditions"] = status.set_conditions(
+            old, status.condition(old, "Synced", False, "PolicyUnreadable", message),
+            generation=body.meta.get("generation"))
+        raise kopf.TemporaryError(message, delay=runtime().settings.transient_retry_seconds) from exc
+
+# --- end of tenancy hooks ------------------------------------------------------------------------------------
 
 
 async def _fleet_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
@@ -438,18 +500,17 @@ def _parse(body: kopf.Body, patch: kopf.Patch, log: Any) -> EcsAlbService:
     try:
         resource = parse_spec(dict(body))
         _check_region(body, resource)
+        _check_lane(body, patch, resource, log)
         return resource
-    except SpecError as exc:
-        _invalid_spec(body, patch, str(exc), log)
+    except SpecError as exc:  # tenancy.NotPermitted too, with its own reason
+        _invalid_spec(body, patch, str(exc), log, reason=getattr(exc, "reason", "InvalidSpec"))
         # Terminal: nothing on AWS is touched, nothing is retried until the spec changes.
         raise kopf.PermanentError(str(exc)) from exc
 
 
-
-
-def _invalid_spec(body: kopf.Body, patch: kopf.Patch, message: str, log: Any) -> None:
+def _invalid_spec(body: kopf.Body, patch: kopf.Patch, message: str, log: Any, *, reason: str = "InvalidSpec") -> None:
     _write(body, patch, status.invalid_spec(dict(body.get("status") or {}), message,
-                                            generation=body.meta.get("generation")), log)
+                                            generation=body.meta.get("generation"), reason=reason), log)
 
 
 def _check_region(body: kopf.Body, resource: EcsAlbService) -> None:
@@ -534,7 +595,7 @@ def _certificate_secrets(body: kopf.Body, resource: EcsAlbService, owner: Owner,
     client = runtime().kube
     if not certificate_secrets.needed(resource) or client is None:
         return None if client is None else {}
-    gathered = certificate_secrets.gather(resource, owner, client)
+    gathered = certificate_secrets.gather(resource, owner, client, _refused(resource.metadata.namespace))
     if memo is not None:
         memo["certificate_secrets"] = gathered.versions
     for where in gathered.minted:
@@ -558,7 +619,8 @@ def _count(drift_check: bool, result: str, started: float) -> None:
 
 def _terminal(previous: dict, generation: Any) -> bool:
     return previous.get("observedGeneration") == generation and any(
-        c.get("type") == "Synced" and c.get("reason") == "InvalidSpec" for c in previous.get("conditions", []))
+        c.get("type") == "Synced" and c.get("reason") in ("InvalidSpec", tenancy.NOT_PERMITTED)
+        for c in previous.get("conditions", []))
 
 
 
@@ -582,7 +644,7 @@ def _failed(body: kopf.Body, patch: kopf.Patch, previous: dict, exc: Exception, 
             raise kopf.TemporaryError(str(exc), delay=1) from exc
         return
     if isinstance(exc, SpecError):  # pre-flight: a reference only a spec change can fix (controller/preflight.py)
-        _invalid_spec(body, patch, str(exc), log)
+        _invalid_spec(body, patch, str(exc), log, reason=getattr(exc, "reason", "InvalidSpec"))
         if raise_for_retry:
             raise kopf.PermanentError(str(exc)) from exc
         return

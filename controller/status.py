@@ -20,9 +20,9 @@ MAX_DRIFT_ENTRIES = 20
 # Reconciling and Stalled; manifests/argocd/health.lua at the same conditions. Both are derived from what Ready
 # and Synced say, here alone, so no code path can forget them.
 STALLED_REASONS = frozenset({  # waits for a person: retried slowly, but it will not get better by itself
-    "InvalidSpec", "Conflict", "AdoptionRefused", "MissingDependency", "AwsError", "InternalError", "DeletionProtected", "DeleteFailed"})
+    "InvalidSpec", "NotPermitted", "Conflict", "AdoptionRefused", "MissingDependency", "AwsError", "InternalError", "DeletionProtected", "DeleteFailed"})
 RECONCILING_REASONS = frozenset({  # on its way: retried, or waiting for AWS
-    "Provisioning", "WaitingForCertificate", "Waiting", "AwsUnavailable", "Deleting"})
+    "Provisioning", "WaitingForCertificate", "Waiting", "AwsUnavailable", "Deleting", "PolicyUnreadable"})
 DERIVED = ("Reconciling", "Stalled")
 # Conditions that describe the live stack rather than a check of the spec: kept as they are when a newer
 # generation could not be checked (the load balancer still serves what it served).
@@ -379,17 +379,18 @@ def after_failure(previous: dict, exc: Exception, *, generation: Any) -> Failure
     return Failure(reason, message, slow, internal, report)
 
 
-def invalid_spec(previous: dict, message: str, *, generation: Any) -> Report:
-    """A spec that cannot work: Ready and Synced False, InvalidSpec (terminal until the spec changes)."""
+def invalid_spec(previous: dict, message: str, *, generation: Any, reason: str = "InvalidSpec") -> Report:
+    """A spec that cannot work: Ready and Synced False, InvalidSpec (terminal until the spec changes); or, with
+    reason NotPermitted, one its namespace's EcsAlbPolicy refuses (terminal until the spec or the policy changes)."""
     report = Report()
-    report.log("warning", "invalid spec", error=message)
+    report.log("warning", "invalid spec" if reason == "InvalidSpec" else "spec not permitted", error=message)
     old = previous.get("conditions")
     report.status["conditions"] = set_conditions(
-        old, condition(old, "Ready", False, "InvalidSpec", message),
-        condition(old, "Synced", False, "InvalidSpec", message), generation=generation)
+        old, condition(old, "Ready", False, reason, message),
+        condition(old, "Synced", False, reason, message), generation=generation)
     report.status["observedGeneration"] = generation
     if not same_message(old, "Synced", message):
-        report.warn("InvalidSpec", message)
+        report.warn(reason, message)
     return report
 
 

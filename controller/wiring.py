@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+from typing import Any
 
 from controller.aws import Registry
 from controller.fleet.events import EventQueue
@@ -22,6 +23,7 @@ class Runtime:
     fleet: Fleet | None = None
     kube: Client | None = None  # the Kubernetes connection kopf logged in with (Secrets of certificates)
     events: EventQueue | None = None  # the optional SQS queue of AWS events
+    lanes: Any = None  # tenancy_reads.Reader: policies and grants (controller/tenancy.py), set at login
     # kopf's handler threads, the periodic checks' threads, and those of checks out of turn.
     pools: dict[str, concurrent.futures.ThreadPoolExecutor] = dataclasses.field(default_factory=dict)
 

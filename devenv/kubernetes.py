@@ -606,7 +606,8 @@ def install_crd(emulator: Emulator, crd: dict[str, Any] | None = None) -> str:
 
 
 def new_emulator(*, request_log_limit: int | None = None) -> Emulator:
-    """An emulator serving what the operator uses: EcsAlbServices, namespaces, events, secrets, leases.
+    """An emulator serving what the operator uses: EcsAlbServices, EcsAlbPolicies, namespaces, events, secrets,
+    leases.
 
     `request_log_limit` keeps only the newest N requests in `list(emulator)` (see `Emulator`); a fleet
     benchmark sets it, tests that inspect the requests leave it None (all kept)."""
@@ -614,6 +615,8 @@ def new_emulator(*, request_log_limit: int | None = None) -> Emulator:
     # Without verbs kopf serves nothing; without namespaces no watch of the custom resource opens;
     # without events kopf posts none (and says nothing about it).
     install_crd(emulator)
+    from controller.crd import build_policy_crd
+    install_crd(emulator, build_policy_crd())  # cluster-scoped: the platform's EcsAlbPolicies (tenancy)
     emulator.resources["v1/namespaces"] = dict(kind="Namespace", singular="namespace", namespaced=False,
                                                shortnames=["ns"], verbs=ALL_VERBS)
     emulator.resources["v1/events"] = dict(kind="Event", singular="event", namespaced=True,

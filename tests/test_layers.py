@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
      ("controller", "controller.ownership", "controller.settings", "controller.logs", "controller.certs",
       "controller.readiness")),
     ("the public contract: spec models, status model, CRD, CloudFormation import",
-     ("controller.spec", "controller.status_model", "controller.crd", "controller.cfn")),
+     ("controller.spec", "controller.status_model", "controller.crd", "controller.cfn", "controller.tenancy")),
     ("the desired stack (pure)", ("controller.desired",)),
     ("the clients: AWS (with its budget and error codes) and Kubernetes", ("controller.aws", "controller.kube")),
     ("one module per AWS kind, and the read port they own", ("controller.resources",)),
@@ -33,7 +33,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("the fleet: inventory (implements the read port), schedule, events", ("controller.fleet",)),
     ("status and what the operator runs beside the engine, and the composition root that wires it",
      ("controller.status", "controller.metrics", "controller.certificate_secrets", "controller.leader",
-      "controller.wiring")),
+      "controller.tenancy_reads", "controller.wiring")),
     ("the faces, and the dev environment that drives them",
      ("controller.operator", "controller.cli", "controller.__main__", "devenv")),
 ]

@@ -17,6 +17,7 @@ import yaml
 
 import devenv
 from controller import certs, desired, kube
+from tests import tenants
 from tests.test_https import acm_certificates, https_manifest
 from tests.test_operator import condition, ready, until
 from tests.tls import issue, tls_secret
@@ -186,22 +187,28 @@ def test_the_namespaced_component_replaces_the_cluster_role_with_a_role_in_the_o
 
 async def test_a_secret_the_role_does_not_reach_is_named_in_certificates_ready(emulator, settings, aws, prereqs):
     # Namespaced mode: a secretRef into another namespace, which the Role does not reach. The emulator has no
-    # RBAC: it answers the operator's reads there as the API server would, 403 Forbidden.
+    # RBAC: it answers the operator's requests there as the API server would, 403 Forbidden. The grant is
+    # looked for first (README "Several teams in one cluster"), and the Secret is not even asked for.
     issued = issue("www.example.com")
-    emulator[lambda r: r.resource == SECRETS and r.namespace == NS
-             and r.headers.get("User-Agent") == kube.USER_AGENT] << 403
+    devenv.install_crd(emulator, tenants.REFERENCE_GRANT_CRD)
+    emulator[lambda r: r.namespace == NS and r.headers.get("User-Agent") == kube.USER_AGENT] << 403
     manifest = https_manifest(prereqs, [{"selfSigned": {"commonName": "example.internal"}},
                                         {"secretRef": {"name": "web-tls", "namespace": NS}}])
     manifest["metadata"]["namespace"] = "team-a"
     async with devenv.operator_running(emulator, dataclasses.replace(settings, namespaces=["team-a"])):
         await devenv.apply(emulator, tls_secret("web-tls", issued.tls_crt, issued.key))  # in default
+        await devenv.apply(emulator, tenants.reference_grant(NS, "team-a", "web-tls"))
         await devenv.apply(emulator, manifest)
 
         async def refused():
             got = condition(await devenv.get(emulator, "team-a", NAME), "CertificatesReady")
             return got if got.get("status") == "False" else None
         got = await devenv.wait_for(refused, 20, interval=0.1, message="CertificatesReady never said so")
-    assert got["reason"] == "SecretNotFound"
-    assert got["message"].startswith(f"Secret {NS}/web-tls: could not be read (GET /api/v1/namespaces/{NS}/secrets/"
-                                     "web-tls: HTTP 403 ") and "the operator needs get on secrets there" in got["message"]
+    assert got["reason"] == "RefNotPermitted"
+    assert got["message"].startswith(
+        f"Secret {NS}/web-tls: not read: the ReferenceGrants of namespace {NS} could not be read (GET /apis/"
+        f"gateway.networking.k8s.io/v1beta1/namespaces/{NS}/referencegrants: HTTP 403 "), got["message"]
+    assert "the operator needs list on referencegrants.gateway.networking.k8s.io there" in got["message"]
+    assert not [r for r in by_the_operator(emulator) if r.resource == SECRETS and r.namespace == NS], \
+        "the Secret is not asked for"
     assert len(acm_certificates(aws)) == 1, "the self-signed one only"
