@@ -26,7 +26,7 @@ import yaml
 import devenv
 from controller import logs
 from controller.aws import AwsClients
-from controller.crd import build_crd
+from controller.crd import build_crd, build_policy_crd
 from controller.ownership import OWNER_TAG
 from controller.settings import Settings
 
@@ -119,6 +119,7 @@ async def story(quiet: bool, keep: bool = False, log_level: str = "info") -> Non
             s.say(f"Kubernetes API (kmock emulator):  {emulator.url}", always=True)
             crd = build_crd()
             await devenv.apply(emulator, kubectl_applied(crd))  # over the CRD API, as `kubectl apply -f crds/`
+            await devenv.apply(emulator, kubectl_applied(build_policy_crd()))  # crds/ecsalbpolicies.yaml (tenancy)
             s.say(f"installed CRD {crd['metadata']['name']} (short name: {crd['spec']['names']['shortNames'][0]})")
 
             s.step("What the user already has (the operator does not own these)")

@@ -81,7 +81,9 @@ def rows(table: str) -> list[list[str]]:
 def test_kubectl_applies_gets_watches_waits_describes_and_deletes(demo: Demo):
     # The CRD the demo installed is the one in crds/, as `kubectl apply -f crds/` left it.
     crds = demo.kubectl("apply", "-f", str(ROOT / "crds"))
-    assert crds.stdout.strip() == "customresourcedefinition.apiextensions.k8s.io/ecsalbservices.ecsalb.io unchanged"
+    assert crds.stdout.strip().splitlines() == [
+        f"customresourcedefinition.apiextensions.k8s.io/{plural}.ecsalb.io unchanged"
+        for plural in ("ecsalbpolicies", "ecsalbservices")]
     assert demo.kubectl("get", "crd", "ecsalbservices.ecsalb.io", "-o",
                         "jsonpath={.status.conditions[?(@.type=='Established')].status}").stdout == "True"
 
