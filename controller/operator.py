@@ -329,7 +329,7 @@ def _check_lane(body: kopf.Body, patch: kopf.Patch, resource: EcsAlbService, log
     try:
         tenancy_reads.check(runtime().lanes, resource)
     except tenancy_reads.Unreadable as exc:
-        message = f"the {tenancy.POLICY_KIND}s or this namespace's labels could not be read ({exc}); retrying"
+        message = f"the {tenancy.POLICY_PLURAL_KIND} or this namespace's labels could not be read ({exc}); retrying"
         log.warning("policies unreadable", error=str(exc))
         old = (body.get("status") or {}).get("conditions")
         patch.status["conditions"] = status.set_conditions(

@@ -27,6 +27,7 @@ from controller.spec.errors import _Model  # the spec's base model: camelCase al
 
 POLICY_KIND = "EcsAlbPolicy"
 POLICY_PLURAL = "ecsalbpolicies"
+POLICY_PLURAL_KIND = "EcsAlbPolicies"
 POLICY_SHORT_NAME = "eap"
 POLICY_API_VERSION = f"{GROUP}/{VERSION}"
 # The label the API server puts on every Namespace (Kubernetes 1.21+): a selector may name namespaces by name.

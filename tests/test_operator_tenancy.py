@@ -11,7 +11,7 @@ import kmock
 import devenv
 from controller import certs, kube, operator
 from tests import tenants
-from tests.test_https import acm_certificates, https_manifest, listener_certificates
+from tests.test_https import acm_certificates, https_listener, https_manifest, listener_certificates
 from tests.test_operator import condition, ready
 from tests.tls import issue, tls_secret
 
@@ -51,9 +51,11 @@ async def test_a_secret_of_another_namespace_needs_a_reference_grant_and_revokin
         await devenv.apply(emulator, manifest)
         obj = await wait(emulator, "team-a", name, lambda o: cert_ready(o).get("reason") == "RefNotPermitted")
         await asyncio.sleep(2 * settings.drift_interval_seconds)  # ticks that would read it if they could
-        refused = cert_ready(await devenv.get(emulator, "team-a", name))
+        waiting = await devenv.get(emulator, "team-a", name)
+        refused = cert_ready(waiting)
         read_before_grant = reads_of(emulator, "platform", "wildcard-tls")
         certificates_before_grant = acm_certificates(aws)
+        listener_before_grant = https_listener(aws)
 
         granted_at = emulator.request_count
         await devenv.apply(emulator, tenants.reference_grant("platform", "team-a", "wildcard-tls"))
@@ -79,6 +81,8 @@ async def test_a_secret_of_another_namespace_needs_a_reference_grant_and_revokin
     assert ("ReferenceGrant (gateway.networking.k8s.io/v1beta1) in platform with from: [{group: ecsalb.io, kind: "
             "EcsAlbService, namespace: team-a}] and to: [{group: \"\", kind: Secret, name: wildcard-tls}]") \
         in refused["message"]
+    assert condition(waiting, "Ready")["reason"] == "WaitingForCertificate"
+    assert listener_before_grant is None, "the HTTPS listener waits for its certificate"
     assert read_before_grant == [], "no GET of the Secret before the grant"
     assert certificates_before_grant == {}, "nothing imported into ACM"
     # With the grant: the certificate of platform is served by team-a's load balancer.
@@ -213,3 +217,24 @@ async def test_two_namespaces_under_two_policies_each_get_exactly_what_their_pol
     assert len(services) == 3, "the two allowed stacks and the one its policy came to allow; none refused"
     assert b in task_groups(aws, asked["team-a", "b-group"][0]) and ready(widened)
     assert took < 5 * settings.drift_interval_seconds, f"the policy change took {took:.1f} s to apply"
+
+
+async def test_policies_the_operator_cannot_read_refuse_rather_than_let_everything_through(
+        emulator, settings, aws, prereqs):
+    # An API server that answers the operator's list of EcsAlbPolicies with 403 (its ClusterRole lacks the rule).
+    emulator[lambda r: r.resource == kmock.resource(tenants.POLICIES)
+             and r.headers.get("User-Agent", "").startswith(kube.USER_AGENT)] << 403
+    manifest = devenv.example_manifest(prereqs)
+    async with devenv.operator_running(emulator, settings):
+        counter = operator.aws_registry().counter
+        counter.reset()
+        await devenv.apply(emulator, manifest)
+        obj = await wait(emulator, "default", "ecs-learning",
+                         lambda o: condition(o, "Synced").get("reason") == "PolicyUnreadable")
+        await asyncio.sleep(settings.drift_interval_seconds)
+        calls = counter.snapshot()
+    synced = condition(obj, "Synced")
+    assert synced["message"].startswith("the EcsAlbPolicies or this namespace's labels could not be read (GET /apis/"
+                                        "ecsalb.io/v1alpha1/ecsalbpolicies: HTTP 403 "), synced["message"]
+    assert condition(obj, "Reconciling")["status"] == "True", "retried"
+    assert calls == {}, f"no AWS call while the policies are unknown: {calls}"
