@@ -205,7 +205,7 @@ def _register(registry: kopf.OperatorRegistry, tick: int) -> None:
         if await _secrets_changed(body, memo) or await _lane_changed(body, memo):
             await _checking(_run, body, patch, drift_check=False, memo=memo)
             return
-        if _refused_by_policy(body):  # nothing on AWS to check (no call at all) until the spec or a policy changes
+        if _held_by_policy(body):  # nothing on AWS to check (no call at all) until the spec or a policy changes
             return
         if fleet() is not None:
             await _fleet_check(body, patch, memo)
@@ -301,25 +301,32 @@ async def _lane_changed(body: kopf.Body, memo: kopf.Memo) -> bool:
     reader = runtime().lanes
     if reader is None or (body.get("status") or {}).get("observedGeneration") != body.meta.get("generation"):
         return False  # a spec change not applied yet: its own handler checks the policies
-    was = _refused_by_policy(body)
+    held = _held_by_policy(body)
     interval = runtime().settings.secret_check_interval_seconds or 0
-    if was is None and reader.fresh_and_no_policies() or \
+    if held is None and reader.fresh_and_no_policies() or \
             time.monotonic() - memo.get("lane_checked_at", 0.0) < interval:
         return False
     memo["lane_checked_at"] = time.monotonic()
     try:
         now = await _checking(tenancy_reads.verdict, reader, body)
     except tenancy_reads.Unreadable:
-        return False  # the next run says so (PolicyUnreadable); a tick does not guess
-    return now != was
+        return False  # still unreadable, or newly so: the next run says so (PolicyUnreadable); a tick does not guess
+    if held is not None and held[0] == POLICY_UNREADABLE:
+        return True  # readable again
+    return now != (held[1] if held is not None else None)
 
 
-def _refused_by_policy(body: kopf.Body) -> str | None:
-    """The refusal the status shows for the current spec (Synced: NotPermitted), if any."""
-    previous = body.get("status") or {}
-    synced = next((c for c in previous.get("conditions") or [] if c.get("type") == "Synced"), {})
-    current = previous.get("observedGeneration") == body.meta.get("generation")
-    return synced.get("message") if current and synced.get("reason") == tenancy.NOT_PERMITTED else None
+POLICY_UNREADABLE = "PolicyUnreadable"
+
+
+def _held_by_policy(body: kopf.Body) -> tuple[str, str] | None:
+    """(reason, message) when Synced says, about the current spec, that a policy refuses it (NotPermitted) or
+    that the policies could not be read (PolicyUnreadable); else None."""
+    synced = next((c for c in (body.get("status") or {}).get("conditions") or [] if c.get("type") == "Synced"), {})
+    if synced.get("observedGeneration") == body.meta.get("generation") and \
+            synced.get("reason") in (tenancy.NOT_PERMITTED, POLICY_UNREADABLE):
+        return synced["reason"], synced.get("message", "")
+    return None
 
 
 def _check_lane(body: kopf.Body, patch: kopf.Patch, resource: EcsAlbService, log: Any) -> None:
@@ -333,7 +340,7 @@ def _check_lane(body: kopf.Body, patch: kopf.Patch, resource: EcsAlbService, log
         log.warning("policies unreadable", error=str(exc))
         old = (body.get("status") or {}).get("conditions")
         patch.status["conditions"] = status.set_conditions(
-            old, status.condition(old, "Synced", False, "PolicyUnreadable", message),
+            old, status.condition(old, "Synced", False, POLICY_UNREADABLE, message),
             generation=body.meta.get("generation"))
         raise kopf.TemporaryError(message, delay=runtime().settings.transient_retry_seconds) from exc
 
