@@ -296,14 +296,15 @@ def _refused(namespace: str) -> certificate_secrets.Refused:
 
 async def _lane_changed(body: kopf.Body, memo: kopf.Memo) -> bool:
     """Whether the policies of the namespace (or its labels) now refuse this spec when the status says they did
-    not, or the other way round: a policy written, changed or deleted takes effect within a tick. Nothing is
-    read or parsed while no policy exists and the status shows no refusal."""
+    not, or the other way round: a policy written, changed or deleted takes effect within a tick or two. While
+    no policy exists and the status shows no refusal, no tick waits and nothing is parsed: the policies are
+    listed again in the background, once a tick for the whole fleet."""
     reader = runtime().lanes
     if reader is None or (body.get("status") or {}).get("observedGeneration") != body.meta.get("generation"):
         return False  # a spec change not applied yet: its own handler checks the policies
     held = _held_by_policy(body)
     interval = runtime().settings.secret_check_interval_seconds or 0
-    if held is None and reader.fresh_and_no_policies() or \
+    if held is None and reader.no_policies(runtime().pools["checks"].submit) or \
             time.monotonic() - memo.get("lane_checked_at", 0.0) < interval:
         return False
     memo["lane_checked_at"] = time.monotonic()

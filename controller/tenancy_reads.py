@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from controller import GROUP, VERSION, tenancy
@@ -32,6 +32,7 @@ class Reader:
         self._cache: dict[str, tuple[float, Any]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+        self._refreshing = False
 
     def _get(self, path: str, empty: Any) -> Any:
         with self._guard:
@@ -48,12 +49,27 @@ class Reader:
             self._cache[path] = (time.monotonic(), value)
             return value
 
-    def fresh_and_no_policies(self) -> bool:
-        """Known without a request that no policy exists (the common single-team cluster: nothing to check)."""
+    def no_policies(self, submit: Callable[[Callable[[], Any]], Any]) -> bool:
+        """Whether the last list of policies had none (the common single-team cluster: nothing to check), known
+        without waiting: when that list is older than `ttl`, one refresh is handed to `submit` (a thread pool's),
+        never two at once, and its answer serves the next tick. So no timer tick waits for the API server."""
         if not self._read_policies:
             return True
         cached = self._cache.get(_POLICIES)
-        return cached is not None and time.monotonic() - cached[0] < self._ttl and not cached[1].get("items")
+        if cached is None or cached[1].get("items"):
+            return False
+        if time.monotonic() - cached[0] >= self._ttl and not self._refreshing:
+            self._refreshing = True
+            submit(self._refresh)
+        return True
+
+    def _refresh(self) -> None:
+        try:
+            self._get(_POLICIES, {"items": []})
+        except Unreadable:
+            pass  # the next run that needs the policies says so
+        finally:
+            self._refreshing = False
 
     def policies(self) -> tenancy.Policies:
         if not self._read_policies:
@@ -84,6 +100,8 @@ def check(reader: Reader, resource: Any) -> None:
 def verdict(reader: Reader, body: Mapping[str, Any]) -> str | None:
     """What `check` says of this object now: the refusal's message, or None when nothing is refused (also when
     the spec does not parse: that is InvalidSpec's business)."""
+    if not reader.policies():
+        return None  # not even parsed
     try:
         check(reader, parse_spec(dict(body)))
     except tenancy.NotPermitted as exc:
