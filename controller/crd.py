@@ -173,8 +173,11 @@ def build_policy_crd() -> dict[str, Any]:
                     "type": "object",
                     "description": "What the EcsAlbServices of the namespaces it selects may use on AWS "
                                    "(README \"Several teams in one cluster\").",
-                    "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
-                                   "metadata": {"type": "object"}, "spec": spec_schema},
+                    "properties": {"apiVersion": {"type": "string", "description": f"{GROUP}/{VERSION}."},
+                                   "kind": {"type": "string", "description": f"{tenancy.POLICY_KIND}."},
+                                   "metadata": {"type": "object", "description": "Kubernetes object metadata: name, "
+                                                                                 "labels, annotations, ..."},
+                                   "spec": spec_schema},
                     "required": ["spec"]}},
             }],
         },

@@ -44,8 +44,10 @@ NOT_PERMITTED = "NotPermitted"  # Ready's and Synced's reason for a spec outside
 
 
 class SelectorRequirement(_Model):
-    key: str = Field(min_length=1)
-    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    key: str = Field(min_length=1, description="A label's key.")
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(
+        description="In / NotIn: the label's value is / is not one of values; Exists / DoesNotExist: the label is "
+                    "set / not set.")
     values: list[str] = Field(default_factory=list, description="For In and NotIn; empty for Exists, DoesNotExist.")
 
     @model_validator(mode="after")
@@ -60,8 +62,10 @@ class SelectorRequirement(_Model):
 class LabelSelector(_Model):
     """A Kubernetes label selector; {} selects every namespace."""
 
-    match_labels: dict[str, str] = Field(default_factory=dict)
-    match_expressions: list[SelectorRequirement] = Field(default_factory=list)
+    match_labels: dict[str, str] = Field(default_factory=dict, description="Labels the namespace must have, "
+                                                                           "with these values.")
+    match_expressions: list[SelectorRequirement] = Field(default_factory=list,
+                                                         description="Requirements the namespace's labels must meet.")
 
 
 def _arn(pattern: str, example: str) -> Any:

@@ -12,6 +12,7 @@ from controller import tenancy
 from controller.crd import build_policy_crd, render_crd
 from controller.spec import SpecError, parse_spec
 from tests.tenants import policy, reference_grant
+from tests.test_crd import nodes
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PREREQS = devenv.Prerequisites(vpc_id="vpc-0a", lb_subnets=["subnet-01", "subnet-02"],
@@ -42,6 +43,9 @@ def test_the_policy_crd_file_matches_the_model_and_is_cluster_scoped():
     crd = build_policy_crd()
     assert crd["spec"]["scope"] == "Cluster" and crd["spec"]["names"]["kind"] == "EcsAlbPolicy"
     assert yaml.safe_load(render_crd("EcsAlbPolicy")) == crd
+    undescribed = [path for path, node in nodes(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
+                   if path and not path.endswith(("[]", ".*")) and not str(node.get("description", "")).strip()]
+    assert undescribed == [], f"kubectl explain eap shows <no description> for {undescribed}"
 
 
 def test_no_policy_refuses_nothing_and_a_policy_of_other_namespaces_neither():
