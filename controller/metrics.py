@@ -117,6 +117,8 @@ class Metrics:
                                              registry=self.registry)
         self.reconciles = Counter("ecsalb_reconciles", "Reconciles after a spec change, by result",
                                   ["result"], registry=self.registry)
+        self.ticks = Counter("ecsalb_timer_ticks", "Timer ticks of the EcsAlbServices (one per resource per tick; "
+                             "most find nothing due and log no line)", registry=self.registry)
         # The checks' threads (fleet mode): how many checks wait for one, and how long they waited. A backlog
         # means sweep fields are compared later than the sweep interval says.
         self.checks_waiting = Gauge("ecsalb_checks_waiting", "Checks queued for a thread, by pool (checks: periodic, "

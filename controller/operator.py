@@ -139,7 +139,7 @@ def _lock(uid: str) -> threading.Lock:
 
 
 def _register(registry: kopf.OperatorRegistry, tick: int) -> None:
-    @kopf.on.startup(registry=registry)
+    @kopf.on.startup(registry=registry, id="startup")
     def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.persistence.finalizer = FINALIZER
         # `kubectl describe` shows who posted an event (its "From" column): this operator, on this pod.
@@ -164,12 +164,12 @@ def _register(registry: kopf.OperatorRegistry, tick: int) -> None:
         pools["urgent"] = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="ecsalb-urgent")
         _start_events(logs.get())
 
-    @kopf.on.cleanup(registry=registry)
+    @kopf.on.cleanup(registry=registry, id="cleanup")
     def cleanup(**_: Any) -> None:
         if fleet() is not None:
             fleet().close()
 
-    @kopf.on.login(registry=registry)
+    @kopf.on.login(registry=registry, id="login")
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         info = connection_info(**kwargs)
         # The same connection for the Secrets of listener certificates (kopf gives handlers no client).
@@ -180,7 +180,7 @@ def _register(registry: kopf.OperatorRegistry, tick: int) -> None:
             if runtime().kube is not None else None
         return info
 
-    @kopf.on.resume(*RESOURCE, registry=registry)
+    @kopf.on.resume(*RESOURCE, registry=registry, id="resume")
     def resume(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
         # A restart: a stack that was in sync waits for its turn in the fleet's checks (spread over the deep
         # period) instead of a thousand stacks reading AWS at once; one whose spec changed meanwhile converges.
@@ -189,16 +189,17 @@ def _register(registry: kopf.OperatorRegistry, tick: int) -> None:
             return
         _run(body, patch, drift_check=False, memo=memo)
 
-    @kopf.on.create(*RESOURCE, registry=registry)
-    @kopf.on.update(*RESOURCE, registry=registry, field="spec")
+    @kopf.on.create(*RESOURCE, registry=registry, id="converge")
+    @kopf.on.update(*RESOURCE, registry=registry, field="spec", id="converge")
     def converge(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
         with budget.priority(budget.HIGH):  # a change a user just made goes before periodic checks
             _run(body, patch, drift_check=False, memo=memo)
 
     # Async: most ticks decide in the event loop that nothing is due; what is due runs on the checks' own
     # threads, so a thousand timers never queue behind the creates and spec changes on kopf's threads.
-    @kopf.timer(*RESOURCE, registry=registry, interval=tick, initial_delay=tick)
+    @kopf.timer(*RESOURCE, registry=registry, interval=tick, initial_delay=tick, id="drift_check")
     async def drift_check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+        metrics().ticks.inc()  # a quiet tick is counted, not logged (controller/logs.py)
         if body.meta.get("deletionTimestamp"):
             return
         # A certificate's Secret (or its grant) changed, or a policy now says otherwise of this spec: converge now.
@@ -216,7 +217,7 @@ def _register(registry: kopf.OperatorRegistry, tick: int) -> None:
         schedule.last_drift_check = time.monotonic()
         await _checking(_run, body, patch, drift_check=True, memo=memo)
 
-    @kopf.on.delete(*RESOURCE, registry=registry)
+    @kopf.on.delete(*RESOURCE, registry=registry, id="remove")
     def remove(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
         with budget.priority(budget.HIGH):
             _remove(body, patch)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import urllib.request
 
 import devenv
 from tests.test_operator import condition
-from tests.test_run_command import run_operator, stopped, watching
+from tests.test_run_command import free_port, run_operator, stopped, watching
 
 NS = "default"
 
@@ -21,7 +23,8 @@ def same_zone_subnets(aws, prereqs) -> list[str]:
 
 
 async def test_quiet_ticks_write_nothing_and_a_users_bad_spec_is_a_warning(emulator, moto_server, aws, prereqs):
-    process = run_operator(emulator, moto_server, {}, "--drift-interval", "10", "--metrics-port", "0",
+    metrics_port = free_port()
+    process = run_operator(emulator, moto_server, {}, "--drift-interval", "10", "--metrics-port", str(metrics_port),
                            "--liveness", "http://127.0.0.1:0/healthz")
     try:
         await watching(emulator, process)
@@ -37,6 +40,8 @@ async def test_quiet_ticks_write_nothing_and_a_users_bad_spec_is_a_warning(emula
                 condition(refused, "Ready").get("reason") == "InvalidSpec"
         await devenv.wait_for(settled, 60, interval=0.2, message="not Ready and InvalidSpec")
         await asyncio.sleep(25)  # two timer ticks (10 s) of the drift checks, nothing to report
+        scraped = await asyncio.to_thread(lambda: urllib.request.urlopen(
+            f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode())
     finally:
         output = stopped(process)
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
@@ -46,6 +51,9 @@ async def test_quiet_ticks_write_nothing_and_a_users_bad_spec_is_a_warning(emula
         "events_queue": None}
     assert start["version"] and "unknown" not in start["version"]
     assert not [x for x in lines if str(x.get("event", "")).startswith("Timer ")], "a quiet tick writes no line"
+    [ticks] = re.findall(r"^ecsalb_timer_ticks_total (\S+)$", scraped, re.M)
+    assert float(ticks) >= 4, "two resources, two ticks each at least: counted instead"
+    assert not [x for x in lines if "<locals>" in str(x.get("event", ""))], "handlers are named, not internal names"
     assert not [x for x in lines if x.get("level") in ("error", "critical")], [
         x for x in lines if x.get("level") in ("error", "critical")]
     about_bad = [x for x in lines if x.get("name") == "bad" and x.get("level") == "warning"]
