@@ -89,7 +89,7 @@ def _metadata(data: bytes) -> dict[str, Any]:
             meta.setdefault(_META_MAPS[number], {})[key] = item.decode("utf-8")
         elif number == 14:
             meta.setdefault("finalizers", []).append(_text(value))
-        elif number not in _META_IGNORED or (isinstance(value, bytes) and value) or (isinstance(value, int) and value):
+        elif number not in _META_IGNORED or value:  # a server-set field with a value: not a create
             raise NotSupported(f"metadata field {number}")
     return meta
 
